@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::config {
+
+/// Where a TLS certificate and key come from (PEM files). An empty `cert_file` means TLS off.
+struct TlsFiles {
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file; ///< peers' CA; for listeners: verify client certificates when set
+    bool enabled() const noexcept { return !cert_file.empty(); }
+};
+
+/// One client-facing listener.
+struct Listener {
+    std::string name;
+    std::string protocol = "mysql"; ///< "mysql" (TDS comes later)
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 6033;
+    std::uint32_t max_connections = 10000; ///< over this, clients get error 1040
+    TlsFiles tls;                          ///< offered to clients that send SSL_REQUEST
+    bool require_tls = false;              ///< refuse clients that do not upgrade
+    /// Auth plugin named in the greeting: "mysql_native_password" or "caching_sha2_password".
+    std::string auth_plugin = "mysql_native_password";
+};
+
+enum class BackendRole { primary, replica };
+
+/// One database server behind Sluice.
+struct Backend {
+    std::string name;
+    std::string host;
+    std::uint16_t port = 3306;
+    BackendRole role = BackendRole::replica;
+    std::string zone;
+    std::uint32_t weight = 1;
+    bool tls = false; ///< reach this backend over TLS (settings in [backend_tls])
+};
+
+/// TLS toward backends.
+struct BackendTls {
+    std::string ca_file;   ///< CA to verify the server certificate; empty: no verification
+    std::string cert_file; ///< client certificate, optional
+    std::string key_file;
+    bool verify_hostname = false;
+};
+
+/// A user clients log in as; Sluice logs in to the backends with the same credentials.
+struct User {
+    std::string name;
+    std::string password; ///< resolved: from `password` or from the `password_env` variable
+};
+
+struct Admin {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 6090;
+    bool enabled = true;
+};
+
+struct Logging {
+    std::string level = "info"; ///< trace, debug, info, warn, error, critical, off
+};
+
+/// The whole configuration, validated: every field holds an allowed value.
+struct Config {
+    std::string source; ///< the file it came from
+    unsigned workers = 0; ///< 0: one per core
+    std::string server_version; ///< greeting version; empty: learned from the primary
+    std::uint32_t max_packet_size = 64 * 1024 * 1024; ///< largest client command (bytes)
+    std::chrono::milliseconds connect_timeout{3000};   ///< backend connect + handshake
+    std::chrono::milliseconds client_handshake_timeout{10000};
+    std::chrono::milliseconds shutdown_grace{10000};
+    std::vector<Listener> listeners;
+    std::vector<Backend> backends;
+    BackendTls backend_tls;
+    std::vector<User> users;
+    Admin admin;
+    Logging logging;
+
+    /// The first backend with role primary (validation guarantees exactly one).
+    const Backend& primary() const;
+    /// The user by name, or nullptr.
+    const User* find_user(std::string_view name) const noexcept;
+};
+
+/// Thrown by load_file / load_string: `what()` is "file:line: key: reason".
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Parses and validates a TOML configuration file. Throws ConfigError.
+/// Relative TLS file names are resolved against the file's directory; Config holds the result.
+Config load_file(const std::string& path);
+/// The same from text; `source_name` stands for the file name in messages. Relative TLS file
+/// names are taken relative to the current directory.
+Config load_string(std::string_view text, const std::string& source_name);
+
+} // namespace sluice::config

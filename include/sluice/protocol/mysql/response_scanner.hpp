@@ -1,0 +1,84 @@
+#pragma once
+
+#include "sluice/protocol/error.hpp"
+#include "sluice/protocol/mysql/constants.hpp"
+
+#include <array>
+
+namespace sluice::protocol::mysql {
+
+/// The shape of the response a command gets, which decides where that response ends.
+enum class ResponseKind : std::uint8_t {
+    query,      ///< COM_QUERY, COM_STMT_EXECUTE: OK | ERR | LOCAL INFILE | result sets
+    prepare,    ///< COM_STMT_PREPARE: ERR | prepare-OK, parameter and column definitions
+    rows,       ///< COM_STMT_FETCH: rows up to EOF/OK | ERR
+    field_list, ///< COM_FIELD_LIST: column definitions up to EOF/OK | ERR
+    single,     ///< one message: COM_PING, COM_INIT_DB, COM_STATISTICS, COM_STMT_RESET ...
+};
+
+/// Follows a server's response as bytes stream through, without buffering them, and says
+/// where it ends (MySQL protocol: "Text Resultset", "Binary Protocol Resultset",
+/// "COM_STMT_PREPARE Response", "LOCAL INFILE Request"). Packets of 0xFFFFFF bytes continue
+/// in the next packet. Sans-I/O: feed it each chunk as it arrives.
+class ResponseScanner {
+public:
+    enum class State : std::uint8_t {
+        running,      ///< more bytes belong to this response
+        done,         ///< the response is complete
+        local_infile, ///< the server asked for a file: client data flows, then resume()
+    };
+
+    /// Begins a new response. `deprecate_eof`: CLIENT_DEPRECATE_EOF was negotiated.
+    void start(ResponseKind kind, bool deprecate_eof) noexcept;
+    /// After LOCAL INFILE data went to the server: its OK or ERR (and any results) follow.
+    void resume() noexcept;
+
+    /// Consumes bytes from the front of `in` up to the end of the response. Returns how many
+    /// it consumed: all of `in` while running, fewer when the response ended inside `in`.
+    /// codec_errc::malformed for bytes no server sends in this state.
+    result<std::size_t> feed(Bytes in) noexcept;
+
+    State state() const noexcept { return state_; }
+    /// Status flags of the last OK or EOF seen (SERVER_STATUS_IN_TRANS and friends).
+    std::uint16_t last_status() const noexcept { return status_; }
+    /// Whether the response ended with an ERR packet.
+    bool ended_with_error() const noexcept { return error_; }
+    /// For a prepare: the statement id from the prepare-OK.
+    std::uint32_t statement_id() const noexcept { return stmt_id_; }
+    /// Packets seen in this response (for metrics and tests).
+    std::uint64_t packets() const noexcept { return packets_; }
+
+private:
+    enum class Phase : std::uint8_t {
+        first,        ///< first packet of a (next) result
+        column_defs,  ///< `remaining_` column definitions to skip
+        columns_eof,  ///< the EOF after the column definitions
+        rows,         ///< rows up to a terminator
+        skip_defs,    ///< prepare: parameter/column definitions and their EOFs
+        single,
+    };
+    static constexpr std::size_t prefix_cap = 24; // 0xFE + two 9-byte lenencs + status
+
+    error_code on_packet(bool& done) noexcept; // classify the packet just consumed
+    bool after_result(std::uint16_t status) noexcept;
+
+    ResponseKind kind_ = ResponseKind::single;
+    Phase phase_ = Phase::single;
+    State state_ = State::done;
+    bool deprecate_eof_ = false;
+    bool error_ = false;
+    bool continuation_ = false;  // this packet continues a 0xFFFFFF-byte one
+    std::uint8_t header_have_ = 0;
+    std::array<std::uint8_t, 4> header_{};
+    std::size_t payload_len_ = 0;  // of the current packet
+    std::size_t payload_left_ = 0; // bytes of it not yet consumed
+    std::size_t prefix_have_ = 0;
+    std::array<std::uint8_t, prefix_cap> prefix_{};
+    std::uint64_t remaining_ = 0;  // definitions left in column_defs / skip_defs
+    std::uint16_t status_ = 0;
+    std::uint32_t stmt_id_ = 0;
+    std::uint64_t packets_ = 0;
+    std::uint16_t prep_params_ = 0, prep_columns_ = 0;
+};
+
+} // namespace sluice::protocol::mysql

@@ -1,0 +1,236 @@
+#include "admin.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+namespace sluice {
+
+namespace http = boost::beast::http;
+namespace mysql = protocol::mysql;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+/// Sums the workers' counters into metric families at scrape time.
+class WorkerCollector final : public prometheus::Collectable {
+public:
+    explicit WorkerCollector(const std::vector<std::unique_ptr<Worker>>& workers)
+        : workers_(workers) {}
+
+    std::vector<prometheus::MetricFamily> Collect() const override {
+        std::vector<prometheus::MetricFamily> out;
+        auto sum = [this](auto field) {
+            std::uint64_t total = 0;
+            for (const auto& w : workers_) total += field(w->stats()).get();
+            return static_cast<double>(total);
+        };
+        auto counter = [&](const char* name, const char* help, auto field) {
+            prometheus::MetricFamily f{name, help, prometheus::MetricType::Counter, {}};
+            prometheus::ClientMetric m;
+            m.counter.value = sum(field);
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        };
+        counter("sluice_client_connections_total", "Client connections accepted",
+                [](WorkerStats& s) -> Counter& { return s.connections_total; });
+        counter("sluice_client_tls_connections_total", "Client connections upgraded to TLS",
+                [](WorkerStats& s) -> Counter& { return s.tls_connections_total; });
+        counter("sluice_client_bytes_received_total", "Bytes received from clients",
+                [](WorkerStats& s) -> Counter& { return s.bytes_from_clients; });
+        counter("sluice_client_bytes_sent_total", "Bytes sent to clients",
+                [](WorkerStats& s) -> Counter& { return s.bytes_to_clients; });
+        counter("sluice_backend_connects_total", "Backend connections attempted",
+                [](WorkerStats& s) -> Counter& { return s.backend_connects_total; });
+        counter("sluice_backend_connect_errors_total",
+                "Backend connections that failed (unreachable, timeout, protocol)",
+                [](WorkerStats& s) -> Counter& { return s.backend_connect_errors_total; });
+        {
+            prometheus::MetricFamily f{"sluice_client_connections_active",
+                                       "Client connections open now",
+                                       prometheus::MetricType::Gauge,
+                                       {}};
+            prometheus::ClientMetric m;
+            m.gauge.value =
+                sum([](WorkerStats& s) -> Counter& { return s.connections_active; });
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        }
+        {
+            prometheus::MetricFamily f{"sluice_client_commands_total",
+                                       "Client commands by MySQL command",
+                                       prometheus::MetricType::Counter,
+                                       {}};
+            for (std::size_t i = 0; i <= 32; ++i) {
+                const double v =
+                    sum([i](WorkerStats& s) -> Counter& { return s.commands[i]; });
+                if (v == 0) continue;
+                prometheus::ClientMetric m;
+                m.label.push_back(
+                    {"command", i < 32 ? mysql::command_name(static_cast<std::uint8_t>(i))
+                                       : "unknown"});
+                m.counter.value = v;
+                f.metric.push_back(std::move(m));
+            }
+            out.push_back(std::move(f));
+        }
+        {
+            prometheus::MetricFamily f{"sluice_client_errors_total",
+                                       "Client sessions refused or ended by an error, by reason",
+                                       prometheus::MetricType::Counter,
+                                       {}};
+            for (std::size_t i = 0; i < static_cast<std::size_t>(ClientError::count_); ++i) {
+                prometheus::ClientMetric m;
+                m.label.push_back({"reason", client_error_name(static_cast<ClientError>(i))});
+                m.counter.value = sum([i](WorkerStats& s) -> Counter& { return s.client_errors[i]; });
+                f.metric.push_back(std::move(m));
+            }
+            out.push_back(std::move(f));
+        }
+        {
+            prometheus::MetricFamily f{"sluice_query_duration_seconds",
+                                       "Time from a client command to the end of its response",
+                                       prometheus::MetricType::Histogram,
+                                       {}};
+            prometheus::ClientMetric m;
+            std::uint64_t cumulative = 0;
+            for (std::size_t i = 0; i <= latency_bounds.size(); ++i) {
+                cumulative += static_cast<std::uint64_t>(
+                    sum([i](WorkerStats& s) -> Counter& { return s.latency_buckets[i]; }));
+                prometheus::ClientMetric::Bucket b;
+                b.cumulative_count = cumulative;
+                b.upper_bound = i < latency_bounds.size()
+                                    ? latency_bounds[i]
+                                    : std::numeric_limits<double>::infinity();
+                m.histogram.bucket.push_back(b);
+            }
+            m.histogram.sample_count = cumulative;
+            m.histogram.sample_sum =
+                sum([](WorkerStats& s) -> Counter& { return s.latency_sum_ns; }) / 1e9;
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        }
+        return out;
+    }
+
+private:
+    const std::vector<std::unique_ptr<Worker>>& workers_;
+};
+} // namespace
+
+struct AdminServer::Impl {
+    Impl(const config::Admin& c, const std::vector<std::unique_ptr<Worker>>& workers,
+         const Shared& s)
+        : cfg(c), shared(s), collector(workers), registry(std::make_shared<prometheus::Registry>()) {
+        auto& info = prometheus::BuildGauge()
+                         .Name("sluice_build_info")
+                         .Help("Sluice version and the server version it announces")
+                         .Register(*registry);
+        info.Add({{"version", SLUICE_VERSION}, {"server_version", shared.server_version}}).Set(1);
+        auto& w = prometheus::BuildGauge()
+                      .Name("sluice_workers")
+                      .Help("Worker threads")
+                      .Register(*registry);
+        w.Add({}).Set(static_cast<double>(workers.size()));
+    }
+
+    std::string metrics_text() const {
+        auto families = registry->Collect();
+        auto more = collector.Collect();
+        families.insert(families.end(), std::make_move_iterator(more.begin()),
+                        std::make_move_iterator(more.end()));
+        return prometheus::TextSerializer{}.Serialize(families);
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        boost::beast::tcp_stream stream{std::move(socket)};
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::string_body> req;
+            stream.expires_after(std::chrono::seconds(30));
+            auto [ec, n] = co_await http::async_read(stream, buffer, req, use_tuple);
+            if (ec) co_return;
+            http::response<http::string_body> res;
+            res.version(req.version());
+            res.keep_alive(req.keep_alive());
+            res.set(http::field::server, "sluice");
+            const auto target = req.target();
+            const auto path = target.substr(0, target.find('?'));
+            if (req.method() != http::verb::get && req.method() != http::verb::head) {
+                res.result(http::status::method_not_allowed);
+                res.body() = "method not allowed\n";
+            } else if (path == "/metrics") {
+                res.result(http::status::ok);
+                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                res.body() = metrics_text();
+            } else if (path == "/healthz") {
+                const bool ok = !draining.load();
+                res.result(ok ? http::status::ok : http::status::service_unavailable);
+                res.set(http::field::content_type, "text/plain");
+                res.body() = ok ? "ok\n" : "draining\n";
+            } else {
+                res.result(http::status::not_found);
+                res.body() = "not found\n";
+            }
+            res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+            if (wec || !res.keep_alive()) co_return;
+        }
+    }
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+            if (ec) continue;
+            asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    const config::Admin& cfg;
+    const Shared& shared;
+    WorkerCollector collector;
+    std::shared_ptr<prometheus::Registry> registry;
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
+    std::thread thread;
+    std::atomic<bool> draining{false};
+};
+
+AdminServer::AdminServer(const config::Admin& cfg,
+                         const std::vector<std::unique_ptr<Worker>>& workers, const Shared& shared)
+    : impl_(std::make_unique<Impl>(cfg, workers, shared)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::start() {
+    const tcp::endpoint ep{asio::ip::make_address(impl_->cfg.address), impl_->cfg.port};
+    impl_->acceptor.open(ep.protocol());
+    impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
+    impl_->acceptor.bind(ep);
+    impl_->acceptor.listen();
+    asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+    impl_->thread = std::thread([this] { impl_->io.run(); });
+}
+
+void AdminServer::set_draining() noexcept { impl_->draining = true; }
+
+void AdminServer::stop() {
+    if (!impl_->thread.joinable()) return;
+    impl_->io.stop();
+    impl_->thread.join();
+}
+
+} // namespace sluice

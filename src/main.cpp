@@ -1,0 +1,232 @@
+// sluice: a read/write-splitting SQL proxy. Entry point: arguments, configuration, workers,
+// the admin listener, signals and shutdown.
+
+#include "admin.hpp"
+#include "server.hpp"
+
+#include "sluice/pool/backend_conn.hpp"
+#include "sluice/protocol/mysql/constants.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string_view>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace mysql = sluice::protocol::mysql;
+
+constexpr const char* usage = R"(Usage: sluice --config FILE
+       sluice --check-config FILE
+       sluice --version | --help
+
+Sluice is a read/write-splitting proxy for MySQL and MariaDB clients.
+
+Options:
+  -c, --config FILE        run with the TOML configuration FILE
+      --check-config FILE  validate FILE, print what is wrong with file:line, and exit
+                           (exit code 0 when valid, 2 when not)
+  -V, --version            print the version and exit
+  -h, --help               print this help and exit
+
+Signals: SIGTERM and SIGINT stop accepting, let running statements finish for up to
+shutdown_grace_ms, then close the remaining connections.
+See sluice.example.toml for every configuration key.
+)";
+
+// What Sluice can offer clients; the primary's own capabilities narrow it at start.
+constexpr std::uint32_t proxy_capabilities =
+    mysql::cap::long_password | mysql::cap::found_rows | mysql::cap::long_flag |
+    mysql::cap::connect_with_db | mysql::cap::no_schema | mysql::cap::local_files |
+    mysql::cap::ignore_space | mysql::cap::protocol_41 | mysql::cap::interactive |
+    mysql::cap::ignore_sigpipe | mysql::cap::transactions | mysql::cap::secure_connection |
+    mysql::cap::multi_statements | mysql::cap::multi_results | mysql::cap::ps_multi_results |
+    mysql::cap::plugin_auth | mysql::cap::connect_attrs | mysql::cap::plugin_auth_lenenc_data |
+    mysql::cap::can_handle_expired_passwords | mysql::cap::session_track |
+    mysql::cap::deprecate_eof;
+
+std::unique_ptr<asio::ssl::context> server_tls(const sluice::config::TlsFiles& f) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    ctx->use_certificate_chain_file(f.cert_file);
+    ctx->use_private_key_file(f.key_file, asio::ssl::context::pem);
+    if (!f.ca_file.empty()) {
+        ctx->load_verify_file(f.ca_file);
+        ctx->set_verify_mode(asio::ssl::verify_peer);
+    }
+    return ctx;
+}
+
+std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls& t) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    if (!t.ca_file.empty()) {
+        ctx->load_verify_file(t.ca_file);
+        ctx->set_verify_mode(asio::ssl::verify_peer);
+    } else {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+    }
+    if (!t.cert_file.empty()) {
+        ctx->use_certificate_chain_file(t.cert_file);
+        ctx->use_private_key_file(t.key_file, asio::ssl::context::pem);
+    }
+    return ctx;
+}
+
+/// Learns the primary's version and capabilities from its greeting, so clients see the
+/// server they would see directly.
+void probe_primary(sluice::Shared& shared) {
+    asio::io_context io;
+    auto fut = asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary, shared.cfg.connect_timeout),
+                              asio::use_future);
+    io.run();
+    auto greeting = fut.get();
+    std::uint32_t primary_caps = ~0u;
+    if (greeting) {
+        primary_caps = greeting->capabilities;
+        if (shared.server_version.empty()) shared.server_version = greeting->server_version;
+        spdlog::info("primary {} at {}:{} is {}", shared.primary.name, shared.primary.host,
+                     shared.primary.port, greeting->server_version);
+    } else {
+        spdlog::warn("primary {} at {}:{} did not answer at start ({}); clients will get "
+                     "errors until it does",
+                     shared.primary.name, shared.primary.host, shared.primary.port,
+                     greeting.error().message());
+        if (shared.server_version.empty()) shared.server_version = "8.0.0-sluice";
+    }
+    shared.server_capabilities = (proxy_capabilities & primary_caps) |
+                                 mysql::cap::long_password | mysql::cap::protocol_41 |
+                                 mysql::cap::secure_connection | mysql::cap::plugin_auth;
+}
+
+int run(const sluice::config::Config& cfg) {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
+    spdlog::set_level(spdlog::level::from_str(cfg.logging.level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    sluice::Shared shared{cfg};
+    shared.server_version = cfg.server_version;
+    for (const auto& l : cfg.listeners) {
+        auto ls = std::make_unique<sluice::ListenerShared>();
+        ls->cfg = &l;
+        if (l.tls.enabled()) ls->tls = server_tls(l.tls);
+        shared.listeners.push_back(std::move(ls));
+    }
+    const auto& p = cfg.primary();
+    if (p.tls) shared.backend_tls = client_tls(cfg.backend_tls);
+    shared.primary = {p.name, p.host, p.port, shared.backend_tls.get(),
+                      cfg.backend_tls.verify_hostname};
+    probe_primary(shared);
+
+    unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<sluice::Worker>> workers;
+    for (unsigned i = 0; i < n; ++i) {
+        workers.push_back(std::make_unique<sluice::Worker>(i, shared));
+        workers.back()->listen();
+    }
+    sluice::AdminServer admin{cfg.admin, workers, shared};
+    if (cfg.admin.enabled) admin.start();
+
+    asio::io_context main_io;
+    asio::signal_set signals{main_io, SIGINT, SIGTERM};
+    asio::steady_timer grace{main_io};
+    bool stopping = false;
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (stopping) {
+                spdlog::info("second signal {}: closing every connection now", sig);
+                for (auto& w : workers) w->force_close();
+                return;
+            }
+            stopping = true;
+            spdlog::info("signal {}: draining, grace period {} ms", sig, cfg.shutdown_grace.count());
+            admin.set_draining();
+            for (auto& w : workers) w->drain();
+            grace.expires_after(cfg.shutdown_grace);
+            grace.async_wait([&](const boost::system::error_code& tec) {
+                if (tec) return;
+                spdlog::info("grace period over: closing the remaining connections");
+                for (auto& w : workers) w->force_close();
+            });
+            signals.async_wait(on_signal);
+        };
+    signals.async_wait(on_signal);
+
+    for (auto& w : workers) w->start_thread();
+    for (const auto& l : cfg.listeners)
+        spdlog::info("listening for {} clients on {}:{} ({} workers)", l.protocol, l.address,
+                     l.port, n);
+    if (cfg.admin.enabled)
+        spdlog::info("admin HTTP on {}:{}", cfg.admin.address, cfg.admin.port);
+
+    std::thread signal_thread{[&] { main_io.run(); }};
+    for (auto& w : workers) w->join();
+    // Workers are done: stop waiting for signals and the grace timer.
+    asio::post(main_io, [&] {
+        signals.cancel();
+        grace.cancel();
+    });
+    signal_thread.join();
+    admin.stop();
+    spdlog::info("stopped");
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "-h" || a == "--help") {
+            std::fputs(usage, stdout);
+            return 0;
+        }
+        if (a == "-V" || a == "--version") {
+            std::printf("sluice %s\n", SLUICE_VERSION);
+            return 0;
+        }
+        if ((a == "-c" || a == "--config" || a == "--check-config") && i + 1 < argc) {
+            check_only = check_only || a == "--check-config";
+            config_path = argv[++i];
+            continue;
+        }
+        std::fprintf(stderr, "sluice: unknown argument '%s'\n\n%s", argv[i], usage);
+        return 2;
+    }
+    if (config_path.empty()) {
+        std::fputs(usage, stderr);
+        return 2;
+    }
+    sluice::config::Config cfg;
+    try {
+        cfg = sluice::config::load_file(config_path);
+    } catch (const sluice::config::ConfigError& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+    }
+    if (check_only) {
+        std::printf("%s: ok\n", config_path.c_str());
+        return 0;
+    }
+    try {
+        return run(cfg);
+    } catch (const std::exception& e) {
+        // Binding a port, reading a certificate: the daemon does not start half-configured.
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+}

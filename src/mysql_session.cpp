@@ -1,0 +1,531 @@
+#include "mysql_session.hpp"
+
+#include "sluice/protocol/mysql/packet.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace mysql = protocol::mysql;
+using mysql::Command;
+using mysql::ResponseKind;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t client_buffer_size = 16 * 1024;
+// Capabilities whose value changes the bytes of a response: client and backend must agree
+// on them for raw packets to pass through unchanged.
+constexpr std::uint32_t response_shaping_caps =
+    mysql::cap::deprecate_eof | mysql::cap::multi_results | mysql::cap::ps_multi_results |
+    mysql::cap::session_track | mysql::cap::local_files | mysql::cap::found_rows |
+    mysql::cap::multi_statements;
+
+std::array<std::uint8_t, mysql::nonce_size> fresh_nonce() {
+    std::array<std::uint8_t, mysql::nonce_size> raw{};
+    RAND_bytes(raw.data(), static_cast<int>(raw.size()));
+    std::array<std::uint8_t, mysql::nonce_size> nonce{};
+    mysql::make_nonce(raw, nonce);
+    return nonce;
+}
+
+mysql::ServerLogin::Options login_options(const ListenerShared& l, const std::string& peer) {
+    mysql::ServerLogin::Options o;
+    o.plugin = l.cfg->auth_plugin;
+    o.client_host = peer;
+    return o;
+}
+
+std::string peer_host(tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    return ec ? std::string{"unknown"} : ep.address().to_string();
+}
+} // namespace
+
+MysqlSession::MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& listener)
+    : worker_(worker), listener_(listener), client_(std::move(socket)), cbuf_(client_buffer_size),
+      login_(login_options(listener, peer_host(client_.socket())), fresh_nonce()),
+      peer_(peer_host(client_.socket())),
+      connection_id_(worker.shared().next_connection_id.fetch_add(1, std::memory_order_relaxed)),
+      opened_(std::chrono::steady_clock::now()) {
+    worker_.add_session(this);
+    auto& stats = worker_.stats();
+    stats.connections_total.add();
+    stats.connections_active.add();
+}
+
+MysqlSession::~MysqlSession() {
+    drop_backend();
+    client_.close();
+    if (counted_) listener_.connections.fetch_sub(1, std::memory_order_relaxed);
+    worker_.stats().connections_active.sub();
+    worker_.remove_session(this);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - opened_)
+                        .count();
+    spdlog::info("{} close after {} ms, {} commands: {}", prefix(), ms, queries_, end_reason_);
+}
+
+std::string MysqlSession::prefix() const { return fmt::format("s={}", connection_id_); }
+
+void MysqlSession::close_if_idle() noexcept {
+    if (idle_) {
+        end_reason_ = "shutdown";
+        client_.close();
+    }
+}
+
+void MysqlSession::force_close() noexcept {
+    end_reason_ = "shutdown grace period over";
+    client_.close();
+    if (backend_) backend_->close();
+}
+
+void MysqlSession::drop_backend() noexcept {
+    if (backend_) {
+        backend_->close();
+        backend_.reset();
+    }
+}
+
+asio::awaitable<void> MysqlSession::run() {
+    const auto max = listener_.cfg->max_connections;
+    if (listener_.connections.fetch_add(1, std::memory_order_relaxed) >= max) {
+        listener_.connections.fetch_sub(1, std::memory_order_relaxed);
+        worker_.stats().count_error(ClientError::too_many_connections);
+        end_reason_ = "too many connections";
+        co_await send_error(0, mysql::er::con_count_error, "08004", "Too many connections");
+        co_return;
+    }
+    counted_ = true;
+    spdlog::info("{} open from {} on {}", prefix(), peer_, listener_.cfg->name);
+
+    // The connection phase has a deadline; the command phase has none of its own.
+    asio::steady_timer timer{co_await asio::this_coro::executor,
+                             worker_.shared().cfg.client_handshake_timeout};
+    auto outcome = co_await (handshake() || timer.async_wait(use_tuple));
+    if (outcome.index() == 1) {
+        worker_.stats().count_error(ClientError::handshake_timeout);
+        end_reason_ = "handshake timed out";
+        co_return;
+    }
+    if (!std::get<0>(outcome)) co_return;
+    co_await command_loop();
+}
+
+// ---- connection phase ----
+
+asio::awaitable<bool> MysqlSession::handshake() {
+    Shared& shared = worker_.shared();
+    std::uint32_t caps = shared.server_capabilities;
+    if (listener_.tls) caps |= mysql::cap::ssl;
+    auto greeting = login_.make_greeting(shared.server_version, connection_id_, caps,
+                                         45 /* utf8mb4_general_ci */, mysql::status::autocommit);
+    out_.clear();
+    mysql::write_greeting(greeting, out_);
+    std::uint8_t seq = 0;
+    if (!co_await send_client(out_, seq)) co_return false;
+
+    auto frame = co_await pool::read_message(client_, cbuf_, 1 << 16);
+    if (!frame) {
+        end_reason_ = "closed during handshake";
+        co_return false;
+    }
+    auto response = mysql::parse_handshake_response(
+        mysql::assemble_payload(cbuf_.readable(), *frame, scratch_));
+    cbuf_.consume(frame->wire_size);
+    seq = frame->next_seq;
+    if (response && response->is_ssl_request) {
+        if (!listener_.tls) {
+            end_reason_ = "SSLRequest without TLS configured";
+            co_await send_error(seq, mysql::er::handshake_error, "08S01", "Bad handshake");
+            co_return false;
+        }
+        if (auto ec = co_await client_.start_tls_server(*listener_.tls)) {
+            end_reason_ = "TLS handshake failed";
+            spdlog::info("{} TLS handshake failed: {}", prefix(), ec.message());
+            co_return false;
+        }
+        worker_.stats().tls_connections_total.add();
+        frame = co_await pool::read_message(client_, cbuf_, 1 << 16);
+        if (!frame) {
+            end_reason_ = "closed during handshake";
+            co_return false;
+        }
+        response = mysql::parse_handshake_response(
+            mysql::assemble_payload(cbuf_.readable(), *frame, scratch_));
+        cbuf_.consume(frame->wire_size);
+        seq = frame->next_seq;
+    }
+    if (!response || response->is_ssl_request) {
+        worker_.stats().count_error(ClientError::malformed_packet);
+        end_reason_ = "malformed handshake response";
+        co_await send_error(seq, mysql::er::handshake_error, "08S01", "Bad handshake");
+        co_return false;
+    }
+    if (listener_.cfg->require_tls && !client_.tls()) {
+        worker_.stats().count_error(ClientError::tls_required);
+        end_reason_ = "TLS required";
+        co_await send_error(seq, mysql::er::secure_transport_required, "HY000",
+                            "Connections using insecure transport are prohibited while "
+                            "--require_secure_transport=ON.");
+        co_return false;
+    }
+    client_caps_ = (response->capabilities & caps) | mysql::cap::protocol_41;
+
+    const config::Config& cfg = shared.cfg;
+    auto lookup = [&cfg](std::string_view name) -> std::optional<std::string> {
+        const auto* u = cfg.find_user(name);
+        if (!u) return std::nullopt;
+        return u->password;
+    };
+    auto cached = [&shared](std::string_view name) { return shared.auth_cache.contains(name); };
+    auto action = login_.on_handshake_response(*response, client_.tls(), lookup, cached);
+    if (!co_await authenticate(std::move(action), seq)) co_return false;
+    user_ = login_.user();
+    co_return co_await connect_backend(user_, login_.password(), response->database,
+                                       response->charset, seq);
+}
+
+asio::awaitable<bool> MysqlSession::authenticate(mysql::AuthAction action, std::uint8_t& seq) {
+    for (;;) {
+        for (auto& p : action.packets) {
+            if (!co_await send_client(p, seq)) co_return false;
+        }
+        if (action.kind == mysql::AuthAction::Kind::fail) {
+            worker_.stats().count_error(ClientError::auth_failed);
+            end_reason_ = "authentication failed";
+            spdlog::info("{} login refused: {}", prefix(), action.error.message);
+            co_return false;
+        }
+        if (action.kind == mysql::AuthAction::Kind::send_and_succeed) {
+            worker_.shared().auth_cache.insert(login_.user());
+            co_return true;
+        }
+        auto frame = co_await pool::read_message(client_, cbuf_, 1 << 16);
+        if (!frame) {
+            end_reason_ = "closed during authentication";
+            co_return false;
+        }
+        seq = frame->next_seq;
+        action = login_.on_auth_data(mysql::assemble_payload(cbuf_.readable(), *frame, scratch_));
+        cbuf_.consume(frame->wire_size);
+    }
+}
+
+asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
+                                                    const std::string& password,
+                                                    const std::string& database,
+                                                    std::uint8_t charset, std::uint8_t& seq) {
+    Shared& shared = worker_.shared();
+    mysql::BackendLogin::Options opts;
+    opts.user = user;
+    opts.password = password;
+    opts.database = database;
+    opts.charset = charset;
+    opts.capabilities = client_caps_ & ~mysql::cap::ssl;
+    opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
+    worker_.stats().backend_connects_total.add();
+    auto [conn, failure] =
+        co_await pool::BackendConn::connect(shared.primary, std::move(opts), shared.cfg.connect_timeout);
+    if (!conn) {
+        if (failure.server_error) {
+            // The backend's own refusal (unknown database, denied access) reaches the client
+            // as the backend sent it.
+            end_reason_ = "backend refused login";
+            const auto& e = *failure.server_error;
+            co_await send_error(seq, e.code, e.sql_state.empty() ? "HY000" : e.sql_state.c_str(),
+                                e.message);
+            co_return false;
+        }
+        worker_.stats().backend_connect_errors_total.add();
+        worker_.stats().count_error(ClientError::backend_unavailable);
+        end_reason_ = "backend unavailable";
+        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), shared.primary.name,
+                     shared.primary.host, shared.primary.port, failure.ec.message());
+        co_await send_error(seq, mysql::er::conn_host_error, "HY000",
+                            fmt::format("Sluice cannot reach backend '{}': {}",
+                                        shared.primary.name, failure.ec.message()));
+        co_return false;
+    }
+    if ((conn->capabilities() & response_shaping_caps) != (client_caps_ & response_shaping_caps)) {
+        end_reason_ = "backend capabilities differ";
+        co_await send_error(seq, mysql::er::handshake_error, "08S01",
+                            "Sluice: backend capabilities do not match the client's");
+        co_return false;
+    }
+    backend_ = std::move(conn);
+    co_return co_await send_ok(seq, backend_->status());
+}
+
+// ---- command phase ----
+
+asio::awaitable<void> MysqlSession::command_loop() {
+    const std::size_t max_payload = worker_.shared().cfg.max_packet_size;
+    for (;;) {
+        cbuf_.shrink_to(client_buffer_size);
+        if (worker_.draining() && cbuf_.empty()) {
+            end_reason_ = "shutdown";
+            co_return;
+        }
+        idle_ = true;
+        auto frame = co_await pool::read_message(client_, cbuf_, max_payload);
+        idle_ = false;
+        if (!frame) {
+            const error_code ec = frame.error();
+            if (ec == protocol::codec_errc::oversized) {
+                worker_.stats().count_error(ClientError::oversized_packet);
+                end_reason_ = "packet over max_packet_size";
+                co_await send_error(1, mysql::er::net_packet_too_large, "08S01",
+                                    "Got a packet bigger than 'max_allowed_packet' bytes");
+            } else if (ec == protocol::codec_errc::bad_sequence) {
+                worker_.stats().count_error(ClientError::bad_sequence);
+                end_reason_ = "packets out of order";
+                co_await send_error(1, mysql::er::net_packets_out_of_order, "08S01",
+                                    "Got packets out of order");
+            } else if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+                end_reason_ = "client connection error";
+            }
+            co_return;
+        }
+        if (frame->first_seq != 0 || frame->payload_size == 0) {
+            worker_.stats().count_error(frame->payload_size == 0 ? ClientError::malformed_packet
+                                                                 : ClientError::bad_sequence);
+            end_reason_ = "malformed command packet";
+            co_await send_error(static_cast<std::uint8_t>(frame->first_seq + 1),
+                                mysql::er::net_packets_out_of_order, "08S01",
+                                frame->payload_size == 0 ? "Malformed packet: empty command"
+                                                         : "Got packets out of order");
+            co_return;
+        }
+        ++queries_;
+        const auto started = std::chrono::steady_clock::now();
+        worker_.stats().count_command(frame->first_byte);
+        worker_.stats().bytes_from_clients.add(frame->wire_size);
+        if (!co_await forward_command(*frame)) co_return;
+        worker_.stats().observe_latency(std::chrono::steady_clock::now() - started);
+    }
+}
+
+asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& frame) {
+    const auto cmd = static_cast<Command>(frame.first_byte);
+    ResponseKind kind = ResponseKind::single;
+    bool expects_response = true;
+    switch (cmd) {
+    case Command::quit:
+        end_reason_ = "client quit";
+        co_return false;
+    case Command::query:
+    case Command::stmt_execute:
+        kind = ResponseKind::query;
+        break;
+    case Command::stmt_prepare:
+        kind = ResponseKind::prepare;
+        break;
+    case Command::stmt_fetch:
+        kind = ResponseKind::rows;
+        break;
+    case Command::field_list:
+        kind = ResponseKind::field_list;
+        break;
+    case Command::init_db:
+    case Command::ping:
+    case Command::statistics:
+    case Command::set_option:
+    case Command::reset_connection:
+    case Command::stmt_reset:
+    case Command::process_kill:
+    case Command::refresh:
+    case Command::debug:
+        kind = ResponseKind::single;
+        break;
+    case Command::stmt_close:
+    case Command::stmt_send_long_data:
+        expects_response = false;
+        break;
+    case Command::change_user:
+        co_return co_await change_user(frame);
+    default: {
+        worker_.stats().count_error(ClientError::unknown_command);
+        cbuf_.consume(frame.wire_size);
+        // As a server does: the command is refused and the connection stays usable.
+        co_return co_await send_error(frame.next_seq, mysql::er::unknown_com, "08S01",
+                                      "Unknown command");
+    }
+    }
+
+    const auto cmd_bytes = cbuf_.readable().first(frame.wire_size);
+    if (auto ec = co_await backend_->transport().write_all(
+            asio::buffer(cmd_bytes.data(), cmd_bytes.size()))) {
+        cbuf_.consume(frame.wire_size);
+        worker_.stats().count_error(ClientError::backend_lost);
+        end_reason_ = "backend lost";
+        drop_backend();
+        co_await send_error(frame.next_seq, mysql::er::server_lost, "HY000",
+                            "Lost connection to backend server during query");
+        co_return false;
+    }
+    cbuf_.consume(frame.wire_size);
+    if (!expects_response) co_return true;
+
+    const std::uint8_t reply_seq = frame.next_seq;
+    const Relay r = co_await relay(kind);
+    switch (r) {
+    case Relay::ok:
+        co_return true;
+    case Relay::client_lost:
+        end_reason_ = "client gone mid-result";
+        co_return false;
+    case Relay::backend_lost:
+        worker_.stats().count_error(ClientError::backend_lost);
+        end_reason_ = "backend lost mid-query";
+        drop_backend();
+        if (scanner_.packets() == 0)
+            co_await send_error(reply_seq, mysql::er::server_lost, "HY000",
+                                "Lost connection to backend server during query");
+        co_return false;
+    case Relay::backend_protocol:
+        worker_.stats().count_error(ClientError::backend_lost);
+        end_reason_ = "backend protocol error";
+        spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
+                     worker_.shared().primary.name);
+        drop_backend();
+        co_return false;
+    }
+    co_return false;
+}
+
+asio::awaitable<MysqlSession::Relay> MysqlSession::relay(ResponseKind kind) {
+    scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
+    pool::ReadBuffer& bbuf = backend_->buffer();
+    pool::Transport& backend = backend_->transport();
+    for (;;) {
+        if (bbuf.empty()) {
+            auto space = bbuf.prepare();
+            auto [ec, n] = co_await backend.read_some(asio::buffer(space.data(), space.size()));
+            if (ec) co_return Relay::backend_lost;
+            bbuf.commit(n);
+        }
+        const auto chunk = bbuf.readable();
+        auto used = scanner_.feed(chunk);
+        if (!used) co_return Relay::backend_protocol;
+        // Result packets go to the client as they arrive, one write per read.
+        if (auto ec = co_await client_.write_all(asio::buffer(chunk.data(), *used)))
+            co_return Relay::client_lost;
+        worker_.stats().bytes_to_clients.add(*used);
+        bbuf.consume(*used);
+        switch (scanner_.state()) {
+        case mysql::ResponseScanner::State::running:
+            break;
+        case mysql::ResponseScanner::State::done:
+            // Nothing may follow a complete response until the next command.
+            if (!bbuf.empty()) co_return Relay::backend_protocol;
+            backend_->set_status(scanner_.last_status());
+            co_return Relay::ok;
+        case mysql::ResponseScanner::State::local_infile: {
+            const Relay r = co_await pump_local_infile();
+            if (r != Relay::ok) co_return r;
+            scanner_.resume();
+            break;
+        }
+        }
+    }
+}
+
+asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile() {
+    // The client sends the file as packets and ends it with an empty one; all go to the
+    // backend unchanged.
+    pool::Transport& backend = backend_->transport();
+    const mysql::PacketSplitter splitter{mysql::max_packet_payload};
+    for (;;) {
+        std::size_t pos = 0;
+        bool finished = false;
+        for (;;) {
+            auto p = splitter.next(cbuf_.readable().subspan(pos));
+            if (!p || !*p) break;
+            pos += (*p)->wire_size();
+            if ((*p)->payload.empty()) {
+                finished = true;
+                break;
+            }
+        }
+        if (pos > 0) {
+            const auto bytes = cbuf_.readable().first(pos);
+            if (auto ec = co_await backend.write_all(asio::buffer(bytes.data(), bytes.size())))
+                co_return Relay::backend_lost;
+            worker_.stats().bytes_from_clients.add(pos);
+            cbuf_.consume(pos);
+        }
+        if (finished) co_return Relay::ok;
+        auto space = cbuf_.prepare(4096);
+        auto [ec, n] = co_await client_.read_some(asio::buffer(space.data(), space.size()));
+        if (ec) co_return Relay::client_lost;
+        cbuf_.commit(n);
+    }
+}
+
+asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame) {
+    auto request = mysql::parse_change_user(
+        mysql::assemble_payload(cbuf_.readable(), frame, scratch_), client_caps_);
+    cbuf_.consume(frame.wire_size);
+    std::uint8_t seq = frame.next_seq;
+    if (!request) {
+        worker_.stats().count_error(ClientError::malformed_packet);
+        end_reason_ = "malformed COM_CHANGE_USER";
+        co_await send_error(seq, mysql::er::malformed_packet, "HY000", "Malformed packet");
+        co_return false;
+    }
+    Shared& shared = worker_.shared();
+    const config::Config& cfg = shared.cfg;
+    auto lookup = [&cfg](std::string_view name) -> std::optional<std::string> {
+        const auto* u = cfg.find_user(name);
+        if (!u) return std::nullopt;
+        return u->password;
+    };
+    auto cached = [&shared](std::string_view name) { return shared.auth_cache.contains(name); };
+    auto action = login_.on_change_user(*request, client_.tls(), lookup, cached);
+    if (!co_await authenticate(std::move(action), seq)) co_return false;
+    // A changed user starts from a fresh session: a new backend login gives exactly that.
+    drop_backend();
+    user_ = login_.user();
+    const auto charset = request->charset ? static_cast<std::uint8_t>(request->charset)
+                                          : std::uint8_t{45};
+    co_return co_await connect_backend(user_, login_.password(), request->database, charset, seq);
+}
+
+// ---- writing to the client ----
+
+asio::awaitable<bool> MysqlSession::send_client(std::vector<std::uint8_t>& payload,
+                                                std::uint8_t& seq) {
+    scratch_.clear();
+    seq = mysql::write_packets(payload, seq, scratch_);
+    auto ec = co_await client_.write_all(asio::buffer(scratch_));
+    worker_.stats().bytes_to_clients.add(scratch_.size());
+    co_return !ec;
+}
+
+asio::awaitable<bool> MysqlSession::send_error(std::uint8_t seq, std::uint16_t code,
+                                               const char* state, std::string message) {
+    out_.clear();
+    mysql::write_err({code, state, std::move(message)}, out_);
+    co_return co_await send_client(out_, seq);
+}
+
+asio::awaitable<bool> MysqlSession::send_ok(std::uint8_t seq, std::uint16_t status) {
+    mysql::OkPacket ok;
+    ok.status = static_cast<std::uint16_t>(status & ~mysql::status::session_state_changed);
+    // With CLIENT_SESSION_TRACK the info string is length-encoded: one 0 byte when empty.
+    if (client_caps_ & mysql::cap::session_track) ok.info.assign(1, '\0');
+    out_.clear();
+    mysql::write_ok(ok, out_);
+    co_return co_await send_client(out_, seq);
+}
+
+} // namespace sluice

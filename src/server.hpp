@@ -1,0 +1,95 @@
+#pragma once
+
+#include "sluice/config/config.hpp"
+#include "sluice/pool/backend_conn.hpp"
+#include "stats.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+/// What every worker reads and nothing changes after start (the atomics aside).
+struct ListenerShared {
+    const config::Listener* cfg = nullptr;
+    std::unique_ptr<asio::ssl::context> tls; ///< null without TLS
+    std::atomic<std::uint32_t> connections{0};
+};
+
+/// Remembers who logged in with caching_sha2_password, as a MySQL 8 server's cache does:
+/// a user's first login over TLS after start takes the full-authentication path.
+class AuthCache {
+public:
+    bool contains(std::string_view user) const;
+    void insert(std::string_view user);
+
+private:
+    mutable std::mutex mutex_;
+    std::set<std::string, std::less<>> users_;
+};
+
+struct Shared {
+    explicit Shared(const config::Config& c) : cfg(c) {}
+    const config::Config& cfg;
+    std::string server_version;
+    std::uint32_t server_capabilities = 0; ///< offered to clients (before CLIENT_SSL)
+    std::vector<std::unique_ptr<ListenerShared>> listeners;
+    std::unique_ptr<asio::ssl::context> backend_tls;
+    pool::BackendEndpoint primary;
+    std::atomic<std::uint32_t> next_connection_id{1};
+    AuthCache auth_cache;
+};
+
+class MysqlSession;
+
+/// One thread, one io_context, its own SO_REUSEPORT acceptors and sessions: shared-nothing.
+class Worker {
+public:
+    Worker(unsigned index, Shared& shared);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    /// Opens this worker's acceptors (throws std::system_error: the daemon cannot start).
+    void listen();
+    void start_thread();
+    void join();
+    /// Stop accepting and end idle sessions; busy ones end after their statement.
+    void drain();
+    /// End every session now.
+    void force_close();
+
+    asio::io_context& io() noexcept { return io_; }
+    Shared& shared() noexcept { return shared_; }
+    WorkerStats& stats() noexcept { return stats_; }
+    unsigned index() const noexcept { return index_; }
+    bool draining() const noexcept { return draining_; }
+
+    void add_session(MysqlSession* s) { sessions_.insert(s); }
+    void remove_session(MysqlSession* s) { sessions_.erase(s); }
+
+private:
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ListenerShared& listener);
+
+    unsigned index_;
+    Shared& shared_;
+    asio::io_context io_{1};
+    std::vector<std::pair<tcp::acceptor, ListenerShared*>> acceptors_;
+    std::unordered_set<MysqlSession*> sessions_;
+    WorkerStats stats_;
+    bool draining_ = false;
+    std::thread thread_;
+};
+
+} // namespace sluice

@@ -1,0 +1,69 @@
+#pragma once
+// Per-worker counters. Written only by their worker's thread (a relaxed load + store, no
+// locked instruction on the query path), read by the admin thread at scrape time.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace sluice {
+
+class Counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub(std::uint64_t n = 1) noexcept {
+        v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
+    std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> v_{0};
+};
+
+/// Query latency buckets, in seconds (Prometheus `le` bounds).
+inline constexpr std::array<double, 14> latency_bounds = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+/// Why a client session ended early; a label of sluice_client_errors_total.
+enum class ClientError : std::uint8_t {
+    malformed_packet,
+    oversized_packet,
+    bad_sequence,
+    unknown_command,
+    auth_failed,
+    too_many_connections,
+    tls_required,
+    handshake_timeout,
+    backend_unavailable,
+    backend_lost,
+    count_
+};
+const char* client_error_name(ClientError e) noexcept;
+
+struct WorkerStats {
+    Counter connections_total;
+    Counter connections_active;
+    Counter tls_connections_total;
+    std::array<Counter, 33> commands{}; // by command byte; [32] = unknown
+    Counter bytes_from_clients, bytes_to_clients;
+    Counter backend_connects_total, backend_connect_errors_total;
+    std::array<Counter, static_cast<std::size_t>(ClientError::count_)> client_errors{};
+    std::array<Counter, latency_bounds.size() + 1> latency_buckets{}; // last = +Inf
+    Counter latency_sum_ns, latency_count;
+
+    void count_command(std::uint8_t cmd) noexcept { commands[cmd < 32 ? cmd : 32].add(); }
+    void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }
+    void observe_latency(std::chrono::nanoseconds d) noexcept {
+        const double s = std::chrono::duration<double>(d).count();
+        std::size_t i = 0;
+        while (i < latency_bounds.size() && s > latency_bounds[i]) ++i;
+        latency_buckets[i].add();
+        latency_sum_ns.add(static_cast<std::uint64_t>(d.count()));
+        latency_count.add();
+    }
+};
+
+} // namespace sluice

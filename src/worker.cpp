@@ -1,0 +1,145 @@
+#include "mysql_session.hpp"
+#include "server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+namespace sluice {
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+asio::awaitable<void> run_client_session(tcp::socket socket, Worker& worker,
+                                         ListenerShared& listener) {
+    MysqlSession session{std::move(socket), worker, listener}; // lives exactly as long as this frame
+    co_await session.run();
+}
+} // namespace
+
+const char* client_error_name(ClientError e) noexcept {
+    switch (e) {
+    case ClientError::malformed_packet:
+        return "malformed_packet";
+    case ClientError::oversized_packet:
+        return "oversized_packet";
+    case ClientError::bad_sequence:
+        return "bad_sequence";
+    case ClientError::unknown_command:
+        return "unknown_command";
+    case ClientError::auth_failed:
+        return "auth_failed";
+    case ClientError::too_many_connections:
+        return "too_many_connections";
+    case ClientError::tls_required:
+        return "tls_required";
+    case ClientError::handshake_timeout:
+        return "handshake_timeout";
+    case ClientError::backend_unavailable:
+        return "backend_unavailable";
+    case ClientError::backend_lost:
+        return "backend_lost";
+    case ClientError::count_:
+        break;
+    }
+    return "unknown";
+}
+
+bool AuthCache::contains(std::string_view user) const {
+    std::lock_guard lock{mutex_};
+    return users_.find(user) != users_.end();
+}
+
+void AuthCache::insert(std::string_view user) {
+    std::lock_guard lock{mutex_};
+    users_.emplace(user);
+}
+
+Worker::Worker(unsigned index, Shared& shared) : index_(index), shared_(shared) {}
+
+void Worker::listen() {
+    for (auto& l : shared_.listeners) {
+        const tcp::endpoint ep{asio::ip::make_address(l->cfg->address), l->cfg->port};
+        tcp::acceptor acceptor{io_};
+        acceptor.open(ep.protocol());
+        acceptor.set_option(asio::socket_base::reuse_address(true));
+        // Every worker binds its own socket to the same port; the kernel spreads connections.
+        const int one = 1;
+        if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+            throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+        acceptor.bind(ep);
+        acceptor.listen(asio::socket_base::max_listen_connections);
+        acceptors_.emplace_back(std::move(acceptor), l.get());
+    }
+}
+
+void Worker::start_thread() {
+    for (auto& [acceptor, listener] : acceptors_) {
+        asio::co_spawn(io_, accept_loop(acceptor, *listener), asio::detached);
+    }
+    thread_ = std::thread([this] {
+        try {
+            io_.run();
+        } catch (const std::exception& e) {
+            spdlog::critical("worker {} stopped: {}", index_, e.what());
+        }
+    });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, ListenerShared& listener) {
+    asio::steady_timer pause{io_};
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) {
+            // Out of file descriptors: wait a little instead of spinning on the error.
+            spdlog::warn("worker {} accept failed: {}", index_, ec.message());
+            pause.expires_after(std::chrono::milliseconds(50));
+            co_await pause.async_wait(use_tuple);
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        asio::co_spawn(io_, run_client_session(std::move(socket), *this, listener),
+                       [this](std::exception_ptr e) {
+                           if (!e) return;
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& ex) {
+                               spdlog::error("worker {}: session ended by exception: {}", index_,
+                                             ex.what());
+                           }
+                       });
+    }
+}
+
+void Worker::drain() {
+    asio::post(io_, [this] {
+        draining_ = true;
+        for (auto& [acceptor, listener] : acceptors_) {
+            error_code ignored;
+            acceptor.close(ignored);
+        }
+        // Copy: closing a session can end it and remove it from the set.
+        const std::vector<MysqlSession*> sessions(sessions_.begin(), sessions_.end());
+        for (auto* s : sessions) s->close_if_idle();
+    });
+}
+
+void Worker::force_close() {
+    asio::post(io_, [this] {
+        const std::vector<MysqlSession*> sessions(sessions_.begin(), sessions_.end());
+        for (auto* s : sessions) s->force_close();
+    });
+}
+
+} // namespace sluice
