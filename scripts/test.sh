@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Quick start 2: installs what is needed, builds, and runs every test: unit tests, the
+# integration suite against real MariaDB/Redis servers and real clients, the fuzz targets
+# (clang + libFuzzer), then the unit and integration suites again under AddressSanitizer
+# and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+section() { printf '\n=== %s (%ds)\n' "$1" $(($(date +%s) - start)); }
+
+section "dependencies"
+bash scripts/install-deps.sh
+
+section "build (RelWithDebInfo, warnings as errors)"
+bash scripts/build.sh build
+section "unit and integration tests"
+(cd build && ctest -L 'unit|integration' --output-on-failure --timeout 600)
+
+section "fuzz targets (clang, libFuzzer, ${SLUICE_FUZZ_SECONDS:-30} s each)"
+bash scripts/build.sh build-fuzz -DCMAKE_CXX_COMPILER=clang++ \
+    -DSLUICE_FUZZ_SECONDS="${SLUICE_FUZZ_SECONDS:-30}"
+(cd build-fuzz && ctest -L fuzz --output-on-failure)
+
+section "unit and integration tests under ASan + UBSan"
+bash scripts/build.sh build-asan -DSLUICE_SANITIZE=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest -L 'unit|integration' --output-on-failure --timeout 900)
+
+section "all tests passed"
