@@ -129,6 +129,7 @@ int run(const sluice::config::Config& cfg) {
                       cfg.backend_tls.verify_hostname};
     probe_primary(shared);
 
+    for (const auto& l : cfg.listeners) sluice::ensure_port_free(l);
     unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<sluice::Worker>> workers;
     for (unsigned i = 0; i < n; ++i) {

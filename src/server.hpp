@@ -54,6 +54,9 @@ struct Shared {
 
 class MysqlSession;
 
+/// Throws std::system_error when something already listens on the listener's address.
+void ensure_port_free(const config::Listener& l);
+
 /// One thread, one io_context, its own SO_REUSEPORT acceptors and sessions: shared-nothing.
 class Worker {
 public:

@@ -63,6 +63,21 @@ void AuthCache::insert(std::string_view user) {
 
 Worker::Worker(unsigned index, Shared& shared) : index_(index), shared_(shared) {}
 
+void ensure_port_free(const config::Listener& l) {
+    // SO_REUSEPORT would let a second Sluice (or anything with that option) share the port
+    // silently; a bind without it fails if anyone listens there already.
+    asio::io_context io;
+    tcp::acceptor probe{io};
+    const tcp::endpoint ep{asio::ip::make_address(l.address), l.port};
+    probe.open(ep.protocol());
+    probe.set_option(asio::socket_base::reuse_address(true));
+    error_code ec;
+    probe.bind(ep, ec);
+    if (ec)
+        throw std::system_error(ec, "listener " + l.name + " on " + l.address + ":" +
+                                        std::to_string(l.port));
+}
+
 void Worker::listen() {
     for (auto& l : shared_.listeners) {
         const tcp::endpoint ep{asio::ip::make_address(l->cfg->address), l->cfg->port};
