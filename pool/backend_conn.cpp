@@ -8,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <string>
 
 namespace sluice::pool {
@@ -18,7 +17,7 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t backend_buffer_size = 64 * 1024;
+constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
 constexpr std::size_t login_max_payload = 1 << 20;
 
 class PoolCategory final : public boost::system::error_category {

@@ -5,7 +5,6 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-
 #include <openssl/ssl.h>
 
 namespace sluice::pool {

@@ -13,7 +13,6 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
-
 #include <thread>
 
 namespace sluice {
@@ -34,7 +33,8 @@ public:
         std::vector<prometheus::MetricFamily> out;
         auto sum = [this](auto field) {
             std::uint64_t total = 0;
-            for (const auto& w : workers_) total += field(w->stats()).get();
+            for (const auto& w : workers_)
+                total += field(w->stats()).get();
             return static_cast<double>(total);
         };
         auto counter = [&](const char* name, const char* help, auto field) {
@@ -63,8 +63,7 @@ public:
                                        prometheus::MetricType::Gauge,
                                        {}};
             prometheus::ClientMetric m;
-            m.gauge.value =
-                sum([](WorkerStats& s) -> Counter& { return s.connections_active; });
+            m.gauge.value = sum([](WorkerStats& s) -> Counter& { return s.connections_active; });
             f.metric.push_back(std::move(m));
             out.push_back(std::move(f));
         }
@@ -74,13 +73,12 @@ public:
                                        prometheus::MetricType::Counter,
                                        {}};
             for (std::size_t i = 0; i <= 32; ++i) {
-                const double v =
-                    sum([i](WorkerStats& s) -> Counter& { return s.commands[i]; });
+                const double v = sum([i](WorkerStats& s) -> Counter& { return s.commands[i]; });
                 if (v == 0) continue;
                 prometheus::ClientMetric m;
                 m.label.push_back(
-                    {"command", i < 32 ? mysql::command_name(static_cast<std::uint8_t>(i))
-                                       : "unknown"});
+                    {"command",
+                     i < 32 ? mysql::command_name(static_cast<std::uint8_t>(i)) : "unknown"});
                 m.counter.value = v;
                 f.metric.push_back(std::move(m));
             }
@@ -94,7 +92,8 @@ public:
             for (std::size_t i = 0; i < static_cast<std::size_t>(ClientError::count_); ++i) {
                 prometheus::ClientMetric m;
                 m.label.push_back({"reason", client_error_name(static_cast<ClientError>(i))});
-                m.counter.value = sum([i](WorkerStats& s) -> Counter& { return s.client_errors[i]; });
+                m.counter.value =
+                    sum([i](WorkerStats& s) -> Counter& { return s.client_errors[i]; });
                 f.metric.push_back(std::move(m));
             }
             out.push_back(std::move(f));
@@ -111,9 +110,8 @@ public:
                     sum([i](WorkerStats& s) -> Counter& { return s.latency_buckets[i]; }));
                 prometheus::ClientMetric::Bucket b;
                 b.cumulative_count = cumulative;
-                b.upper_bound = i < latency_bounds.size()
-                                    ? latency_bounds[i]
-                                    : std::numeric_limits<double>::infinity();
+                b.upper_bound = i < latency_bounds.size() ? latency_bounds[i]
+                                                          : std::numeric_limits<double>::infinity();
                 m.histogram.bucket.push_back(b);
             }
             m.histogram.sample_count = cumulative;
@@ -133,7 +131,8 @@ private:
 struct AdminServer::Impl {
     Impl(const config::Admin& c, const std::vector<std::unique_ptr<Worker>>& workers,
          const Shared& s)
-        : cfg(c), shared(s), collector(workers), registry(std::make_shared<prometheus::Registry>()) {
+        : cfg(c), shared(s), collector(workers),
+          registry(std::make_shared<prometheus::Registry>()) {
         auto& info = prometheus::BuildGauge()
                          .Name("sluice_build_info")
                          .Help("Sluice version and the server version it announces")

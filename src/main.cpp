@@ -3,7 +3,6 @@
 
 #include "admin.hpp"
 #include "server.hpp"
-
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/protocol/mysql/constants.hpp"
 
@@ -12,11 +11,10 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <string_view>
 
 namespace {
@@ -88,8 +86,9 @@ std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls&
 /// server they would see directly.
 void probe_primary(sluice::Shared& shared) {
     asio::io_context io;
-    auto fut = asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary, shared.cfg.connect_timeout),
-                              asio::use_future);
+    auto fut =
+        asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary, shared.cfg.connect_timeout),
+                       asio::use_future);
     io.run();
     auto greeting = fut.get();
     std::uint32_t primary_caps = ~0u;
@@ -105,9 +104,9 @@ void probe_primary(sluice::Shared& shared) {
                      greeting.error().message());
         if (shared.server_version.empty()) shared.server_version = "8.0.0-sluice";
     }
-    shared.server_capabilities = (proxy_capabilities & primary_caps) |
-                                 mysql::cap::long_password | mysql::cap::protocol_41 |
-                                 mysql::cap::secure_connection | mysql::cap::plugin_auth;
+    shared.server_capabilities = (proxy_capabilities & primary_caps) | mysql::cap::long_password |
+                                 mysql::cap::protocol_41 | mysql::cap::secure_connection |
+                                 mysql::cap::plugin_auth;
 }
 
 int run(const sluice::config::Config& cfg) {
@@ -129,7 +128,8 @@ int run(const sluice::config::Config& cfg) {
                       cfg.backend_tls.verify_hostname};
     probe_primary(shared);
 
-    for (const auto& l : cfg.listeners) sluice::ensure_port_free(l);
+    for (const auto& l : cfg.listeners)
+        sluice::ensure_port_free(l);
     unsigned n = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<sluice::Worker>> workers;
     for (unsigned i = 0; i < n; ++i) {
@@ -148,32 +148,37 @@ int run(const sluice::config::Config& cfg) {
             if (ec) return;
             if (stopping) {
                 spdlog::info("second signal {}: closing every connection now", sig);
-                for (auto& w : workers) w->force_close();
+                for (auto& w : workers)
+                    w->force_close();
                 return;
             }
             stopping = true;
-            spdlog::info("signal {}: draining, grace period {} ms", sig, cfg.shutdown_grace.count());
+            spdlog::info("signal {}: draining, grace period {} ms", sig,
+                         cfg.shutdown_grace.count());
             admin.set_draining();
-            for (auto& w : workers) w->drain();
+            for (auto& w : workers)
+                w->drain();
             grace.expires_after(cfg.shutdown_grace);
             grace.async_wait([&](const boost::system::error_code& tec) {
                 if (tec) return;
                 spdlog::info("grace period over: closing the remaining connections");
-                for (auto& w : workers) w->force_close();
+                for (auto& w : workers)
+                    w->force_close();
             });
             signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
 
-    for (auto& w : workers) w->start_thread();
+    for (auto& w : workers)
+        w->start_thread();
     for (const auto& l : cfg.listeners)
         spdlog::info("listening for {} clients on {}:{} ({} workers)", l.protocol, l.address,
                      l.port, n);
-    if (cfg.admin.enabled)
-        spdlog::info("admin HTTP on {}:{}", cfg.admin.address, cfg.admin.port);
+    if (cfg.admin.enabled) spdlog::info("admin HTTP on {}:{}", cfg.admin.address, cfg.admin.port);
 
     std::thread signal_thread{[&] { main_io.run(); }};
-    for (auto& w : workers) w->join();
+    for (auto& w : workers)
+        w->join();
     // Workers are done: stop waiting for signals and the grace timer.
     asio::post(main_io, [&] {
         signals.cancel();

@@ -19,7 +19,7 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t client_buffer_size = 16 * 1024;
+constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
 // Capabilities whose value changes the bytes of a response: client and backend must agree
 // on them for raw packets to pass through unchanged.
 constexpr std::uint32_t response_shaping_caps =
@@ -233,8 +233,8 @@ asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
     opts.capabilities = client_caps_ & ~mysql::cap::ssl;
     opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
     worker_.stats().backend_connects_total.add();
-    auto [conn, failure] =
-        co_await pool::BackendConn::connect(shared.primary, std::move(opts), shared.cfg.connect_timeout);
+    auto [conn, failure] = co_await pool::BackendConn::connect(shared.primary, std::move(opts),
+                                                               shared.cfg.connect_timeout);
     if (!conn) {
         if (failure.server_error) {
             // The backend's own refusal (unknown database, denied access) reaches the client
@@ -251,8 +251,8 @@ asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
         spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), shared.primary.name,
                      shared.primary.host, shared.primary.port, failure.ec.message());
         co_await send_error(seq, mysql::er::conn_host_error, "HY000",
-                            fmt::format("Sluice cannot reach backend '{}': {}",
-                                        shared.primary.name, failure.ec.message()));
+                            fmt::format("Sluice cannot reach backend '{}': {}", shared.primary.name,
+                                        failure.ec.message()));
         co_return false;
     }
     if ((conn->capabilities() & response_shaping_caps) != (client_caps_ & response_shaping_caps)) {
@@ -495,8 +495,8 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     // A changed user starts from a fresh session: a new backend login gives exactly that.
     drop_backend();
     user_ = login_.user();
-    const auto charset = request->charset ? static_cast<std::uint8_t>(request->charset)
-                                          : std::uint8_t{45};
+    const auto charset =
+        request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45};
     co_return co_await connect_backend(user_, login_.password(), request->database, charset, seq);
 }
 

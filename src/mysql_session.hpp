@@ -14,19 +14,17 @@ namespace sluice {
 
 /// One MySQL client connection: Sluice authenticates the client, logs in to the primary with
 /// the same credentials, then relays commands and streams the raw response packets back.
-class MysqlSession {
+class MysqlSession final : public ClientSession {
 public:
     MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& listener);
     MysqlSession(const MysqlSession&) = delete;
     MysqlSession& operator=(const MysqlSession&) = delete;
-    ~MysqlSession();
+    ~MysqlSession() override;
 
     /// Runs the session to its end; errors end it and are logged, never thrown.
     asio::awaitable<void> run();
-    /// Drain: close now if waiting for the client's next command.
-    void close_if_idle() noexcept;
-    /// Close both sides now; pending operations are cancelled.
-    void force_close() noexcept;
+    void close_if_idle() noexcept override;
+    void force_close() noexcept override;
 
 private:
     enum class Relay { ok, client_lost, backend_lost, backend_protocol };

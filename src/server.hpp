@@ -4,10 +4,9 @@
 #include "sluice/pool/backend_conn.hpp"
 #include "stats.hpp"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
-
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -52,7 +51,15 @@ struct Shared {
     AuthCache auth_cache;
 };
 
-class MysqlSession;
+/// What a worker needs from any client session, whatever its protocol (MySQL now, TDS next).
+class ClientSession {
+public:
+    virtual ~ClientSession() = default;
+    /// Drain: close now if waiting for the client's next request; else after the current one.
+    virtual void close_if_idle() noexcept = 0;
+    /// Close both sides now; pending operations are cancelled.
+    virtual void force_close() noexcept = 0;
+};
 
 /// Throws std::system_error when something already listens on the listener's address.
 void ensure_port_free(const config::Listener& l);
@@ -79,8 +86,8 @@ public:
     unsigned index() const noexcept { return index_; }
     bool draining() const noexcept { return draining_; }
 
-    void add_session(MysqlSession* s) { sessions_.insert(s); }
-    void remove_session(MysqlSession* s) { sessions_.erase(s); }
+    void add_session(ClientSession* s) { sessions_.insert(s); }
+    void remove_session(ClientSession* s) { sessions_.erase(s); }
 
 private:
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ListenerShared& listener);
@@ -89,7 +96,7 @@ private:
     Shared& shared_;
     asio::io_context io_{1};
     std::vector<std::pair<tcp::acceptor, ListenerShared*>> acceptors_;
-    std::unordered_set<MysqlSession*> sessions_;
+    std::unordered_set<ClientSession*> sessions_;
     WorkerStats stats_;
     bool draining_ = false;
     std::thread thread_;

@@ -59,7 +59,8 @@ struct WorkerStats {
     void observe_latency(std::chrono::nanoseconds d) noexcept {
         const double s = std::chrono::duration<double>(d).count();
         std::size_t i = 0;
-        while (i < latency_bounds.size() && s > latency_bounds[i]) ++i;
+        while (i < latency_bounds.size() && s > latency_bounds[i])
+            ++i;
         latency_buckets[i].add();
         latency_sum_ns.add(static_cast<std::uint64_t>(d.count()));
         latency_count.add();

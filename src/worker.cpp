@@ -8,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
-
 #include <sys/socket.h>
 
 namespace sluice {
@@ -18,7 +17,9 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 asio::awaitable<void> run_client_session(tcp::socket socket, Worker& worker,
                                          ListenerShared& listener) {
-    MysqlSession session{std::move(socket), worker, listener}; // lives exactly as long as this frame
+    // Config validation admits only known protocols; TDS sessions join here.
+    MysqlSession session{std::move(socket), worker,
+                         listener}; // lives exactly as long as this frame
     co_await session.run();
 }
 } // namespace
@@ -125,7 +126,7 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, ListenerShare
         }
         socket.set_option(tcp::no_delay(true), ec);
         asio::co_spawn(io_, run_client_session(std::move(socket), *this, listener),
-                       [this](std::exception_ptr e) {
+                       [this](const std::exception_ptr& e) {
                            if (!e) return;
                            try {
                                std::rethrow_exception(e);
@@ -145,15 +146,17 @@ void Worker::drain() {
             acceptor.close(ignored);
         }
         // Copy: closing a session can end it and remove it from the set.
-        const std::vector<MysqlSession*> sessions(sessions_.begin(), sessions_.end());
-        for (auto* s : sessions) s->close_if_idle();
+        const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
+        for (auto* s : sessions)
+            s->close_if_idle();
     });
 }
 
 void Worker::force_close() {
     asio::post(io_, [this] {
-        const std::vector<MysqlSession*> sessions(sessions_.begin(), sessions_.end());
-        for (auto* s : sessions) s->force_close();
+        const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
+        for (auto* s : sessions)
+            s->force_close();
     });
 }
 

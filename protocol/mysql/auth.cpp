@@ -2,12 +2,11 @@
 
 #include "wire.hpp"
 
+#include <memory>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
-
-#include <memory>
 
 namespace sluice::protocol::mysql {
 
@@ -15,13 +14,13 @@ namespace {
 
 template <std::size_t N> using Digest = std::array<std::uint8_t, N>;
 
-template <std::size_t N>
-Digest<N> digest(const EVP_MD* md, std::initializer_list<Bytes> parts) {
+template <std::size_t N> Digest<N> digest(const EVP_MD* md, std::initializer_list<Bytes> parts) {
     Digest<N> out{};
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
     unsigned len = 0;
     if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1) return out;
-    for (Bytes p : parts) EVP_DigestUpdate(ctx.get(), p.data(), p.size());
+    for (Bytes p : parts)
+        EVP_DigestUpdate(ctx.get(), p.data(), p.size());
     EVP_DigestFinal_ex(ctx.get(), out.data(), &len);
     return out;
 }
@@ -44,7 +43,8 @@ std::vector<std::uint8_t> scramble_native(std::string_view password, Bytes nonce
     const auto stage2 = digest<20>(EVP_sha1(), {stage1});
     const auto mix = digest<20>(EVP_sha1(), {first_nonce(nonce), stage2});
     std::vector<std::uint8_t> out(20);
-    for (std::size_t i = 0; i < 20; ++i) out[i] = stage1[i] ^ mix[i];
+    for (std::size_t i = 0; i < 20; ++i)
+        out[i] = stage1[i] ^ mix[i];
     return out;
 }
 
@@ -54,17 +54,19 @@ std::vector<std::uint8_t> scramble_caching_sha2(std::string_view password, Bytes
     const auto p2 = digest<32>(EVP_sha256(), {p1});
     const auto p3 = digest<32>(EVP_sha256(), {p2, first_nonce(nonce)});
     std::vector<std::uint8_t> out(32);
-    for (std::size_t i = 0; i < 32; ++i) out[i] = p1[i] ^ p3[i];
+    for (std::size_t i = 0; i < 32; ++i)
+        out[i] = p1[i] ^ p3[i];
     return out;
 }
 
 result<std::vector<std::uint8_t>> encrypt_password_rsa(std::string_view password, Bytes nonce,
-                                                        std::string_view public_key_pem) {
+                                                       std::string_view public_key_pem) {
     if (nonce.empty()) return codec_errc::malformed;
     std::vector<std::uint8_t> plain(password.begin(), password.end());
     plain.push_back(0);
     const Bytes n = first_nonce(nonce);
-    for (std::size_t i = 0; i < plain.size(); ++i) plain[i] ^= n[i % n.size()];
+    for (std::size_t i = 0; i < plain.size(); ++i)
+        plain[i] ^= n[i % n.size()];
 
     std::unique_ptr<BIO, decltype(&BIO_free)> bio{
         BIO_new_mem_buf(public_key_pem.data(), static_cast<int>(public_key_pem.size())), BIO_free};
@@ -97,7 +99,8 @@ void make_nonce(Bytes random, std::array<std::uint8_t, nonce_size>& out) noexcep
 bool equal_secret(Bytes a, Bytes b) noexcept {
     if (a.size() != b.size()) return false;
     std::uint8_t diff = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<std::uint8_t>(a[i] ^ b[i]);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        diff |= static_cast<std::uint8_t>(a[i] ^ b[i]);
     return diff == 0;
 }
 
@@ -179,8 +182,8 @@ AuthAction ServerLogin::verify(std::string_view plugin, Bytes auth, bool tls, bo
         return deny(!auth.empty());
     }
     const bool native = plugin == native_password_plugin;
-    const auto expected = native ? scramble_native(password_, nonce_)
-                                 : scramble_caching_sha2(password_, nonce_);
+    const auto expected =
+        native ? scramble_native(password_, nonce_) : scramble_caching_sha2(password_, nonce_);
     if (!equal_secret(expected, auth)) {
         state_ = State::done;
         return deny(!auth.empty());
@@ -251,8 +254,8 @@ result<AuthAction> BackendLogin::on_greeting(Bytes payload) {
         capabilities_ |= cap::connect_attrs;
     else
         capabilities_ &= ~cap::connect_attrs;
-    plugin_ = greeting_.auth_plugin.empty() ? std::string{native_password_plugin}
-                                            : greeting_.auth_plugin;
+    plugin_ =
+        greeting_.auth_plugin.empty() ? std::string{native_password_plugin} : greeting_.auth_plugin;
     nonce_ = greeting_.auth_data;
     return AuthAction{};
 }

@@ -103,7 +103,8 @@ void write_greeting(const Greeting& g, std::vector<std::uint8_t>& out) {
     wire::put_fixed(out, g.connection_id, 4);
     const std::size_t n1 = std::min<std::size_t>(8, g.auth_data.size());
     wire::put_bytes(out, Bytes{g.auth_data}.first(n1));
-    for (std::size_t i = n1; i < 8; ++i) out.push_back(0);
+    for (std::size_t i = n1; i < 8; ++i)
+        out.push_back(0);
     out.push_back(0);
     wire::put_fixed(out, g.capabilities & 0xFFFF, 2);
     out.push_back(g.charset);
@@ -112,13 +113,15 @@ void write_greeting(const Greeting& g, std::vector<std::uint8_t>& out) {
     out.push_back((g.capabilities & cap::plugin_auth)
                       ? static_cast<std::uint8_t>(g.auth_data.size() + 1)
                       : std::uint8_t{0});
-    for (int i = 0; i < 6; ++i) out.push_back(0);
+    for (int i = 0; i < 6; ++i)
+        out.push_back(0);
     wire::put_fixed(out, (g.capabilities & cap::long_password) ? 0 : g.mariadb_ext_capabilities, 4);
     if (g.capabilities & cap::secure_connection) {
         Bytes part2 = g.auth_data.size() > 8 ? Bytes{g.auth_data}.subspan(8) : Bytes{};
         wire::put_bytes(out, part2);
         // The second part is at least 13 bytes, NUL included.
-        for (std::size_t i = part2.size(); i < 13; ++i) out.push_back(0);
+        for (std::size_t i = part2.size(); i < 13; ++i)
+            out.push_back(0);
     }
     if (g.capabilities & cap::plugin_auth) wire::put_null_str(out, g.auth_plugin);
 }
@@ -187,7 +190,8 @@ void write_handshake_response(const HandshakeResponse& h, std::vector<std::uint8
     wire::put_fixed(out, h.capabilities, 4);
     wire::put_fixed(out, h.max_packet, 4);
     out.push_back(h.charset);
-    for (int i = 0; i < 19; ++i) out.push_back(0);
+    for (int i = 0; i < 19; ++i)
+        out.push_back(0);
     wire::put_fixed(out, h.mariadb_ext_capabilities, 4);
     if (h.is_ssl_request) return;
     wire::put_null_str(out, h.user);

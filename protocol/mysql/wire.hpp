@@ -27,7 +27,8 @@ public:
     result<std::uint64_t> fixed(std::size_t n) noexcept {
         if (remaining() < n) return codec_errc::truncated;
         std::uint64_t v = 0;
-        for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{in_[pos_ + i]} << (8 * i);
+        for (std::size_t i = 0; i < n; ++i)
+            v |= std::uint64_t{in_[pos_ + i]} << (8 * i);
         pos_ += n;
         return v;
     }
@@ -98,7 +99,8 @@ inline Bytes as_bytes(std::string_view s) noexcept {
 }
 
 inline void put_fixed(std::vector<std::uint8_t>& out, std::uint64_t v, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    for (std::size_t i = 0; i < n; ++i)
+        out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
 inline void put_lenenc(std::vector<std::uint8_t>& out, std::uint64_t v) {
     if (v < 0xFB) {
@@ -117,7 +119,9 @@ inline void put_lenenc(std::vector<std::uint8_t>& out, std::uint64_t v) {
 inline void put_bytes(std::vector<std::uint8_t>& out, Bytes b) {
     out.insert(out.end(), b.begin(), b.end());
 }
-inline void put_str(std::vector<std::uint8_t>& out, std::string_view s) { put_bytes(out, as_bytes(s)); }
+inline void put_str(std::vector<std::uint8_t>& out, std::string_view s) {
+    put_bytes(out, as_bytes(s));
+}
 inline void put_null_str(std::vector<std::uint8_t>& out, std::string_view s) {
     put_str(out, s);
     out.push_back(0);

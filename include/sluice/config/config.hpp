@@ -70,11 +70,11 @@ struct Logging {
 
 /// The whole configuration, validated: every field holds an allowed value.
 struct Config {
-    std::string source; ///< the file it came from
-    unsigned workers = 0; ///< 0: one per core
+    std::string source;         ///< the file it came from
+    unsigned workers = 0;       ///< 0: one per core
     std::string server_version; ///< greeting version; empty: learned from the primary
     std::uint32_t max_packet_size = 64 * 1024 * 1024; ///< largest client command (bytes)
-    std::chrono::milliseconds connect_timeout{3000};   ///< backend connect + handshake
+    std::chrono::milliseconds connect_timeout{3000};  ///< backend connect + handshake
     std::chrono::milliseconds client_handshake_timeout{10000};
     std::chrono::milliseconds shutdown_grace{10000};
     std::vector<Listener> listeners;

@@ -56,12 +56,12 @@ private:
 
 /// Reads until a whole message is at the front of `buf` and returns its frame; the caller
 /// consumes `frame.wire_size` when done with it. Errors: the transport's, or codec_errc.
-asio::awaitable<result<protocol::mysql::MessageFrame>>
-read_message(Transport& t, ReadBuffer& buf, std::size_t max_payload);
+asio::awaitable<result<protocol::mysql::MessageFrame>> read_message(Transport& t, ReadBuffer& buf,
+                                                                    std::size_t max_payload);
 
 /// Connects to `endpoint` and returns its greeting only (startup probe of the version and
 /// capabilities). Does not log in.
-asio::awaitable<result<protocol::mysql::Greeting>> probe_greeting(const BackendEndpoint& endpoint,
-                                                                  std::chrono::milliseconds timeout);
+asio::awaitable<result<protocol::mysql::Greeting>>
+probe_greeting(const BackendEndpoint& endpoint, std::chrono::milliseconds timeout);
 
 } // namespace sluice::pool

@@ -30,7 +30,8 @@ public:
         }
         if (data_.size() - end_ < min_room) {
             std::size_t cap = data_.size();
-            while (cap - end_ < min_room) cap *= 2;
+            while (cap - end_ < min_room)
+                cap *= 2;
             data_.resize(cap);
         }
         return {data_.data() + end_, data_.size() - end_};

@@ -220,6 +220,38 @@ def capture_client(prefix, deprecate_eof):
                  "COM_INIT_DB 'no_such_db'", src)
 
 
+def capture_auth_switch():
+    """A client that names caching_sha2_password for a mysql_native_password account: the
+    server answers with an AuthSwitchRequest carrying a new nonce."""
+    src = "this script's client naming caching_sha2_password for user app (password app)"
+    s = socket.create_connection((HOST, PORT))
+    greeting = recv_idle(s)
+    p = greeting[4:]
+    i = p.index(b"\0", 1) + 1
+    nonce = p[i + 4:i + 12] + p[i + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10:][:12]
+    p1 = hashlib.sha256(b"app").digest()
+    p3 = hashlib.sha256(hashlib.sha256(p1).digest() + nonce).digest()
+    scramble = bytes(a ^ b for a, b in zip(p1, p3))
+    caps = 0x1 | 0x200 | 0x2000 | 0x8000 | 0x80000
+    hr = struct.pack("<IIB", caps, 1 << 24, 45) + b"\0" * 23 + b"app\0" + \
+        bytes([len(scramble)]) + scramble + b"caching_sha2_password\0"
+    s.sendall(pkt(1, hr))
+    switch = recv_idle(s)
+    assert switch[4] == 0xFE, switch.hex()
+    body = switch[4:]
+    new_nonce = body[body.index(b"\0") + 1:-1]
+    s1 = sha1(b"app")
+    reply = pkt(3, bytes(a ^ b for a, b in zip(s1, sha1(new_nonce + sha1(s1)))))
+    s.sendall(reply)
+    ok = recv_idle(s)
+    s.close()
+    write_vector("switch_greeting", greeting, "Protocol::HandshakeV10", src)
+    write_vector("switch_response", pkt(1, hr), "the client's HandshakeResponse41", src)
+    write_vector("switch_request", switch, "Protocol::AuthSwitchRequest from the server", src)
+    write_vector("switch_reply", reply, "the client's mysql_native_password reply", src)
+    write_vector("switch_ok", ok, "the server's OK", src)
+
+
 def main():
     global VERSION
     s = socket.create_connection((HOST, PORT))
@@ -239,6 +271,7 @@ def main():
         write_vector("cli_" + name, resp, "COM_QUERY " + repr(packets(cmd)[0][5:].decode()), src)
     capture_client("eof_", False)
     capture_client("deof_", True)
+    capture_auth_switch()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ std::vector<std::uint8_t> scramble_caching_sha2(std::string_view password, Bytes
 /// (repeated), encrypted with the server's RSA public key (PEM) using OAEP padding.
 /// codec_errc::malformed when the key cannot be read.
 result<std::vector<std::uint8_t>> encrypt_password_rsa(std::string_view password, Bytes nonce,
-                                                        std::string_view public_key_pem);
+                                                       std::string_view public_key_pem);
 /// Fills `out` with a nonce as MySQL servers make it: 7-bit bytes, never NUL or '$'.
 /// `random` supplies raw random bytes.
 void make_nonce(Bytes random, std::array<std::uint8_t, nonce_size>& out) noexcept;
@@ -39,9 +39,9 @@ bool equal_secret(Bytes a, Bytes b) noexcept;
 /// What a login state machine wants done next.
 struct AuthAction {
     enum class Kind {
-        send,     ///< send `packets` (payloads, in order, consecutive sequence numbers); then wait
+        send, ///< send `packets` (payloads, in order, consecutive sequence numbers); then wait
         send_and_succeed, ///< send `packets` (the last is the final OK); the login succeeded
-        fail,     ///< send `packets` (an ERR) if any; the login failed with `error`
+        fail,             ///< send `packets` (an ERR) if any; the login failed with `error`
     };
     Kind kind = Kind::send;
     std::vector<std::vector<std::uint8_t>> packets;

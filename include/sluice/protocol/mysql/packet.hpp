@@ -30,11 +30,11 @@ private:
 /// A whole message (a client command or one server packet) at the front of a buffer: one
 /// packet, or several when payloads of exactly 0xFFFFFF bytes continue in the next packet.
 struct MessageFrame {
-    std::size_t wire_size = 0;     ///< bytes of all its packets, headers included
-    std::size_t payload_size = 0;  ///< bytes of the assembled payload
-    std::uint8_t first_seq = 0;    ///< sequence number of the first packet
-    std::uint8_t next_seq = 0;     ///< sequence number the following packet must carry
-    std::uint8_t first_byte = 0;   ///< first payload byte (0 for an empty payload)
+    std::size_t wire_size = 0;    ///< bytes of all its packets, headers included
+    std::size_t payload_size = 0; ///< bytes of the assembled payload
+    std::uint8_t first_seq = 0;   ///< sequence number of the first packet
+    std::uint8_t next_seq = 0;    ///< sequence number the following packet must carry
+    std::uint8_t first_byte = 0;  ///< first payload byte (0 for an empty payload)
     std::size_t packets = 0;
 };
 

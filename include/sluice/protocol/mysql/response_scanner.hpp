@@ -50,11 +50,11 @@ public:
 
 private:
     enum class Phase : std::uint8_t {
-        first,        ///< first packet of a (next) result
-        column_defs,  ///< `remaining_` column definitions to skip
-        columns_eof,  ///< the EOF after the column definitions
-        rows,         ///< rows up to a terminator
-        skip_defs,    ///< prepare: parameter/column definitions and their EOFs
+        first,       ///< first packet of a (next) result
+        column_defs, ///< `remaining_` column definitions to skip
+        columns_eof, ///< the EOF after the column definitions
+        rows,        ///< rows up to a terminator
+        skip_defs,   ///< prepare: parameter/column definitions and their EOFs
         single,
     };
     static constexpr std::size_t prefix_cap = 24; // 0xFE + two 9-byte lenencs + status
@@ -67,14 +67,14 @@ private:
     State state_ = State::done;
     bool deprecate_eof_ = false;
     bool error_ = false;
-    bool continuation_ = false;  // this packet continues a 0xFFFFFF-byte one
+    bool continuation_ = false; // this packet continues a 0xFFFFFF-byte one
     std::uint8_t header_have_ = 0;
     std::array<std::uint8_t, 4> header_{};
     std::size_t payload_len_ = 0;  // of the current packet
     std::size_t payload_left_ = 0; // bytes of it not yet consumed
     std::size_t prefix_have_ = 0;
     std::array<std::uint8_t, prefix_cap> prefix_{};
-    std::uint64_t remaining_ = 0;  // definitions left in column_defs / skip_defs
+    std::uint64_t remaining_ = 0; // definitions left in column_defs / skip_defs
     std::uint16_t status_ = 0;
     std::uint32_t stmt_id_ = 0;
     std::uint64_t packets_ = 0;

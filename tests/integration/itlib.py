@@ -1,0 +1,292 @@
+"""Shared helpers for the Python integration tests (run with Debian's /usr/bin/python3).
+
+Every test is a list of named checks; a check that raises or whose assertion fails is
+reported with its message, the remaining checks still run, and the process exits 1 with the
+Sluice log lines written during the test. Environment comes from CTest (CMakeLists.txt).
+"""
+
+import os
+import socket
+import struct
+import sys
+import time
+import traceback
+import hashlib
+
+HOST = os.environ.get("SLUICE_HOST", "127.0.0.1")
+
+
+def env_int(name):
+    value = os.environ.get(name)
+    if value is None:
+        print(f"FAIL - environment variable {name} is not set (run through ctest)", file=sys.stderr)
+        sys.exit(1)
+    return int(value)
+
+
+def env_str(name):
+    value = os.environ.get(name)
+    if value is None:
+        print(f"FAIL - environment variable {name} is not set (run through ctest)", file=sys.stderr)
+        sys.exit(1)
+    return value
+
+
+class Checks:
+    """Runs named check functions, collects failures."""
+
+    def __init__(self):
+        self.failures = []
+        self.count = 0
+        self.log = os.environ.get("SLUICE_LOG")
+        self.log_start = self._log_size()
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.log) if self.log else 0
+        except OSError:
+            return 0
+
+    def log_since_start(self):
+        if not self.log:
+            return ""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.log_start)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def run(self, name, fn, *args):
+        self.count += 1
+        t0 = time.monotonic()
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 -- any failure is a test failure
+            self.failures.append(name)
+            print(f"FAIL - {name}: {type(e).__name__}: {e}", file=sys.stderr)
+            traceback.print_exc(limit=4, file=sys.stderr)
+            return False
+        print(f"ok   - {name} ({time.monotonic() - t0:.2f}s)")
+        return True
+
+    def finish(self):
+        if self.failures:
+            print(f"\n{len(self.failures)} of {self.count} checks failed: {', '.join(self.failures)}",
+                  file=sys.stderr)
+            lines = self.log_since_start().splitlines()
+            print("sluice log during this test (last 60 lines):", file=sys.stderr)
+            for line in lines[-60:]:
+                print("  " + line, file=sys.stderr)
+            sys.exit(1)
+        print(f"all {self.count} checks passed")
+        sys.exit(0)
+
+
+def eq(actual, expected, what):
+    if actual != expected:
+        a, e = repr(actual), repr(expected)
+        if len(a) > 300:
+            a = a[:300] + "..."
+        if len(e) > 300:
+            e = e[:300] + "..."
+        raise AssertionError(f"{what}: expected {e}, got {a}")
+
+
+def true(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+# ---------------------------------------------------------------- raw MySQL protocol ----
+
+CLIENT_LONG_PASSWORD = 0x1
+CLIENT_FOUND_ROWS = 0x2
+CLIENT_LONG_FLAG = 0x4
+CLIENT_CONNECT_WITH_DB = 0x8
+CLIENT_PROTOCOL_41 = 0x200
+CLIENT_TRANSACTIONS = 0x2000
+CLIENT_SECURE_CONNECTION = 0x8000
+CLIENT_MULTI_STATEMENTS = 0x10000
+CLIENT_MULTI_RESULTS = 0x20000
+CLIENT_PLUGIN_AUTH = 0x80000
+CLIENT_DEPRECATE_EOF = 0x1000000
+
+
+class Raw:
+    """A MySQL client on a raw socket: just enough protocol to log in (native password) and
+    to send well- or ill-formed packets."""
+
+    def __init__(self, port, host=HOST, timeout=10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def recv_exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise ConnectionError(f"connection closed by peer (wanted {n} bytes, have {len(self.buf)})")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_packet(self):
+        """Returns (seq, payload) of one physical packet."""
+        hdr = self.recv_exact(4)
+        length = hdr[0] | hdr[1] << 8 | hdr[2] << 16
+        return hdr[3], self.recv_exact(length)
+
+    def send_packet(self, payload, seq):
+        self.sock.sendall(struct.pack("<I", len(payload))[:3] + bytes([seq & 0xFF]) + payload)
+
+    def closed_by_peer(self, timeout=5.0):
+        """True if the peer closes the connection (EOF or reset) within timeout; unread
+        buffered data is discarded."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+    def login(self, user="app", password="app", database=None, caps_extra=0):
+        seq, greeting = self.read_packet()
+        if greeting[:1] == b"\xff":
+            raise AssertionError(f"greeting is an error: {parse_err(greeting)}")
+        true(greeting[0] == 10, f"protocol version 10 expected, greeting starts {greeting[:8]!r}")
+        pos = greeting.index(b"\0", 1) + 1          # server version
+        pos += 4                                      # connection id
+        nonce = greeting[pos:pos + 8]
+        pos += 8 + 1                                  # filler
+        caps = struct.unpack_from("<H", greeting, pos)[0]
+        pos += 2 + 1 + 2                              # caps low, charset, status
+        caps |= struct.unpack_from("<H", greeting, pos)[0] << 16
+        pos += 2
+        auth_len = greeting[pos]
+        pos += 1 + 10                                 # reserved
+        rest = max(13, auth_len - 8)
+        nonce += greeting[pos:pos + rest].rstrip(b"\0")
+        self.server_caps = caps
+        client_caps = (CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 |
+                       CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH |
+                       CLIENT_MULTI_RESULTS | caps_extra)
+        if database:
+            client_caps |= CLIENT_CONNECT_WITH_DB
+        client_caps &= caps
+        scramble = native_scramble(password.encode(), nonce[:20])
+        payload = struct.pack("<IIB", client_caps, 1 << 24, 45) + b"\0" * 23
+        payload += user.encode() + b"\0" + bytes([len(scramble)]) + scramble
+        if database:
+            payload += database.encode() + b"\0"
+        payload += b"mysql_native_password\0"
+        self.send_packet(payload, seq + 1)
+        seq, reply = self.read_packet()
+        if reply[:1] == b"\xff":
+            raise AssertionError(f"login refused: {parse_err(reply)}")
+        true(reply[:1] == b"\x00", f"expected OK after login, got {reply[:16]!r}")
+        self.caps = client_caps
+
+    def query(self, sql):
+        """COM_QUERY; returns ('ok', payload) / ('err', (code, state, msg)) /
+        ('rows', [tuple of str|None, ...])."""
+        self.send_packet(b"\x03" + sql.encode(), 0)
+        return self.read_response()
+
+    def read_response(self):
+        _, p = self.read_packet()
+        if p[:1] == b"\xff":
+            return "err", parse_err(p)
+        if p[:1] == b"\x00":
+            return "ok", p
+        ncols, _ = lenenc_int(p, 0)
+        for _ in range(ncols):
+            self.read_packet()
+        _, p = self.read_packet()                    # EOF (no DEPRECATE_EOF requested)
+        true(p[:1] == b"\xfe", f"expected EOF after column definitions, got {p[:8]!r}")
+        rows = []
+        while True:
+            _, p = self.read_packet()
+            if p[:1] == b"\xfe" and len(p) < 9:
+                return "rows", rows
+            if p[:1] == b"\xff":
+                return "err", parse_err(p)
+            row, pos = [], 0
+            for _ in range(ncols):
+                if p[pos] == 0xFB:
+                    row.append(None)
+                    pos += 1
+                else:
+                    n, pos = lenenc_int(p, pos)
+                    row.append(p[pos:pos + n].decode())
+                    pos += n
+            rows.append(tuple(row))
+
+
+def native_scramble(password, nonce):
+    if not password:
+        return b""
+    h1 = hashlib.sha1(password).digest()
+    h2 = hashlib.sha1(h1).digest()
+    h3 = hashlib.sha1(nonce + h2).digest()
+    return bytes(a ^ b for a, b in zip(h1, h3))
+
+
+def lenenc_int(p, pos):
+    b = p[pos]
+    if b < 0xFB:
+        return b, pos + 1
+    if b == 0xFC:
+        return struct.unpack_from("<H", p, pos + 1)[0], pos + 3
+    if b == 0xFD:
+        return int.from_bytes(p[pos + 1:pos + 4], "little"), pos + 4
+    return struct.unpack_from("<Q", p, pos + 1)[0], pos + 9
+
+
+def parse_err(p):
+    """(code, sql_state, message) of an ERR payload."""
+    true(p[:1] == b"\xff", f"not an ERR packet: {p[:16]!r}")
+    code = struct.unpack_from("<H", p, 1)[0]
+    if p[3:4] == b"#":
+        return code, p[4:9].decode(), p[9:].decode("utf-8", "replace")
+    return code, "", p[3:].decode("utf-8", "replace")
+
+
+def expect_err_packet(raw, code, what):
+    """Reads one packet, asserts it is ERR with code; returns (seq, (code, state, message))."""
+    seq, p = raw.read_packet()
+    true(p[:1] == b"\xff", f"{what}: expected ERR {code}, got packet {p[:32]!r}")
+    err = parse_err(p)
+    eq(err[0], code, f"{what}: error code (message {err[2]!r})")
+    return seq, err
+
+
+def raw_select_1(port, what="second session"):
+    """Logs in on a fresh raw connection and checks SELECT 1 answers 1."""
+    r = Raw(port)
+    try:
+        r.login()
+        kind, rows = r.query("SELECT 1")
+        eq((kind, rows), ("rows", [("1",)]), f"{what}: SELECT 1")
+    finally:
+        r.close()
+
+
+def wait_until(cond, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
