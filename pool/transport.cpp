@@ -15,9 +15,12 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 Transport::~Transport() = default;
 
-asio::awaitable<error_code> Transport::start_tls_server(asio::ssl::context& ctx) {
+asio::awaitable<error_code> Transport::start_tls_server(asio::ssl::context& ctx,
+                                                        Bytes already_read) {
     tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
-    auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    auto [ec, used] = co_await tls_->async_handshake(
+        asio::ssl::stream_base::server, asio::buffer(already_read.data(), already_read.size()),
+        use_tuple);
     co_return ec;
 }
 

@@ -148,7 +148,10 @@ asio::awaitable<bool> MysqlSession::handshake() {
             co_await send_error(seq, mysql::er::handshake_error, "08S01", "Bad handshake");
             co_return false;
         }
-        if (auto ec = co_await client_.start_tls_server(*listener_.tls)) {
+        // The client may have sent its TLS ClientHello right behind the SSLRequest.
+        const std::vector<std::uint8_t> early(cbuf_.readable().begin(), cbuf_.readable().end());
+        cbuf_.consume(early.size());
+        if (auto ec = co_await client_.start_tls_server(*listener_.tls, early)) {
             end_reason_ = "TLS handshake failed";
             spdlog::info("{} TLS handshake failed: {}", prefix(), ec.message());
             co_return false;

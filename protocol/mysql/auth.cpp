@@ -243,7 +243,11 @@ result<AuthAction> BackendLogin::on_greeting(Bytes payload) {
     auto g = parse_greeting(payload);
     if (!g) return g.error();
     greeting_ = std::move(*g);
-    if (!(greeting_.capabilities & cap::protocol_41)) return codec_errc::malformed;
+    // Without CLIENT_SECURE_CONNECTION the server predates 4.1 authentication, and our binary
+    // scramble would go out NUL-terminated.
+    if (!(greeting_.capabilities & cap::protocol_41) ||
+        !(greeting_.capabilities & cap::secure_connection))
+        return codec_errc::malformed;
     capabilities_ = (options_.capabilities & greeting_.capabilities) | cap::protocol_41 |
                     cap::secure_connection | cap::plugin_auth;
     capabilities_ &= greeting_.capabilities | cap::protocol_41;

@@ -82,8 +82,11 @@ result<Greeting> parse_greeting(Bytes payload) noexcept {
     if (!ext) return ext.error();
     if (!(g.capabilities & cap::long_password)) g.mariadb_ext_capabilities = *ext;
     if (g.capabilities & cap::secure_connection) {
-        const std::size_t len = std::max<std::size_t>(13, *auth_len > 8 ? *auth_len - 8u : 0u);
-        auto part2 = r.bytes(std::min(len, r.remaining()));
+        // auth-plugin-data-part-2 is MAX(13, auth_plugin_data_len - 8) bytes, all required;
+        // the length byte counts only with CLIENT_PLUGIN_AUTH (it is 0 otherwise).
+        const std::size_t data_len = (g.capabilities & cap::plugin_auth) ? *auth_len : 0u;
+        const std::size_t len = std::max<std::size_t>(13, data_len > 8 ? data_len - 8u : 0u);
+        auto part2 = r.bytes(len);
         if (!part2) return part2.error();
         Bytes p2 = *part2;
         if (!p2.empty() && p2.back() == 0) p2 = p2.first(p2.size() - 1);
@@ -110,17 +113,26 @@ void write_greeting(const Greeting& g, std::vector<std::uint8_t>& out) {
     out.push_back(g.charset);
     wire::put_fixed(out, g.status, 2);
     wire::put_fixed(out, g.capabilities >> 16, 2);
-    out.push_back((g.capabilities & cap::plugin_auth)
-                      ? static_cast<std::uint8_t>(g.auth_data.size() + 1)
-                      : std::uint8_t{0});
+    // The second part is the rest of the nonce and a NUL, at least 13 bytes and at most 247 so
+    // that the length byte (8 + its size) fits; exactly 13 without CLIENT_PLUGIN_AUTH, where
+    // the length byte is 0.
+    Bytes part2 = g.auth_data.size() > 8 ? Bytes{g.auth_data}.subspan(8) : Bytes{};
+    std::size_t part2_len = 13;
+    if (g.capabilities & cap::plugin_auth)
+        part2_len = std::clamp<std::size_t>(part2.size() + 1, 13, 247);
+    part2 = part2.first(std::min(part2.size(), part2_len));
+    std::uint8_t auth_len = 0;
+    if (g.capabilities & cap::plugin_auth) {
+        auth_len = static_cast<std::uint8_t>(
+            (g.capabilities & cap::secure_connection) ? 8 + part2_len : g.auth_data.size() + 1);
+    }
+    out.push_back(auth_len);
     for (int i = 0; i < 6; ++i)
         out.push_back(0);
     wire::put_fixed(out, (g.capabilities & cap::long_password) ? 0 : g.mariadb_ext_capabilities, 4);
     if (g.capabilities & cap::secure_connection) {
-        Bytes part2 = g.auth_data.size() > 8 ? Bytes{g.auth_data}.subspan(8) : Bytes{};
         wire::put_bytes(out, part2);
-        // The second part is at least 13 bytes, NUL included.
-        for (std::size_t i = part2.size(); i < 13; ++i)
+        for (std::size_t i = part2.size(); i < part2_len; ++i)
             out.push_back(0);
     }
     if (g.capabilities & cap::plugin_auth) wire::put_null_str(out, g.auth_plugin);

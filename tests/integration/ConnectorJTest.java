@@ -8,7 +8,7 @@
 // serverSslCert = the test CA) and the caching_sha2_password listener.
 //
 // Compiled and run by connectorj.sh. Environment: SLUICE_HOST, SLUICE_PORT, SLUICE_TLS_PORT,
-// SLUICE_SHA2_PORT, SLUICE_PRIMARY_PORT, SLUICE_CA.
+// SLUICE_SHA2_PORT, SLUICE_PRIMARY_PORT, SLUICE_ADMIN_PORT, SLUICE_CA.
 
 import java.io.ByteArrayInputStream;
 import java.math.BigDecimal;
@@ -35,6 +35,7 @@ public final class ConnectorJTest {
     static final int SHA2_PORT = Integer.parseInt(env("SLUICE_SHA2_PORT"));
     static final int PRIMARY_PORT = Integer.parseInt(env("SLUICE_PRIMARY_PORT"));
     static final String CA = env("SLUICE_CA");
+    static final int ADMIN_PORT = Integer.parseInt(env("SLUICE_ADMIN_PORT"));
 
     static int checks = 0;
     static final List<String> failures = new ArrayList<>();
@@ -106,6 +107,42 @@ public final class ConnectorJTest {
     }
 
     static long primaryServerId;
+
+    /** sluice_client_commands_total{command="NAME"} from the admin /metrics page (0 if absent). */
+    static double commandCount(String name) throws Exception {
+        java.net.HttpURLConnection h = (java.net.HttpURLConnection)
+            new java.net.URL("http://127.0.0.1:" + ADMIN_PORT + "/metrics").openConnection();
+        h.setConnectTimeout(5000);
+        h.setReadTimeout(5000);
+        String prefix = "sluice_client_commands_total{command=\"" + name + "\"} ";
+        try (java.io.BufferedReader r = new java.io.BufferedReader(
+                 new java.io.InputStreamReader(h.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; )
+                if (line.startsWith(prefix)) return Double.parseDouble(line.substring(prefix.length()).trim());
+        }
+        return 0;
+    }
+
+    /** Runs a suite and checks (from Sluice's metrics) whether it used COM_STMT_* commands. */
+    static void suiteWithProtocolCheck(String mode, String options, boolean serverPrepare) throws Exception {
+        double prepare0 = commandCount("stmt_prepare"), execute0 = commandCount("stmt_execute");
+        double longData0 = commandCount("stmt_send_long_data");
+        suite(mode, options);
+        double prepared = commandCount("stmt_prepare") - prepare0;
+        double executed = commandCount("stmt_execute") - execute0;
+        double longData = commandCount("stmt_send_long_data") - longData0;
+        run("[" + mode + "] protocol used, as counted by sluice", () -> {
+            if (serverPrepare) {
+                check(prepared >= 10, "expected >= 10 COM_STMT_PREPARE, sluice counted " + prepared);
+                check(executed >= 500, "expected >= 500 COM_STMT_EXECUTE (the batch), sluice counted " + executed);
+                check(longData >= 1, "expected COM_STMT_SEND_LONG_DATA for setBinaryStream, sluice counted " + longData);
+            } else {
+                // (the CallableStatement with OUT parameters is prepared on the server anyway)
+                check(prepared <= 2, "COM_STMT_PREPARE with client-side prepare: " + prepared);
+                check(executed <= 2, "COM_STMT_EXECUTE with client-side prepare (the batch must be text): " + executed);
+            }
+        });
+    }
 
     static void suite(String mode, String options) {
         final String t = "cj_" + (options.contains("useServerPrepStmts=true") ? "ps" : "text");
@@ -358,8 +395,8 @@ public final class ConnectorJTest {
             System.exit(1);
         }
 
-        suite("client-side prepare", "useServerPrepStmts=false");
-        suite("server-side prepare", "useServerPrepStmts=true");
+        suiteWithProtocolCheck("client-side prepare", "useServerPrepStmts=false", false);
+        suiteWithProtocolCheck("server-side prepare", "useServerPrepStmts=true", true);
 
         run("TLS on the require_tls port (useSsl, serverSslCert = test CA)", () -> {
             try (Connection c = DriverManager.getConnection(

@@ -78,9 +78,12 @@ tls_cli() {
     mariadb --no-defaults --connect-timeout=5 -h"$SLUICE_HOST" -P"$1" -uapp -papp \
         --ssl --ssl-ca="$SLUICE_CA" --ssl-verify-server-cert "${@:2}"
 }
-run out rc tls_cli "$SLUICE_TLS_PORT" -e 'status'
-expect_eq "TLS login on the require_tls port (CA verified) exits 0" "$rc" 0
-expect_contains "client side of the TLS port is encrypted" "$out" "Cipher in use is"
+# Several logins: the client's ClientHello may or may not share a segment with its SSLRequest.
+for i in 1 2 3 4 5; do
+    run out rc tls_cli "$SLUICE_TLS_PORT" -e 'status'
+    expect_eq "TLS login #$i on the require_tls port (CA verified) exits 0" "$rc" 0
+    expect_contains "client side of the TLS port is encrypted (#$i)" "$out" "Cipher in use is"
+done
 run out rc tls_cli "$SLUICE_TLS_PORT" -N -B -e 'SELECT @@server_id, 40 + 2'
 expect_eq "query over TLS reaches the primary" "$out" "$primary_id"$'\t42'
 run out rc mariadb --no-defaults --connect-timeout=5 -h"$SLUICE_HOST" -P"$SLUICE_TLS_PORT" \

@@ -272,15 +272,24 @@ def expect_err_packet(raw, code, what):
     return seq, err
 
 
-def raw_select_1(port, what="second session"):
-    """Logs in on a fresh raw connection and checks SELECT 1 answers 1."""
-    r = Raw(port)
+def raw_select_1(port, what="second session", sessions=8):
+    """Logs in on fresh raw connections and checks SELECT 1 answers 1 on each. Several
+    sessions, held open together: the kernel spreads them over the workers (SO_REUSEPORT), so
+    the worker that served the bad session is almost surely among them (1 - 2^-8 with 2)."""
+    held = []
     try:
-        r.login()
-        kind, rows = r.query("SELECT 1")
-        eq((kind, rows), ("rows", [("1",)]), f"{what}: SELECT 1")
+        for i in range(sessions):
+            r = Raw(port, timeout=5)
+            held.append(r)
+            try:
+                r.login()
+                kind, rows = r.query(f"SELECT {i + 1}")
+            except (OSError, AssertionError) as e:
+                raise AssertionError(f"{what} #{i + 1}: {type(e).__name__}: {e}") from e
+            eq((kind, rows), ("rows", [(str(i + 1),)]), f"{what} #{i + 1}: SELECT {i + 1}")
     finally:
-        r.close()
+        for r in held:
+            r.close()
 
 
 def wait_until(cond, timeout, step=0.1):

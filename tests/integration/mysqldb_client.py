@@ -16,6 +16,7 @@ from itlib import Checks, eq, true, env_int, env_str, HOST
 
 PORT = env_int("SLUICE_PORT")
 TLS_PORT = env_int("SLUICE_TLS_PORT")
+SHA2_PORT = env_int("SLUICE_SHA2_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 ADMIN_PORT = env_int("SLUICE_ADMIN_PORT")
 CA = env_str("SLUICE_CA")
@@ -188,6 +189,16 @@ def test_change_user():
             conn.close()
         except MySQLdb.Error:
             pass
+    # On the caching_sha2_password listener, plain and over TLS.
+    for ssl in (None, {"ca": CA}):
+        kw = {"ssl": ssl} if ssl else {}
+        conn = connect(SHA2_PORT, **kw)
+        try:
+            conn.change_user("app", "app", "mysql")
+            eq(one(conn, "SELECT DATABASE(), CURRENT_USER()"), ("mysql", "app@%"),
+               f"COM_CHANGE_USER on the sha2 port (TLS: {bool(ssl)})")
+        finally:
+            conn.close()
     # The failure closed that session only.
     c2 = connect()
     eq(one(c2, "SELECT 1"), (1,), "a new session after the refused change_user")

@@ -2,7 +2,7 @@
 """pymysql_client: PyMySQL (pure-Python client, text protocol) through Sluice.
 
 Text and parametrised queries, a 20 MiB BLOB both ways (multi-packet commands and rows),
-LOAD DATA LOCAL INFILE, rollback, COM_PING, COM_INIT_DB, caching_sha2_password with and
+commands and rows of exactly 16 MiB - 1 bytes, LOAD DATA LOCAL INFILE, rollback, COM_PING, COM_INIT_DB, caching_sha2_password with and
 without TLS, a 100k-row result (buffered and streamed), utf8mb4, a CALL with two result sets.
 """
 
@@ -101,6 +101,27 @@ def test_blob_20mib():
         c.execute("DROP TABLE py_blob")
 
 
+def test_packet_boundaries():
+    """Commands and rows of exactly 16 MiB - 1 bytes need an empty continuation packet."""
+    full = 0xFFFFFF
+    with connect() as conn, conn.cursor() as c:
+        # COM_QUERY payload = 1 command byte + the SQL text.
+        head, tail = "SELECT LENGTH('", "')"
+        for delta in (-1, 0, 1):
+            k = full - 1 - len(head) - len(tail) + delta
+            c.execute(head + "y" * k + tail)
+            eq(c.fetchone(), (k,), f"COM_QUERY payload of 0xFFFFFF{delta:+d} bytes")
+        # A text row holding one string of n bytes: payload = 4-byte length prefix + n.
+        for delta in (-1, 0, 1):
+            n = full - 4 + delta
+            c.execute("SELECT REPEAT('z', %s)", (n,))
+            v = c.fetchone()[0]
+            eq(len(v), n, f"row payload of 0xFFFFFF{delta:+d} bytes")
+            true(v == "z" * n, "row contents differ")
+        c.execute("SELECT 'after boundaries'")
+        eq(c.fetchone(), ("after boundaries",), "the session answers after the boundary cases")
+
+
 def test_load_data_local():
     with direct() as d:
         eq(one(d, "SELECT @@local_infile")[0], 1,
@@ -123,6 +144,14 @@ def test_load_data_local():
                "loaded contents")
             c.execute("SELECT 'after infile'")
             eq(c.fetchone(), ("after infile",), "the session answers after LOAD DATA")
+            # The client cannot read the file: it answers the request with an empty packet.
+            try:
+                c.execute("LOAD DATA LOCAL INFILE '/nonexistent/sluice.tsv' INTO TABLE py_infile")
+                raise AssertionError("LOAD DATA LOCAL of a missing file succeeded")
+            except pymysql.err.OperationalError as e:
+                true(e.args[0] in (1017, 2000, 2), f"LOAD DATA LOCAL of a missing file: {e!r}")
+            c.execute("SELECT COUNT(*) FROM py_infile")
+            eq(c.fetchone(), (5000,), "the session answers after a failed LOAD DATA LOCAL")
             c.execute("DROP TABLE py_infile")
     finally:
         os.unlink(path)
@@ -171,6 +200,15 @@ def test_sha2_tls():
         true(isinstance(conn._sock, ssl.SSLSocket), "connection to the sha2 port is not TLS")
         true(conn._sock.version() in ("TLSv1.2", "TLSv1.3"), f"TLS version {conn._sock.version()}")
         eq(one(conn, "SELECT CURRENT_USER(), 6 * 7"), ("app@%", 42), "query over TLS on the sha2 port")
+    # Large results and commands over TLS (many TLS records each way).
+    with connect(SHA2_PORT, ssl={"ca": CA}) as conn, conn.cursor() as c:
+        data = os.urandom(5 * 1024 * 1024)
+        c.execute("SELECT %s = %s, LENGTH(%s)", (data, data, data))
+        eq(c.fetchone(), (1, len(data)), "5 MiB parameter over TLS")
+        c.execute("SELECT SHA1(REPEAT('t', 3000000)), REPEAT('t', 3000000)")
+        sha, big = c.fetchone()
+        eq((sha, len(big)), (hashlib.sha1(b"t" * 3000000).hexdigest(), 3000000), "3 MB value over TLS")
+        eq(c.execute("SELECT seq FROM sluice_test.seq_1_to_50000"), 50000, "50k rows over TLS")
     # Again: now the cache is warm, the fast path is taken. Several logins, as PyMySQL's
     # ClientHello often arrives in the same segment as its SSLRequest.
     for i in range(10):
@@ -252,6 +290,7 @@ def main():
     checks.run("text queries, affected rows, insert id, server error 1146", test_text_queries)
     checks.run("parametrised queries", test_parametrised)
     checks.run("20 MiB BLOB insert and select", test_blob_20mib)
+    checks.run("16 MiB packet boundaries, both directions", test_packet_boundaries)
     checks.run("LOAD DATA LOCAL INFILE", test_load_data_local)
     checks.run("autocommit off + rollback", test_rollback)
     checks.run("COM_PING and COM_INIT_DB", test_ping_and_select_db)

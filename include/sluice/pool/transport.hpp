@@ -28,8 +28,9 @@ public:
     tcp::socket& socket() noexcept { return socket_; }
     bool tls() const noexcept { return tls_ != nullptr; }
 
-    /// TLS handshake as the server (clients that sent an SSLRequest).
-    asio::awaitable<error_code> start_tls_server(asio::ssl::context& ctx);
+    /// TLS handshake as the server (clients that sent an SSLRequest). `already_read` holds
+    /// bytes of the client's TLS handshake that arrived in the same read as the request.
+    asio::awaitable<error_code> start_tls_server(asio::ssl::context& ctx, Bytes already_read);
     /// TLS handshake as the client; `host` names the server for SNI and verification.
     asio::awaitable<error_code> start_tls_client(asio::ssl::context& ctx, const std::string& host,
                                                  bool verify_hostname);

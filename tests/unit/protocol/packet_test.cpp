@@ -15,7 +15,8 @@ namespace {
 // A payload of `size` bytes with a recognisable pattern (so misplaced bytes show).
 ByteVec pattern(std::size_t size) {
     ByteVec p(size);
-    for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<std::uint8_t>((i * 7 + i / 251) & 0xFF);
+    for (std::size_t i = 0; i < size; ++i)
+        p[i] = static_cast<std::uint8_t>((i * 7 + i / 251) & 0xFF);
     return p;
 }
 
@@ -39,7 +40,8 @@ TEST_CASE("write_packets frames a COM_QUERY exactly as the mariadb CLI sends it"
 TEST_CASE("write_packets appends to what the buffer already holds", "[protocol][mysql]") {
     ByteVec out{0xAA};
     write_packets(bytes_of("x"), 5, out);
-    CHECK(to_hex(out) == "aa01000005" "78");
+    CHECK(to_hex(out) == "aa01000005"
+                         "78");
 }
 
 TEST_CASE("write_packets writes an empty payload as one empty packet", "[protocol][mysql]") {
@@ -61,8 +63,7 @@ TEST_CASE("PacketSplitter returns the packet at the front of the input, viewed i
     CHECK(p.wire_size() == 7);
 }
 
-TEST_CASE("PacketSplitter waits while the input holds only part of a packet",
-          "[protocol][mysql]") {
+TEST_CASE("PacketSplitter waits while the input holds only part of a packet", "[protocol][mysql]") {
     const ByteVec in = from_hex("05000001 6162636465");
     for (std::size_t len = 0; len < in.size(); ++len) {
         INFO("length " << len);
@@ -84,8 +85,7 @@ TEST_CASE("PacketSplitter accepts an empty packet", "[protocol][mysql]") {
     CHECK((*step)->seq == 9);
 }
 
-TEST_CASE("PacketSplitter refuses an oversized packet from its header alone",
-          "[protocol][mysql]") {
+TEST_CASE("PacketSplitter refuses an oversized packet from its header alone", "[protocol][mysql]") {
     // Only the 4 header bytes are there: the limit is checked before the payload arrives.
     const ByteVec header = from_hex("65000000"); // 101 bytes announced
     auto over = PacketSplitter{100}.next(header);
@@ -204,8 +204,7 @@ TEST_CASE("A payload of exactly 0xFFFFFF bytes is followed by an empty packet",
     CHECK_FALSE(partial->has_value());
 }
 
-TEST_CASE("A 16 MiB payload splits at 0xFFFFFF bytes and assembles back",
-          "[protocol][mysql]") {
+TEST_CASE("A 16 MiB payload splits at 0xFFFFFF bytes and assembles back", "[protocol][mysql]") {
     const std::size_t size = (std::size_t{1} << 24) + 100; // 16 MiB + 100
     const ByteVec payload = pattern(size);
     ByteVec wire;
@@ -239,9 +238,9 @@ TEST_CASE("A 16 MiB payload splits at 0xFFFFFF bytes and assembles back",
     // at the very end (every length would take minutes for 16 MiB; the small message above
     // covers every length).
     const std::size_t second = max_packet_payload + 4;
-    for (std::size_t len : {std::size_t{0}, std::size_t{3}, std::size_t{4}, std::size_t{5},
-                            second - 1, second, second + 1, second + 3, second + 4,
-                            wire.size() - 1}) {
+    for (std::size_t len :
+         {std::size_t{0}, std::size_t{3}, std::size_t{4}, std::size_t{5}, second - 1, second,
+          second + 1, second + 3, second + 4, wire.size() - 1}) {
         INFO("length " << len);
         auto part = frame_message(Bytes{wire}.first(len), size);
         REQUIRE(part.has_value());

@@ -117,7 +117,9 @@ public:
     explicit BackendLogin(Options options) : options_(std::move(options)) {}
 
     /// Parses the greeting (an ERR here, e.g. "too many connections", fails the login).
-    /// codec_errc on malformed bytes; an ERR packet comes back as Kind::fail.
+    /// codec_errc on malformed bytes, or codec_errc::malformed for a server without 4.1
+    /// authentication (CLIENT_PROTOCOL_41 and CLIENT_SECURE_CONNECTION); an ERR packet comes
+    /// back as Kind::fail.
     result<AuthAction> on_greeting(Bytes payload);
     /// The SSLRequest payload to send before the TLS handshake (only when tls).
     std::vector<std::uint8_t> ssl_request() const;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# sysbench_ps / sysbench_no_ps: sysbench oltp_read_write through Sluice for a few seconds.
+#   sysbench.sh auto|disable     (--db-ps-mode: server-side prepared statements or text)
+# Tables are prepared directly on the primary (faster) and dropped at the end. Passes when
+# sysbench exits 0 without FATAL, ran queries, ignored (retried) errors stay <= 1% of the
+# transactions, and Sluice counted the COM_STMT_EXECUTEs (auto) or none of them (disable).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need sysbench
+need curl
+mode=${1:?usage: sysbench.sh auto|disable}
+case $mode in auto | disable) ;; *) echo "usage: sysbench.sh auto|disable" >&2; exit 2 ;; esac
+: "${SLUICE_ADMIN_PORT:?}"
+TABLES=${SYSBENCH_TABLES:-4}
+TABLE_SIZE=${SYSBENCH_TABLE_SIZE:-10000}
+SECONDS_RUN=${SYSBENCH_TIME:-15}
+THREADS=${SYSBENCH_THREADS:-4}
+
+common=(oltp_read_write --db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=sbtest
+        --tables="$TABLES" --table-size="$TABLE_SIZE")
+direct=(--mysql-host=127.0.0.1 --mysql-port="$SLUICE_PRIMARY_PORT")
+
+metric() {
+    curl -sf --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN_PORT/metrics" |
+        awk -v k="$1" 'index($0, k " ") == 1 { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+cleanup() { sysbench "${common[@]}" "${direct[@]}" cleanup >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+direct_primary -e 'CREATE DATABASE IF NOT EXISTS sbtest'
+cleanup
+if ! prep=$(sysbench "${common[@]}" "${direct[@]}" --threads="$TABLES" prepare 2>&1); then
+    echo "$prep" >&2
+    echo "FAIL - sysbench prepare on the primary failed" >&2
+    exit 1
+fi
+
+exec0=$(metric 'sluice_client_commands_total{command="stmt_execute"}')
+query0=$(metric 'sluice_client_commands_total{command="query"}')
+rc=0
+out=$(sysbench "${common[@]}" --mysql-host="$SLUICE_HOST" --mysql-port="$SLUICE_PORT" \
+    --threads="$THREADS" --time="$SECONDS_RUN" --db-ps-mode="$mode" \
+    --report-interval=5 run 2>&1) || rc=$?
+echo "$out"
+exec1=$(metric 'sluice_client_commands_total{command="stmt_execute"}')
+query1=$(metric 'sluice_client_commands_total{command="query"}')
+
+expect_eq "sysbench run exits 0" "$rc" 0
+if grep -q FATAL <<<"$out"; then fail "sysbench printed FATAL: $(grep -m3 FATAL <<<"$out")"; else
+    pass "no FATAL in the sysbench output"; fi
+queries=$(awk '/^ +queries:/ { print $2 }' <<<"$out")
+transactions=$(awk '/^ +transactions:/ { print $2 }' <<<"$out")
+ignored=$(awk '/^ +ignored errors:/ { print $3 }' <<<"$out")
+reconnects=$(awk '/^ +reconnects:/ { print $2 }' <<<"$out")
+echo "queries=$queries transactions=$transactions ignored_errors=$ignored reconnects=$reconnects"
+if [[ $queries =~ ^[0-9]+$ ]] && [ "$queries" -gt 0 ]; then pass "queries: $queries > 0"; else
+    fail "queries: expected a number > 0, got [$queries]"; fi
+if [[ $transactions =~ ^[0-9]+$ ]] && [ "$transactions" -gt 0 ]; then pass "transactions: $transactions > 0"; else
+    fail "transactions: expected a number > 0, got [$transactions]"; fi
+if [[ $ignored =~ ^[0-9]+$ ]] && [[ $transactions =~ ^[0-9]+$ ]] && [ $((ignored * 100)) -le "$transactions" ]; then
+    pass "ignored errors $ignored <= 1% of $transactions transactions"
+else
+    fail "ignored errors: expected <= 1% of transactions, got [$ignored] of [$transactions]"
+fi
+expect_eq "reconnects" "$reconnects" 0
+
+# What crossed Sluice: oltp_read_write has 18 statements per transaction.
+executes=$(awk -v a="$exec0" -v b="$exec1" 'BEGIN { print int(b - a) }')
+texts=$(awk -v a="$query0" -v b="$query1" 'BEGIN { print int(b - a) }')
+echo "sluice counted: stmt_execute +$executes, query +$texts"
+if [ "$mode" = auto ]; then
+    if [[ $queries =~ ^[0-9]+$ ]] && [ "$executes" -ge $((queries * 9 / 10)) ]; then
+        pass "--db-ps-mode=auto: sluice relayed $executes COM_STMT_EXECUTE for $queries queries"
+    else
+        fail "--db-ps-mode=auto: expected about $queries COM_STMT_EXECUTE through sluice, counted $executes"
+    fi
+else
+    expect_eq "--db-ps-mode=disable: no COM_STMT_EXECUTE through sluice" "$executes" 0
+    if [[ $queries =~ ^[0-9]+$ ]] && [ "$texts" -ge "$queries" ]; then
+        pass "--db-ps-mode=disable: sluice relayed $texts COM_QUERY for $queries queries"
+    else
+        fail "--db-ps-mode=disable: expected >= $queries COM_QUERY through sluice, counted $texts"
+    fi
+fi
+finish
