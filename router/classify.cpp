@@ -184,8 +184,8 @@ void Classifier::scan() noexcept {
         }
         const bool skip_lock = skip_lock_;
         skip_lock_ = false;
-        if (kw_ == Kw::none) break;
         if ((attrs_ & attr::nondet_bare) && !after_dot_) f.non_deterministic = true;
+        if (kw_ == Kw::none) break;
         switch (kw_) {
         case Kw::update:
         case Kw::share:
@@ -260,6 +260,7 @@ void Classifier::scan() noexcept {
         }
         break;
     case TokenKind::sys_var: {
+        if (suppress) break; // SET @@x = ...: assigned, not read
         f.non_deterministic = true;
         std::string_view name = tok_.text.substr(2);
         if (const auto dot = name.find('.'); dot != std::string_view::npos)
@@ -305,6 +306,7 @@ void Classifier::run() {
         changes_before = out_.session_changes.size();
         depth_ = 0;
         compound_ = false;
+        nesting_ = 0;
         saw_into_ = false;
         pending_global_ = false;
         pending_use_ = Token{};
@@ -521,7 +523,7 @@ StatementClass Classifier::show() {
         return StatementClass::other;
     case Kw::all: // SHOW ALL SLAVES STATUS
         advance();
-        return (kw_ == Kw::slave || kw_ == Kw::replicas || kw_ == Kw::replica)
+        return (kw_ == Kw::slaves || kw_ == Kw::replicas)
                    ? StatementClass::other
                    : StatementClass::read;
     case Kw::full:
@@ -765,8 +767,9 @@ Classifier::Value Classifier::collect_value(int base_depth, std::string& text) {
         } else if (v.tokens == 1) {
             v.second = tok_;
         }
-        if (tok_.kind != TokenKind::word && tok_.kind != TokenKind::string &&
-            tok_.kind != TokenKind::number && tok_.kind != TokenKind::quoted_ident)
+        if ((tok_.kind != TokenKind::word && tok_.kind != TokenKind::string &&
+             tok_.kind != TokenKind::number && tok_.kind != TokenKind::quoted_ident) ||
+            (attrs_ & attr::nondet_bare))
             simple = false;
         ++v.tokens;
         advance();
@@ -777,9 +780,8 @@ Classifier::Value Classifier::collect_value(int base_depth, std::string& text) {
     };
     if (v.tokens == 1) {
         v.constant = is_literal(v.first, v.first_attrs);
-    } else if (v.tokens == 2) {
-        v.constant = (v.first.is_op('-') || v.first.is_op('+')) &&
-                     v.second.kind == TokenKind::number;
+    } else if (v.tokens == 2 && (v.first.is_op('-') || v.first.is_op('+'))) {
+        v.constant = v.second.kind == TokenKind::number; // -1
     } else {
         // NAMES x COLLATE y, ISOLATION LEVEL READ COMMITTED: words only.
         v.constant = simple && v.tokens > 0;
@@ -913,6 +915,7 @@ bool Classifier::set_item(Scope running) {
     switch (tok_.kind) {
     case TokenKind::user_var:
         kind = Kind::user_variable;
+        scope = Scope::session; // user variables have no scope
         name = user_var_name(tok_.text, !mode_.no_backslash_escapes);
         text.push_back('@');
         if (plain_var_name(name)) {

@@ -474,6 +474,7 @@ constexpr KeywordInfo k_words[] = {
     {"SIN", Kw::none, attr::func},
     {"SKIP", Kw::none, attr::upper},
     {"SLAVE", Kw::slave, 0},
+    {"SLAVES", Kw::slaves, 0},
     {"SLEEP", Kw::none, attr::func | attr::nondet_call},
     {"SMALLINT", Kw::none, attr::upper | attr::reserved},
     {"SNAPSHOT", Kw::none, attr::upper},

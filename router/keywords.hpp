@@ -143,6 +143,7 @@ enum class Kw : std::uint8_t {
     shutdown,
     signal,
     slave,
+    slaves,
     sql_calc_found_rows,
     stacked,
     stage,

@@ -430,7 +430,8 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(ResponseKind kind) {
         case mysql::ResponseScanner::State::done:
             // Nothing may follow a complete response until the next command.
             if (!bbuf.empty()) co_return Relay::backend_protocol;
-            backend_->set_status(scanner_.last_status());
+            // An ERR carries no status flags: the backend's last known status stands.
+            if (!scanner_.ended_with_error()) backend_->set_status(scanner_.last_status());
             co_return Relay::ok;
         case mysql::ResponseScanner::State::local_infile: {
             const Relay r = co_await pump_local_infile();

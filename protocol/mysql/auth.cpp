@@ -166,9 +166,11 @@ AuthAction ServerLogin::start(std::string user, std::string_view plugin, Bytes a
     password_ = pw.value_or(std::string{});
     if (plugin == native_password_plugin || plugin == caching_sha2_plugin) {
         // The client already answered our nonce with a plugin we speak: check it directly.
-        return verify(plugin, auth, tls, user_known_ && cached(user_));
+        cached_ = user_known_ && cached(user_);
+        return verify(plugin, auth, tls, cached_);
     }
     // Any other plugin (sha256_password, client_ed25519, none): ask for ours instead.
+    cached_ = user_known_ && cached(user_);
     state_ = State::switched;
     AuthAction a;
     AuthSwitchRequest sw{options_.plugin, {nonce_.begin(), nonce_.end()}};
@@ -207,7 +209,7 @@ AuthAction ServerLogin::verify(std::string_view plugin, Bytes auth, bool tls, bo
 AuthAction ServerLogin::on_auth_data(Bytes payload) {
     switch (state_) {
     case State::switched:
-        return verify(options_.plugin, payload, tls_, false);
+        return verify(options_.plugin, payload, tls_, cached_);
     case State::full_auth: {
         state_ = State::done;
         if (!tls_) return deny(true); // never asked for without TLS

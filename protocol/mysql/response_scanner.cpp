@@ -20,7 +20,9 @@ void ResponseScanner::start(ResponseKind kind, bool deprecate_eof) noexcept {
     deprecate_eof_ = deprecate_eof;
     state_ = State::running;
     error_ = false;
+    status_ = 0;
     continuation_ = false;
+    pending_done_ = false;
     header_have_ = 0;
     payload_left_ = 0;
     prefix_have_ = 0;
@@ -76,11 +78,19 @@ result<std::size_t> ResponseScanner::feed(Bytes in) noexcept {
         header_have_ = 0;
         const bool was_continuation = continuation_;
         continuation_ = payload_len_ == max_packet_payload;
-        if (was_continuation) continue; // its first byte is data, not a packet type
+        if (was_continuation) {
+            // Its first byte is data, not a packet type. The message it continues may have
+            // been the last of the response: then the response ends with its last fragment.
+            if (!continuation_ && pending_done_) state_ = State::done;
+            continue;
+        }
         ++packets_;
         bool done = false;
         if (auto ec = on_packet(done)) return ec;
-        if (done) state_ = State::done;
+        if (done && continuation_)
+            pending_done_ = true;
+        else if (done)
+            state_ = State::done;
     }
     return pos;
 }

@@ -781,3 +781,23 @@ TEST_CASE("BackendLogin refuses packets that make no sense during login", "[prot
     REQUIRE(other.has_error());
     CHECK(other.error() == codec_errc::unexpected_message);
 }
+
+TEST_CASE("ServerLogin takes the fast path after an auth switch when the user is cached",
+          "[protocol][mysql]") {
+    ServerLogin login = make_server(std::string{caching_sha2_plugin});
+    const AuthAction sw =
+        login.on_handshake_response(response("u", "sha256_password", {}), true, lookup, warm);
+    REQUIRE(sw.packets.size() == 1);
+    const AuthAction done = login.on_auth_data(sha2("pw"));
+    CHECK(done.kind == Kind::send_and_succeed);
+    CHECK(done.packets == std::vector<ByteVec>{{0x01, 0x03}});
+}
+
+TEST_CASE("ServerLogin asks for full authentication after a switch over TLS with a cold cache",
+          "[protocol][mysql]") {
+    ServerLogin login = make_server(std::string{caching_sha2_plugin});
+    login.on_handshake_response(response("u", "sha256_password", {}), true, lookup, cold);
+    const AuthAction full = login.on_auth_data(sha2("pw"));
+    CHECK(full.kind == Kind::send);
+    CHECK(full.packets == std::vector<ByteVec>{{0x01, 0x04}});
+}

@@ -556,7 +556,8 @@ TEST_CASE("ResponseScanner can be started again for the next response", "[protoc
     CHECK(s.packets() == 9);
 }
 
-TEST_CASE("ResponseScanner keeps the last status across an ERR response", "[protocol][mysql]") {
+TEST_CASE("ResponseScanner reports no status for an ERR response: an ERR carries none",
+          "[protocol][mysql]") {
     ResponseScanner s;
     s.start(ResponseKind::query, true);
     REQUIRE(s.feed(read_vector("deof_begin")).has_value());
@@ -564,7 +565,7 @@ TEST_CASE("ResponseScanner keeps the last status across an ERR response", "[prot
     s.start(ResponseKind::query, true);
     REQUIRE(s.feed(read_vector("deof_error")).has_value());
     CHECK(s.ended_with_error());
-    CHECK(s.last_status() == (status::autocommit | status::in_trans));
+    CHECK(s.last_status() == 0);
 }
 
 // ---- malformed input ----
@@ -630,4 +631,33 @@ TEST_CASE("ResponseScanner survives every truncation and every single-byte corru
             }
         }
     }
+}
+
+TEST_CASE("ResponseScanner ends a single-message reply of 16 MiB after its last fragment",
+          "[protocol][mysql]") {
+    // COM_STATISTICS-style reply: one message of 0xFFFFFF + 10 bytes, in two packets.
+    ByteVec payload(0xFFFFFF + 10, 'x');
+    ByteVec wire;
+    write_packets(payload, 1, wire);
+    REQUIRE(wire.size() == 4 + 0xFFFFFF + 4 + 10);
+    ResponseScanner s;
+    s.start(ResponseKind::single, false);
+    auto first = s.feed(Bytes{wire}.first(4 + 0xFFFFFF));
+    REQUIRE(first.has_value());
+    CHECK(s.state() == ResponseScanner::State::running);
+    auto rest = s.feed(Bytes{wire}.subspan(4 + 0xFFFFFF));
+    REQUIRE(rest.has_value());
+    CHECK(*rest == 14);
+    CHECK(s.state() == ResponseScanner::State::done);
+}
+
+TEST_CASE("ResponseScanner forgets the previous response's status when started again",
+          "[protocol][mysql]") {
+    ResponseScanner s;
+    const ByteVec first = response_of({ok(0x00, status::in_trans)});
+    s.start(ResponseKind::query, false);
+    REQUIRE(s.feed(first).has_value());
+    CHECK(s.last_status() == status::in_trans);
+    s.start(ResponseKind::query, false);
+    CHECK(s.last_status() == 0);
 }

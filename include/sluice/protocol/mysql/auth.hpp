@@ -100,6 +100,7 @@ private:
     std::string user_, password_;
     bool tls_ = false;
     bool user_known_ = false;
+    bool cached_ = false; // the user logged in before (caching_sha2 fast path over TLS)
 };
 
 /// Sluice as a client logging in to a backend with a user's credentials.

@@ -39,7 +39,8 @@ public:
     result<std::size_t> feed(Bytes in) noexcept;
 
     State state() const noexcept { return state_; }
-    /// Status flags of the last OK or EOF seen (SERVER_STATUS_IN_TRANS and friends).
+    /// Status flags of the last OK or EOF of this response (SERVER_STATUS_IN_TRANS and friends);
+    /// 0 when it had none (an ERR response).
     std::uint16_t last_status() const noexcept { return status_; }
     /// Whether the response ended with an ERR packet.
     bool ended_with_error() const noexcept { return error_; }
@@ -68,6 +69,7 @@ private:
     bool deprecate_eof_ = false;
     bool error_ = false;
     bool continuation_ = false; // this packet continues a 0xFFFFFF-byte one
+    bool pending_done_ = false; // the response ends when this message's fragments do
     std::uint8_t header_have_ = 0;
     std::array<std::uint8_t, 4> header_{};
     std::size_t payload_len_ = 0;  // of the current packet

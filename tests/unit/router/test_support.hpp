@@ -1,0 +1,102 @@
+#pragma once
+// Shared helpers for the router tests: flag strings, the autocommit route rule.
+
+#include "sluice/router/classify.hpp"
+
+#include <catch2/catch.hpp>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace sluice::router::test {
+
+/// Letters for StatementFlags, so a table row can say "LP" for locking_read + primary_function.
+///   L locking_read      I select_into        P primary_function   K takes_user_lock
+///   R releases_user_lock C calc_found_rows   F found_rows         T creates_temp_table
+///   D drops_temp_table  M multi_statement    N non_deterministic  U reads_user_variable
+///   B bad_syntax        G reads_diagnostics  H chains_transaction X releases_connection
+///   O opens_handler     Z closes_handler
+inline std::string flag_letters(const StatementFlags& f) {
+    std::string s;
+    if (f.locking_read) s += 'L';
+    if (f.select_into) s += 'I';
+    if (f.primary_function) s += 'P';
+    if (f.takes_user_lock) s += 'K';
+    if (f.releases_user_lock) s += 'R';
+    if (f.calc_found_rows) s += 'C';
+    if (f.found_rows) s += 'F';
+    if (f.creates_temp_table) s += 'T';
+    if (f.drops_temp_table) s += 'D';
+    if (f.multi_statement) s += 'M';
+    if (f.non_deterministic) s += 'N';
+    if (f.reads_user_variable) s += 'U';
+    if (f.bad_syntax) s += 'B';
+    if (f.reads_diagnostics) s += 'G';
+    if (f.chains_transaction) s += 'H';
+    if (f.releases_connection) s += 'X';
+    if (f.opens_handler) s += 'O';
+    if (f.closes_handler) s += 'Z';
+    return s;
+}
+
+/// The same letters in canonical order, whatever order a table row wrote them in.
+inline std::string canonical_letters(std::string_view letters) {
+    static constexpr std::string_view order = "LIPKRCFTDMNUBGHXOZ";
+    std::string s;
+    for (char c : order) {
+        if (letters.find(c) != std::string_view::npos) s += c;
+    }
+    return s;
+}
+
+enum class Route { primary, replica };
+
+inline std::ostream& operator<<(std::ostream& os, Route r) {
+    return os << (r == Route::primary ? "primary" : "replica");
+}
+
+/// The routing contract for an autocommit session outside a transaction with no pin:
+/// a read (or START TRANSACTION READ ONLY) may go to a replica unless something in it needs
+/// the primary; /* sluice: primary */ always wins; /* sluice: replica */ sends any read to a
+/// replica, never anything else.
+inline Route autocommit_route(const Classification& c) {
+    if (c.hint.target == Hint::Target::primary) return Route::primary;
+    const bool readish =
+        c.cls == StatementClass::read || c.cls == StatementClass::begin_read_only;
+    if (!readish) return Route::primary;
+    if (c.hint.target == Hint::Target::replica) return Route::replica;
+    const StatementFlags& f = c.flags;
+    if (f.locking_read || f.select_into || f.primary_function || f.multi_statement ||
+        f.bad_syntax)
+        return Route::primary;
+    return Route::replica;
+}
+
+inline const char* class_name(StatementClass c) {
+    switch (c) {
+    case StatementClass::read: return "read";
+    case StatementClass::write: return "write";
+    case StatementClass::ddl: return "ddl";
+    case StatementClass::begin: return "begin";
+    case StatementClass::begin_read_only: return "begin_read_only";
+    case StatementClass::commit: return "commit";
+    case StatementClass::rollback: return "rollback";
+    case StatementClass::savepoint: return "savepoint";
+    case StatementClass::session_set: return "session_set";
+    case StatementClass::use: return "use";
+    case StatementClass::lock_tables: return "lock_tables";
+    case StatementClass::unlock_tables: return "unlock_tables";
+    case StatementClass::prepare_sql: return "prepare_sql";
+    case StatementClass::other: return "other";
+    case StatementClass::unknown: return "unknown";
+    }
+    return "?";
+}
+
+} // namespace sluice::router::test
+
+template <> struct Catch::StringMaker<sluice::router::StatementClass> {
+    static std::string convert(sluice::router::StatementClass c) {
+        return sluice::router::test::class_name(c);
+    }
+};
