@@ -15,6 +15,7 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <system_error>
+#include <re2/re2.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 #include <utility>
@@ -398,6 +399,45 @@ User parse_user(const Context& ctx, const toml::table& table, std::string path) 
     return u;
 }
 
+QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path) {
+    const Section s(ctx, table, std::move(path),
+                    {"name", "match_digest", "user", "schema", "route", "error_code",
+                     "error_message", "max_lag_ms"});
+    QueryRule r;
+    r.name = s.required_string("name");
+    s.string_into("match_digest", r.match_digest);
+    if (!r.match_digest.empty()) {
+        RE2::Options opts;
+        opts.set_log_errors(false);
+        const RE2 re(r.match_digest, opts);
+        if (!re.ok()) s.fail_at("match_digest", "not a valid RE2 expression: " + re.error());
+    }
+    s.string_into("user", r.user);
+    s.string_into("schema", r.schema);
+    const std::string route = s.required_string("route");
+    if (route == "primary") {
+        r.route = QueryRule::Route::primary;
+    } else if (route == "replica") {
+        r.route = QueryRule::Route::replica;
+    } else if (route == "refuse") {
+        r.route = QueryRule::Route::refuse;
+    } else {
+        s.fail_at("route", "must be one of primary, replica, refuse");
+    }
+    // Server error codes run from 1000; 2000-2999 are client-side codes.
+    s.integer_into("error_code", r.error_code, 1000, 65535);
+    s.string_into("error_message", r.error_message);
+    if (auto lag = s.integer("max_lag_ms", 0, max_timeout_ms))
+        r.max_lag_ms = static_cast<std::uint32_t>(*lag);
+    if (r.route != QueryRule::Route::refuse &&
+        (s.find("error_code") != nullptr || s.find("error_message") != nullptr))
+        s.fail_at(s.find("error_code") != nullptr ? "error_code" : "error_message",
+                  "only applies to route = \"refuse\"");
+    if (r.route != QueryRule::Route::replica && r.max_lag_ms)
+        s.fail_at("max_lag_ms", "only applies to route = \"replica\"");
+    return r;
+}
+
 Admin parse_admin(const Context& ctx, const toml::table& table) {
     const Section s(ctx, table, "admin", {"address", "port", "enabled"});
     Admin a;
@@ -501,7 +541,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     const Section root(ctx, doc, "",
                        {"workers", "server_version", "max_packet_size", "connect_timeout_ms",
                         "client_handshake_timeout_ms", "shutdown_grace_ms", "listeners", "backends",
-                        "backend_tls", "users", "admin", "logging"});
+                        "backend_tls", "users", "query_rules", "admin", "logging"});
     Config cfg;
     cfg.source = ctx.source;
     root.integer_into("workers", cfg.workers, 0, max_workers);
@@ -534,6 +574,13 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     auto users = parse_list(ctx, root, "users", "at least one user is required", parse_user);
     check_unique_names(ctx, "users", users);
     cfg.users = std::move(users.items);
+
+    List<QueryRule> rules;
+    rules.tables = root.tables("query_rules");
+    for (std::size_t i = 0; i < rules.tables.size(); ++i)
+        rules.items.push_back(parse_query_rule(ctx, *rules.tables[i], element("query_rules", i)));
+    check_unique_names(ctx, "query_rules", rules);
+    cfg.query_rules = std::move(rules.items);
 
     if (const toml::table* admin = root.table("admin")) cfg.admin = parse_admin(ctx, *admin);
     check_listener_endpoints(ctx, listeners, cfg.admin);

@@ -224,6 +224,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;
     }
+    // Until read/write splitting is wired into sessions (issue #3), a rule that asks for a
+    // replica cannot be honoured: refuse it rather than ignore it.
+    for (std::size_t i = 0; i < cfg.query_rules.size(); ++i) {
+        if (cfg.query_rules[i].route == sluice::config::QueryRule::Route::replica) {
+            std::fprintf(stderr,
+                         "%s: query_rules[%zu].route: \"replica\" needs read/write splitting, "
+                         "which this version does not do yet\n",
+                         config_path.c_str(), i);
+            return 2;
+        }
+    }
     if (check_only) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;

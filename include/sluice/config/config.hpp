@@ -58,6 +58,20 @@ struct User {
     std::string password; ///< resolved: from `password` or from the `password_env` variable
 };
 
+/// A query rule ([[query_rules]]): matched in order against the statement digest, the user
+/// and the current database; the first match decides (issue #3).
+struct QueryRule {
+    enum class Route { primary, replica, refuse };
+    std::string name;
+    std::string match_digest; ///< RE2 pattern searched in the digest text; empty: any
+    std::string user;         ///< exact user; empty: any
+    std::string schema;       ///< exact current database; empty: any
+    Route route = Route::primary;
+    std::uint16_t error_code = 1105; ///< refuse: the error the client gets
+    std::string error_message = "Query refused by a Sluice rule";
+    std::optional<std::uint32_t> max_lag_ms; ///< replica: allowed staleness
+};
+
 struct Admin {
     std::string address = "127.0.0.1";
     std::uint16_t port = 6090;
@@ -81,6 +95,7 @@ struct Config {
     std::vector<Backend> backends;
     BackendTls backend_tls;
     std::vector<User> users;
+    std::vector<QueryRule> query_rules;
     Admin admin;
     Logging logging;
 

@@ -648,3 +648,64 @@ TEST_CASE("primary() refuses a hand-built config without a primary", "[config]")
     const Config cfg;
     CHECK_THROWS_AS(cfg.primary(), std::logic_error);
 }
+
+TEST_CASE("query rules are read in order with their defaults", "[config]") {
+    const Config cfg = load(minimal + R"([[query_rules]]
+name = "no drops"
+match_digest = "^DROP "
+route = "refuse"
+error_code = 1142
+error_message = "not here"
+
+[[query_rules]]
+name = "reports"
+user = "report"
+schema = "shop"
+route = "replica"
+max_lag_ms = 2000
+
+[[query_rules]]
+name = "all to primary"
+route = "primary"
+)");
+    REQUIRE(cfg.query_rules.size() == 3);
+    CHECK(cfg.query_rules[0].name == "no drops");
+    CHECK(cfg.query_rules[0].match_digest == "^DROP ");
+    CHECK(cfg.query_rules[0].route == QueryRule::Route::refuse);
+    CHECK(cfg.query_rules[0].error_code == 1142);
+    CHECK(cfg.query_rules[0].error_message == "not here");
+    CHECK(cfg.query_rules[1].user == "report");
+    CHECK(cfg.query_rules[1].schema == "shop");
+    CHECK(cfg.query_rules[1].route == QueryRule::Route::replica);
+    CHECK(cfg.query_rules[1].max_lag_ms == 2000u);
+    CHECK(cfg.query_rules[2].route == QueryRule::Route::primary);
+    CHECK(cfg.query_rules[2].match_digest.empty());
+    CHECK(cfg.query_rules[2].error_code == 1105);
+    CHECK_FALSE(cfg.query_rules[2].max_lag_ms.has_value());
+}
+
+TEST_CASE("query rules are validated with their line", "[config]") {
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nmatch_digest = \"(open\"\nroute = \"primary\"\n" +
+                   minimal)
+              .rfind("t.toml:3: query_rules[0].match_digest: not a valid RE2 expression: ", 0) ==
+          0);
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"sideways\"\n" + minimal) ==
+          "t.toml:3: query_rules[0].route: must be one of primary, replica, refuse");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\n" + minimal) ==
+          "t.toml:1: query_rules[0].route: is required");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"primary\"\nerror_code = 1142\n" +
+                   minimal) ==
+          "t.toml:4: query_rules[0].error_code: only applies to route = \"refuse\"");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"refuse\"\nmax_lag_ms = 5\n" +
+                   minimal) ==
+          "t.toml:4: query_rules[0].max_lag_ms: only applies to route = \"replica\"");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"refuse\"\nerror_code = 99\n" +
+                   minimal) ==
+          "t.toml:4: query_rules[0].error_code: must be between 1000 and 65535");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"primary\"\nbogus = 1\n" + minimal) ==
+          "t.toml:4: query_rules[0].bogus: unknown key");
+    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"primary\"\n[[query_rules]]\nname = "
+                   "\"r\"\nroute = \"primary\"\n" +
+                   minimal) ==
+          "t.toml:5: query_rules[1].name: name \"r\" is already used by query_rules[0]");
+}
