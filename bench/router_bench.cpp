@@ -32,11 +32,14 @@ constexpr std::string_view k_statements[] = {
 volatile std::uint64_t g_sink = 0; // keeps the optimizer from dropping the calls
 
 template <class F> double ns_per_call(std::string_view sql, long iterations, F&& f) {
-    for (long i = 0; i < iterations / 10; ++i) f(sql); // warm up
+    for (long i = 0; i < iterations / 10; ++i)
+        f(sql); // warm up
     const auto t0 = std::chrono::steady_clock::now();
-    for (long i = 0; i < iterations; ++i) f(sql);
+    for (long i = 0; i < iterations; ++i)
+        f(sql);
     const auto t1 = std::chrono::steady_clock::now();
-    return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) /
+    return static_cast<double>(
+               std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()) /
            static_cast<double>(iterations);
 }
 

@@ -11,11 +11,11 @@
 #include <initializer_list>
 #include <limits>
 #include <optional>
+#include <re2/re2.h>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
 #include <system_error>
-#include <re2/re2.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 #include <utility>

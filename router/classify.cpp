@@ -32,19 +32,28 @@ constexpr bool is_boundary(StatementClass c) noexcept {
 /// Strength of a class that is neither unknown nor a boundary (see Classification).
 constexpr int strength(StatementClass c) noexcept {
     switch (c) {
-    case StatementClass::ddl: return 7;
-    case StatementClass::write: return 6;
-    case StatementClass::other: return 5;
-    case StatementClass::savepoint: return 4;
-    case StatementClass::prepare_sql: return 3;
-    case StatementClass::session_set: return 2;
-    case StatementClass::use: return 1;
-    default: return 0;
+    case StatementClass::ddl:
+        return 7;
+    case StatementClass::write:
+        return 6;
+    case StatementClass::other:
+        return 5;
+    case StatementClass::savepoint:
+        return 4;
+    case StatementClass::prepare_sql:
+        return 3;
+    case StatementClass::session_set:
+        return 2;
+    case StatementClass::use:
+        return 1;
+    default:
+        return 0;
     }
 }
 
 void append_lower(std::string_view s, std::string& out) {
-    for (char c : s) out.push_back(detail::to_lower(c));
+    for (char c : s)
+        out.push_back(detail::to_lower(c));
 }
 
 /// Name of a user variable token (@a, @'a', @`a`), unquoted and lower-cased.
@@ -93,7 +102,8 @@ private:
                (tok_.is_op(';') && !compound_);
     }
     void drain() noexcept {
-        while (!at_end()) advance();
+        while (!at_end())
+            advance();
     }
     bool is_name() const noexcept {
         return tok_.kind == TokenKind::word || tok_.kind == TokenKind::quoted_ident;
@@ -122,33 +132,38 @@ private:
     StatementClass set_statement_for();
     bool set_item(Scope running);
     Value collect_value(int base_depth, std::string& text);
-    void push_change(SessionChange::Kind kind, std::string name, std::string text,
-                     bool constant, bool value_bool = false);
+    void push_change(SessionChange::Kind kind, std::string name, std::string text, bool constant,
+                     bool value_bool = false);
 
     detail::Lexer lex_;
     SqlMode mode_;
     Classification& out_;
 
-    Token tok_;                    // the current code token
-    Kw kw_ = Kw::none;             // its keyword, if a word
-    std::uint8_t attrs_ = 0;       // its attributes, if a known word
-    bool after_dot_ = false;       // it follows a `.` (qualified name part)
-    Kw prev_kw_[3] = {};           // keywords of the three tokens before it (none if not)
-    std::uint8_t prev_attrs_ = 0;  // attributes of the token before it, if a word
-    bool prev_word_ = false;       // the token before it is a word...
-    bool prev_after_dot_ = false;  // ...that followed a `.`
-    bool seen_code_ = false;       // a code token came: later comments are not hints
+    Token tok_;                   // the current code token
+    Kw kw_ = Kw::none;            // its keyword, if a word
+    std::uint8_t attrs_ = 0;      // its attributes, if a known word
+    bool after_dot_ = false;      // it follows a `.` (qualified name part)
+    Kw prev_kw_[3] = {};          // keywords of the three tokens before it (none if not)
+    std::uint8_t prev_attrs_ = 0; // attributes of the token before it, if a word
+    bool prev_word_ = false;      // the token before it is a word...
+    bool prev_after_dot_ = false; // ...that followed a `.`
+    bool seen_code_ = false;      // a code token came: later comments are not hints
     bool error_ = false;
 
     // Per statement.
-    int depth_ = 0;                // parenthesis depth
-    bool compound_ = false;        // stored-program body: `;` does not end the statement
+    int depth_ = 0;         // parenthesis depth
+    bool compound_ = false; // stored-program body: `;` does not end the statement
     bool saw_into_ = false;
-    bool suppress_var_ = false;    // the next token is a SET target, not a read of it
-    bool skip_lock_ = false;       // the next word names a sequence (NEXT VALUE FOR share)
+    bool saw_var_ = false;        // a user variable that is not a SET target
+    bool var_after_into_ = false; // ... after INTO
+    bool var_out_args_ = false;   // CALL / GET DIAGNOSTICS: its variables may be assigned
+    bool var_read_ = false;       // the current token is such a variable
+    bool prev_var_ = false;       // the token before it was
+    bool suppress_var_ = false;   // the next token is a SET target, not a read of it
+    bool skip_lock_ = false;      // the next word names a sequence (NEXT VALUE FOR share)
     bool pending_global_ = false;
     Token pending_use_;
-    int nesting_ = 0;              // SET STATEMENT ... FOR recursion
+    int nesting_ = 0; // SET STATEMENT ... FOR recursion
 };
 
 void Classifier::advance() noexcept {
@@ -159,6 +174,8 @@ void Classifier::advance() noexcept {
     prev_word_ = tok_.kind == TokenKind::word;
     prev_after_dot_ = after_dot_;
     after_dot_ = tok_.is_op('.');
+    prev_var_ = var_read_;
+    var_read_ = false;
     for (;;) {
         tok_ = lex_.next();
         if (tok_.kind != TokenKind::comment) break;
@@ -178,7 +195,7 @@ void Classifier::scan() noexcept {
     suppress_var_ = false;
     switch (tok_.kind) {
     case TokenKind::word: {
-        if (const detail::KeywordInfo* k = detail::lookup_keyword(tok_.text)) {
+        if (const detail::KeywordInfo* k = detail::lookup_keyword(tok_.text, tok_.hash)) {
             kw_ = k->kw;
             attrs_ = k->attrs;
         }
@@ -251,12 +268,17 @@ void Classifier::scan() noexcept {
             }
         } else if (tok_.is_op(')')) {
             if (depth_ > 0) --depth_;
+        } else if (prev_var_ && tok_.text == ":=") {
+            f.assigns_user_variable = true; // SELECT @n := @n + 1
         }
         break;
     case TokenKind::user_var:
         if (!suppress) {
             f.reads_user_variable = true;
             f.non_deterministic = true;
+            saw_var_ = true;
+            var_read_ = true;
+            if (saw_into_) var_after_into_ = true;
         }
         break;
     case TokenKind::sys_var: {
@@ -268,8 +290,7 @@ void Classifier::scan() noexcept {
         if (detail::iequals(name, "IDENTITY") || detail::iequals(name, "LAST_INSERT_ID") ||
             detail::iequals(name, "LAST_GTID") || detail::iequals(name, "INSERT_ID")) {
             f.primary_function = true;
-        } else if (detail::iequals(name, "WARNING_COUNT") ||
-                   detail::iequals(name, "ERROR_COUNT")) {
+        } else if (detail::iequals(name, "WARNING_COUNT") || detail::iequals(name, "ERROR_COUNT")) {
             f.primary_function = true;
             f.reads_diagnostics = true;
         }
@@ -301,13 +322,17 @@ void Classifier::run() {
     StatementClass strongest = StatementClass::read;
     std::size_t changes_before = 0;
     for (;;) {
-        while (tok_.is_op(';')) advance();
+        while (tok_.is_op(';'))
+            advance();
         if (tok_.kind == TokenKind::end || tok_.kind == TokenKind::error) break;
         changes_before = out_.session_changes.size();
         depth_ = 0;
         compound_ = false;
         nesting_ = 0;
         saw_into_ = false;
+        saw_var_ = false;
+        var_after_into_ = false;
+        var_out_args_ = false;
         pending_global_ = false;
         pending_use_ = Token{};
         const StatementClass c = statement();
@@ -325,6 +350,8 @@ void Classifier::run() {
             out_.use_database.assign(pending_use_.text);
         }
         if (c == StatementClass::read && saw_into_) out_.flags.select_into = true;
+        if ((c == StatementClass::read && var_after_into_) || (var_out_args_ && saw_var_))
+            out_.flags.assigns_user_variable = true;
         if (c == StatementClass::unknown) {
             any_unknown = true;
         } else if (is_boundary(c)) {
@@ -366,11 +393,13 @@ StatementClass Classifier::statement() {
         return explain();
     case Kw::analyze:
         return analyze();
+    case Kw::call:
+        var_out_args_ = true;
+        return StatementClass::write;
     case Kw::insert:
     case Kw::update:
     case Kw::delete_:
     case Kw::replace:
-    case Kw::call:
     case Kw::do_:
     case Kw::binlog:
         return StatementClass::write;
@@ -455,7 +484,10 @@ StatementClass Classifier::statement() {
     case Kw::get:
         advance();
         if (kw_ == Kw::current || kw_ == Kw::stacked) advance();
-        if (kw_ == Kw::diagnostics) out_.flags.reads_diagnostics = true;
+        if (kw_ == Kw::diagnostics) {
+            out_.flags.reads_diagnostics = true;
+            var_out_args_ = true;
+        }
         return StatementClass::other;
     case Kw::backup:
         return backup();
@@ -465,7 +497,8 @@ StatementClass Classifier::statement() {
 }
 
 StatementClass Classifier::query_in_parens() {
-    while (tok_.is_op('(')) advance();
+    while (tok_.is_op('('))
+        advance();
     if (kw_ == Kw::with) return with_query();
     if (kw_ == Kw::select || kw_ == Kw::values || kw_ == Kw::table) return StatementClass::read;
     return StatementClass::unknown;
@@ -523,9 +556,8 @@ StatementClass Classifier::show() {
         return StatementClass::other;
     case Kw::all: // SHOW ALL SLAVES STATUS
         advance();
-        return (kw_ == Kw::slaves || kw_ == Kw::replicas)
-                   ? StatementClass::other
-                   : StatementClass::read;
+        return (kw_ == Kw::slaves || kw_ == Kw::replicas) ? StatementClass::other
+                                                          : StatementClass::read;
     case Kw::full:
         advance();
         return kw_ == Kw::processlist ? StatementClass::other : StatementClass::read;

@@ -1,7 +1,6 @@
-#include "sluice/router/classify.hpp"
-
 #include "keywords.hpp"
 #include "lexer.hpp"
+#include "sluice/router/classify.hpp"
 
 #include <xxhash.h>
 
@@ -53,7 +52,8 @@ private:
 
     Token code() noexcept {
         Token t = lex_.next();
-        while (t.kind == TokenKind::comment) t = lex_.next();
+        while (t.kind == TokenKind::comment)
+            t = lex_.next();
         return t;
     }
     void begin_token();
@@ -118,7 +118,8 @@ void DigestWriter::separate(Next n, char first) {
 }
 
 void DigestWriter::write_upper(std::string_view s) {
-    for (char c : s) out_.push_back(detail::to_upper(c));
+    for (char c : s)
+        out_.push_back(detail::to_upper(c));
 }
 
 // Words that name a table, view or routine when they follow these keywords.
@@ -151,7 +152,7 @@ bool DigestWriter::name_position() const noexcept {
 
 void DigestWriter::emit_word() {
     const std::string_view text = cur_.text;
-    const detail::KeywordInfo* k = detail::lookup_keyword(text);
+    const detail::KeywordInfo* k = detail::lookup_keyword(text, cur_.hash);
     const bool qualified = last_ == Last::dot || next_.is_op('.');
     const bool call = next_.is_op('(');
     chain_start_ = npos;
@@ -174,8 +175,9 @@ void DigestWriter::emit_word() {
         last_ = Last::name;
     } else {
         write_upper(text);
-        last_ = as == As::called ? Last::name : (k->attrs & attr::value) ? Last::value
-                                                                          : Last::keyword;
+        last_ = as == As::called           ? Last::name
+                : (k->attrs & attr::value) ? Last::value
+                                           : Last::keyword;
         last_kw_ = k->kw;
     }
     last_var_ = false;
@@ -229,8 +231,8 @@ void DigestWriter::emit_op() {
             return;
         case '.': {
             chain_start_ = npos;
-            const bool after_name = last_ == Last::name || last_ == Last::keyword ||
-                                    last_ == Last::value;
+            const bool after_name =
+                last_ == Last::name || last_ == Last::keyword || last_ == Last::value;
             separate(Next::dot, '.');
             out_.push_back('.');
             dot_after_name_ = after_name && !last_var_;
@@ -243,10 +245,9 @@ void DigestWriter::emit_op() {
             return;
         case '-':
         case '+': {
-            const bool unary = last_ == Last::none || last_ == Last::open ||
-                               last_ == Last::comma || last_ == Last::semicolon ||
-                               last_ == Last::op || last_ == Last::unary ||
-                               last_ == Last::keyword;
+            const bool unary = last_ == Last::none || last_ == Last::open || last_ == Last::comma ||
+                               last_ == Last::semicolon || last_ == Last::op ||
+                               last_ == Last::unary || last_ == Last::keyword;
             if (unary) {
                 if (chain_start_ == npos) {
                     chain_start_ = out_.size();
@@ -282,9 +283,11 @@ void DigestWriter::emit_op() {
 // One element of an IN list: [+|-]... literal, where adjacent strings are one literal,
 // NULL / TRUE / FALSE count, and a parenthesized tuple of such elements is one too.
 bool DigestWriter::in_list_element(Token& t) noexcept {
-    while (t.is_op('-') || t.is_op('+')) t = code();
+    while (t.is_op('-') || t.is_op('+'))
+        t = code();
     if (t.kind == TokenKind::string) {
-        do t = code();
+        do
+            t = code();
         while (t.kind == TokenKind::string);
         return true;
     }
@@ -293,7 +296,7 @@ bool DigestWriter::in_list_element(Token& t) noexcept {
         return true;
     }
     if (t.kind == TokenKind::word) {
-        const detail::KeywordInfo* k = detail::lookup_keyword(t.text);
+        const detail::KeywordInfo* k = detail::lookup_keyword(t.text, t.hash);
         if (k != nullptr && (k->kw == Kw::null_ || k->kw == Kw::true_ || k->kw == Kw::false_)) {
             t = code();
             return true;

@@ -13,11 +13,13 @@ constexpr bool is_letter(char c) noexcept {
 constexpr bool is_separator(char c) noexcept { return is_space(c) || c == ','; }
 
 void skip_spaces(std::string_view& s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.front()))
+        s.remove_prefix(1);
 }
 std::string_view take_word(std::string_view& s) noexcept {
     std::size_t n = 0;
-    while (n < s.size() && is_letter(s[n])) ++n;
+    while (n < s.size() && is_letter(s[n]))
+        ++n;
     const std::string_view w = s.substr(0, n);
     s.remove_prefix(n);
     return w;
@@ -71,7 +73,8 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
     std::optional<std::uint32_t> lag;
     bool any = false;
     for (;;) {
-        while (!c.empty() && is_separator(c.front())) c.remove_prefix(1);
+        while (!c.empty() && is_separator(c.front()))
+            c.remove_prefix(1);
         if (c.empty()) break;
         const std::string_view word = take_word(c);
         if (iequals(word, "PRIMARY")) {

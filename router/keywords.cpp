@@ -1,7 +1,8 @@
 #include "keywords.hpp"
 
+#include "lexer.hpp"
+
 #include <array>
-#include <cstring>
 
 namespace sluice::router::detail {
 
@@ -100,11 +101,16 @@ constexpr KeywordInfo k_words[] = {
     {"CUME_DIST", Kw::none, attr::func},
     {"CURDATE", Kw::none, attr::func | attr::nondet_call},
     {"CURRENT", Kw::current, 0},
-    {"CURRENT_DATE", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"CURRENT_ROLE", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"CURRENT_TIME", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"CURRENT_TIMESTAMP", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"CURRENT_USER", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"CURRENT_DATE", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"CURRENT_ROLE", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"CURRENT_TIME", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"CURRENT_TIMESTAMP", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"CURRENT_USER", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
     {"CURRVAL", Kw::currval, 0},
     {"CURSOR", Kw::none, attr::upper | attr::reserved},
     {"CURTIME", Kw::none, attr::func | attr::nondet_call},
@@ -296,8 +302,10 @@ constexpr KeywordInfo k_words[] = {
     {"LOAD", Kw::load, attr::upper | attr::reserved},
     {"LOAD_FILE", Kw::none, attr::func | attr::nondet_call},
     {"LOCAL", Kw::local, attr::upper},
-    {"LOCALTIME", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"LOCALTIMESTAMP", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"LOCALTIME", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"LOCALTIMESTAMP", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
     {"LOCATE", Kw::none, attr::func},
     {"LOCK", Kw::lock, attr::upper | attr::reserved},
     {"LOCKED", Kw::none, attr::upper},
@@ -418,7 +426,8 @@ constexpr KeywordInfo k_words[] = {
     {"REGEXP_SUBSTR", Kw::none, attr::func},
     {"RELAYLOG", Kw::relaylog, 0},
     {"RELEASE", Kw::release, attr::upper | attr::reserved},
-    {"RELEASE_ALL_LOCKS", Kw::release_all_locks, attr::func | attr::nondet_call | attr::primary_call},
+    {"RELEASE_ALL_LOCKS", Kw::release_all_locks,
+     attr::func | attr::nondet_call | attr::primary_call},
     {"RELEASE_LOCK", Kw::release_lock, attr::func | attr::nondet_call | attr::primary_call},
     {"RENAME", Kw::rename, attr::upper | attr::reserved},
     {"REPAIR", Kw::repair, 0},
@@ -566,9 +575,12 @@ constexpr KeywordInfo k_words[] = {
     {"USE", Kw::use, attr::upper | attr::reserved},
     {"USER", Kw::user, attr::func | attr::nondet_call},
     {"USING", Kw::none, attr::upper | attr::reserved},
-    {"UTC_DATE", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"UTC_TIME", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
-    {"UTC_TIMESTAMP", Kw::none, attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"UTC_DATE", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"UTC_TIME", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
+    {"UTC_TIMESTAMP", Kw::none,
+     attr::upper | attr::reserved | attr::func | attr::value | attr::nondet_bare},
     {"UUID", Kw::none, attr::func | attr::nondet_call},
     {"UUID_SHORT", Kw::none, attr::func | attr::nondet_call},
     {"VALUE", Kw::value, attr::upper},
@@ -608,32 +620,29 @@ constexpr KeywordInfo k_words[] = {
 constexpr std::size_t k_max_word = 32;
 constexpr std::size_t k_slots = 2048; // a power of two, about 3.5 slots per word
 
-constexpr std::uint32_t fnv_step(std::uint32_t h, char c) noexcept {
-    return (h ^ static_cast<unsigned char>(c)) * 16777619u;
-}
-constexpr std::uint32_t fnv_basis = 2166136261u;
-
 struct Index {
     std::array<std::int16_t, k_slots> slot{};
+    std::array<std::uint32_t, k_slots> hash{}; // of the word in the slot: most misses stop here
 };
 
 constexpr Index build_index() {
     Index ix;
-    for (auto& s : ix.slot) s = -1;
+    for (auto& s : ix.slot)
+        s = -1;
     for (std::size_t i = 0; i < std::size(k_words); ++i) {
         const std::string_view w = k_words[i].word;
         if (w.size() > k_max_word) throw "keyword too long";
-        std::uint32_t h = fnv_basis;
         for (char c : w) {
             if (c >= 'a' && c <= 'z') throw "keywords are upper case";
-            h = fnv_step(h, c);
         }
+        const std::uint32_t h = keyword_hash(w);
         std::size_t at = h & (k_slots - 1);
         while (ix.slot[at] >= 0) {
             if (k_words[ix.slot[at]].word == w) throw "duplicate keyword";
             at = (at + 1) & (k_slots - 1);
         }
         ix.slot[at] = static_cast<std::int16_t>(i);
+        ix.hash[at] = h;
     }
     return ix;
 }
@@ -642,22 +651,18 @@ constexpr Index k_index = build_index();
 
 } // namespace
 
-const KeywordInfo* lookup_keyword(std::string_view word) noexcept {
+const KeywordInfo* lookup_keyword(std::string_view word, std::uint32_t hash) noexcept {
     if (word.empty() || word.size() > k_max_word) return nullptr;
-    char up[k_max_word];
-    std::uint32_t h = fnv_basis;
-    for (std::size_t i = 0; i < word.size(); ++i) {
-        char c = word[i];
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-        up[i] = c;
-        h = fnv_step(h, c);
-    }
-    for (std::size_t at = h & (k_slots - 1);; at = (at + 1) & (k_slots - 1)) {
+    for (std::size_t at = hash & (k_slots - 1);; at = (at + 1) & (k_slots - 1)) {
         const int s = k_index.slot[at];
         if (s < 0) return nullptr;
+        if (k_index.hash[at] != hash) continue;
         const KeywordInfo& e = k_words[s];
-        if (e.word.size() == word.size() && std::memcmp(e.word.data(), up, word.size()) == 0)
-            return &e;
+        if (e.word.size() != word.size()) continue;
+        std::size_t i = 0;
+        while (i < word.size() && e.word[i] == to_upper(word[i]))
+            ++i;
+        if (i == word.size()) return &e;
     }
 }
 

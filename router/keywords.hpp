@@ -176,11 +176,12 @@ enum class Kw : std::uint8_t {
 
 /// Attribute bits of a known word.
 namespace attr {
-constexpr std::uint8_t upper = 1;        ///< reserved word or statement keyword: digests upper-case it
-constexpr std::uint8_t func = 2;         ///< built-in function: upper-cased when called, `name(`
-constexpr std::uint8_t value = 4;        ///< ends an operand (NULL, TRUE, CURRENT_DATE, END)
-constexpr std::uint8_t nondet_bare = 8;  ///< non-deterministic without parentheses too (CURRENT_DATE)
-constexpr std::uint8_t nondet_call = 16; ///< non-deterministic when called (NOW(), RAND())
+constexpr std::uint8_t upper = 1; ///< reserved word or statement keyword: digests upper-case it
+constexpr std::uint8_t func = 2;  ///< built-in function: upper-cased when called, `name(`
+constexpr std::uint8_t value = 4; ///< ends an operand (NULL, TRUE, CURRENT_DATE, END)
+constexpr std::uint8_t nondet_bare =
+    8; ///< non-deterministic without parentheses too (CURRENT_DATE)
+constexpr std::uint8_t nondet_call = 16;  ///< non-deterministic when called (NOW(), RAND())
 constexpr std::uint8_t primary_call = 32; ///< must run on the primary when called (GET_LOCK())
 constexpr std::uint8_t reserved = 64;     ///< reserved word: never an unquoted, unqualified name
 } // namespace attr
@@ -191,7 +192,8 @@ struct KeywordInfo {
     std::uint8_t attrs;
 };
 
-/// The entry for `word` (any case), or nullptr if it is not a known word.
-const KeywordInfo* lookup_keyword(std::string_view word) noexcept;
+/// The entry for `word` (any case), or nullptr if it is not a known word. `hash` is
+/// keyword_hash(word) (lexer.hpp), which the lexer has already computed for word tokens.
+const KeywordInfo* lookup_keyword(std::string_view word, std::uint32_t hash) noexcept;
 
 } // namespace sluice::router::detail

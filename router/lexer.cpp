@@ -9,9 +9,6 @@ constexpr bool is_cntrl(char c) noexcept {
     const auto u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7f;
 }
-constexpr bool is_hex(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
 } // namespace
 
 Token Lexer::make(TokenKind kind, std::size_t begin) noexcept {
@@ -58,20 +55,23 @@ Token Lexer::lex_quoted(std::size_t begin, std::size_t open, TokenKind kind) noe
                 continue;
             }
             pos_ = i + 1;
-            if (in_versioned_ && s_.substr(begin, pos_ - begin).find("*/") != std::string_view::npos)
+            if (in_versioned_ &&
+                s_.substr(begin, pos_ - begin).find("*/") != std::string_view::npos)
                 return fail(LexError::ambiguous_versioned_comment, begin);
             return make(kind, begin);
         }
         ++i;
     }
     return fail(q == '`' || kind == TokenKind::quoted_ident ? LexError::unterminated_identifier
-                                                             : LexError::unterminated_string,
+                                                            : LexError::unterminated_string,
                 begin);
 }
 
 Token Lexer::lex_word(std::size_t begin) noexcept {
     std::size_t e = begin;
-    while (e < s_.size() && is_word_char(s_[e])) ++e;
+    std::uint32_t h = keyword_hash_basis;
+    while (e < s_.size() && is_word_char(s_[e]))
+        h = keyword_hash_step(h, s_[e++]);
     const char next = at(e);
     if (next == '\'' || (next == '"' && !mode_.ansi_quotes)) {
         const std::size_t len = e - begin;
@@ -79,10 +79,10 @@ Token Lexer::lex_word(std::size_t begin) noexcept {
         if (len == 1 && next == '\'' && (c0 == 'X' || c0 == 'x' || c0 == 'B' || c0 == 'b')) {
             // X'4142' / B'0101': no escapes inside.
             const std::size_t close = s_.find('\'', e + 1);
-            if (close == std::string_view::npos)
-                return fail(LexError::unterminated_string, begin);
+            if (close == std::string_view::npos) return fail(LexError::unterminated_string, begin);
             pos_ = close + 1;
-            if (in_versioned_ && s_.substr(begin, pos_ - begin).find("*/") != std::string_view::npos)
+            if (in_versioned_ &&
+                s_.substr(begin, pos_ - begin).find("*/") != std::string_view::npos)
                 return fail(LexError::ambiguous_versioned_comment, begin);
             return make(TokenKind::number, begin);
         }
@@ -90,7 +90,9 @@ Token Lexer::lex_word(std::size_t begin) noexcept {
             return lex_quoted(begin, e, TokenKind::string); // N'..', _utf8mb4'..'
     }
     pos_ = e;
-    return make(TokenKind::word, begin);
+    Token t = make(TokenKind::word, begin);
+    t.hash = h;
+    return t;
 }
 
 Token Lexer::lex_number_or_word(std::size_t begin) noexcept {
@@ -99,25 +101,29 @@ Token Lexer::lex_number_or_word(std::size_t begin) noexcept {
     if (s_[i] == '0' && (at(i + 1) == 'x' || at(i + 1) == 'b')) {
         const bool hex = at(i + 1) == 'x';
         std::size_t j = i + 2;
-        while (j < s_.size() && (hex ? is_hex(s_[j]) : (s_[j] == '0' || s_[j] == '1'))) ++j;
+        while (j < s_.size() && (hex ? is_hex(s_[j]) : (s_[j] == '0' || s_[j] == '1')))
+            ++j;
         if (j > i + 2 && !is_word_char(at(j))) {
             pos_ = j;
             return make(TokenKind::number, begin);
         }
         return lex_word(begin);
     }
-    while (i < s_.size() && is_digit(s_[i])) ++i;
+    while (i < s_.size() && is_digit(s_[i]))
+        ++i;
     bool real = false;
     if (at(i) == '.') {
         real = true;
         ++i;
-        while (i < s_.size() && is_digit(s_[i])) ++i;
+        while (i < s_.size() && is_digit(s_[i]))
+            ++i;
     }
     if (at(i) == 'e' || at(i) == 'E') {
         std::size_t j = i + 1;
         if (at(j) == '+' || at(j) == '-') ++j;
         if (is_digit(at(j))) {
-            while (j < s_.size() && is_digit(s_[j])) ++j;
+            while (j < s_.size() && is_digit(s_[j]))
+                ++j;
             pos_ = j;
             return make(TokenKind::number, begin);
         }
@@ -138,14 +144,16 @@ Token Lexer::lex_variable(std::size_t begin) noexcept {
     if (at(begin + 1) == '@') {
         std::size_t i = begin + 2;
         const std::size_t name = i;
-        while (i < s_.size() && is_word_char(s_[i])) ++i;
+        while (i < s_.size() && is_word_char(s_[i]))
+            ++i;
         if (i == name) {
             pos_ = begin + 1;
             return make(TokenKind::op, begin);
         }
         if (at(i) == '.' && is_word_char(at(i + 1))) { // @@session.x
             ++i;
-            while (i < s_.size() && is_word_char(s_[i])) ++i;
+            while (i < s_.size() && is_word_char(s_[i]))
+                ++i;
         }
         pos_ = i;
         return make(TokenKind::sys_var, begin);
@@ -153,14 +161,16 @@ Token Lexer::lex_variable(std::size_t begin) noexcept {
     const char q = at(begin + 1);
     if (q == '\'' || q == '"' || q == '`') return lex_quoted(begin, begin + 1, TokenKind::user_var);
     std::size_t i = begin + 1;
-    while (i < s_.size() && (is_word_char(s_[i]) || s_[i] == '.')) ++i;
+    while (i < s_.size() && (is_word_char(s_[i]) || s_[i] == '.'))
+        ++i;
     pos_ = i;
     return make(i == begin + 1 ? TokenKind::op : TokenKind::user_var, begin);
 }
 
 Token Lexer::lex_line_comment(std::size_t begin) noexcept {
     std::size_t i = begin;
-    while (i < s_.size() && s_[i] != '\n') ++i;
+    while (i < s_.size() && s_[i] != '\n')
+        ++i;
     pos_ = i;
     if (in_versioned_ && s_.substr(begin, i - begin).find("*/") != std::string_view::npos)
         return fail(LexError::ambiguous_versioned_comment, begin);
@@ -180,7 +190,8 @@ Token Lexer::next() noexcept {
     if (done_) return {};
     const std::size_t n = s_.size();
     for (;;) {
-        while (pos_ < n && is_space(s_[pos_])) ++pos_;
+        while (pos_ < n && is_space(s_[pos_]))
+            ++pos_;
         if (pos_ >= n) {
             done_ = true;
             if (in_versioned_) return fail(LexError::unterminated_comment, n);
@@ -206,7 +217,8 @@ Token Lexer::next() noexcept {
                     std::size_t p = b + (k == '!' ? 3 : 4);
                     // A version has 5 digits (MySQL) or 6 (MariaDB takes the sixth if present).
                     std::size_t digits = 0;
-                    while (digits < 6 && is_digit(at(p + digits))) ++digits;
+                    while (digits < 6 && is_digit(at(p + digits)))
+                        ++digits;
                     if (digits >= 5) p += digits;
                     pos_ = p;
                     in_versioned_ = true;
@@ -231,7 +243,8 @@ Token Lexer::next() noexcept {
         case '\'':
             return lex_quoted(b, b, TokenKind::string);
         case '"':
-            return lex_quoted(b, b, mode_.ansi_quotes ? TokenKind::quoted_ident : TokenKind::string);
+            return lex_quoted(b, b,
+                              mode_.ansi_quotes ? TokenKind::quoted_ident : TokenKind::string);
         case '`':
             return lex_quoted(b, b, TokenKind::quoted_ident);
         case '@':
@@ -250,8 +263,10 @@ Token Lexer::next() noexcept {
         }
         case '<':
             pos_ = b + 1;
-            if (at(b + 1) == '=') pos_ = at(b + 2) == '>' ? b + 3 : b + 2; // <= <=>
-            else if (at(b + 1) == '>' || at(b + 1) == '<') pos_ = b + 2;  // <> <<
+            if (at(b + 1) == '=')
+                pos_ = at(b + 2) == '>' ? b + 3 : b + 2; // <= <=>
+            else if (at(b + 1) == '>' || at(b + 1) == '<')
+                pos_ = b + 2; // <> <<
             return make(TokenKind::op, b);
         case '>':
             pos_ = (at(b + 1) == '=' || at(b + 1) == '>') ? b + 2 : b + 1; // >= >>
@@ -292,18 +307,32 @@ void append_unquoted(std::string_view quoted, bool backslash_escapes, std::strin
         } else if (ch == '\\' && escapes && i + 1 < last) {
             const char e = quoted[++i];
             switch (e) {
-            case '0': out.push_back('\0'); break;
-            case 'n': out.push_back('\n'); break;
-            case 't': out.push_back('\t'); break;
-            case 'r': out.push_back('\r'); break;
-            case 'b': out.push_back('\b'); break;
-            case 'Z': out.push_back('\x1a'); break;
+            case '0':
+                out.push_back('\0');
+                break;
+            case 'n':
+                out.push_back('\n');
+                break;
+            case 't':
+                out.push_back('\t');
+                break;
+            case 'r':
+                out.push_back('\r');
+                break;
+            case 'b':
+                out.push_back('\b');
+                break;
+            case 'Z':
+                out.push_back('\x1a');
+                break;
             case '%':
             case '_': // kept with their backslash, as the server does
                 out.push_back('\\');
                 out.push_back(e);
                 break;
-            default: out.push_back(e); break;
+            default:
+                out.push_back(e);
+                break;
             }
         } else {
             out.push_back(ch);

@@ -4,6 +4,7 @@
 
 #include "sluice/router/classify.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -40,7 +41,8 @@ enum class LexError : std::uint8_t {
 struct Token {
     TokenKind kind = TokenKind::end;
     LexError error = LexError::none;
-    std::string_view text; ///< into the lexed text; empty for end
+    std::uint32_t hash = 0; ///< words only: keyword_hash() of the text, for lookup_keyword()
+    std::string_view text;  ///< into the lexed text; empty for end
 
     bool is_op(char c) const noexcept {
         return kind == TokenKind::op && text.size() == 1 && text[0] == c;
@@ -92,7 +94,7 @@ private:
     SqlMode mode_;
     std::size_t pos_ = 0;
     std::size_t prev_end_ = static_cast<std::size_t>(-1); ///< end of the last code token
-    TokenKind prev_kind_ = TokenKind::end;                 ///< kind of the last code token
+    TokenKind prev_kind_ = TokenKind::end;                ///< kind of the last code token
     bool in_versioned_ = false; ///< inside /*! ... */: its closing */ is skipped
     bool sep_dot_ = false;      ///< the last token was the `.` of a qualified name
     bool done_ = false;
@@ -100,18 +102,58 @@ private:
 
 /// ASCII-only character classes, as the server's lexer uses them for the syntax it cares
 /// about; every byte >= 0x80 counts as part of an identifier.
-constexpr bool is_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+namespace cclass {
+constexpr std::uint8_t space = 1, digit = 2, word = 4, hex = 8;
+constexpr std::array<std::uint8_t, 256> table = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (int c : {' ', '\t', '\n', '\r', '\v', '\f'})
+        t[static_cast<unsigned char>(c)] |= space;
+    for (int c = '0'; c <= '9'; ++c)
+        t[c] |= digit | word | hex;
+    for (int c = 'a'; c <= 'z'; ++c)
+        t[c] |= word;
+    for (int c = 'A'; c <= 'Z'; ++c)
+        t[c] |= word;
+    for (int c = 'a'; c <= 'f'; ++c)
+        t[c] |= hex;
+    for (int c = 'A'; c <= 'F'; ++c)
+        t[c] |= hex;
+    t['_'] |= word;
+    t['$'] |= word;
+    for (int c = 0x80; c < 0x100; ++c)
+        t[c] |= word;
+    return t;
+}();
+constexpr bool is(char c, std::uint8_t cls) noexcept {
+    return (table[static_cast<unsigned char>(c)] & cls) != 0;
 }
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-constexpr bool is_word_char(char c) noexcept {
-    const auto u = static_cast<unsigned char>(c);
-    return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-           u == '_' || u == '$' || u >= 0x80;
+} // namespace cclass
+
+/// ASCII upper case of a byte; other bytes unchanged.
+constexpr std::array<char, 256> upper_table = [] {
+    std::array<char, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[c] = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    return t;
+}();
+
+/// FNV-1a over the upper-cased bytes: how words find their keyword entry.
+constexpr std::uint32_t keyword_hash_basis = 2166136261u;
+constexpr std::uint32_t keyword_hash_step(std::uint32_t h, char c) noexcept {
+    return (h ^ static_cast<unsigned char>(upper_table[static_cast<unsigned char>(c)])) * 16777619u;
 }
-constexpr char to_upper(char c) noexcept {
-    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+constexpr std::uint32_t keyword_hash(std::string_view w) noexcept {
+    std::uint32_t h = keyword_hash_basis;
+    for (char c : w)
+        h = keyword_hash_step(h, c);
+    return h;
 }
+
+constexpr bool is_space(char c) noexcept { return cclass::is(c, cclass::space); }
+constexpr bool is_digit(char c) noexcept { return cclass::is(c, cclass::digit); }
+constexpr bool is_word_char(char c) noexcept { return cclass::is(c, cclass::word); }
+constexpr bool is_hex(char c) noexcept { return cclass::is(c, cclass::hex); }
+constexpr char to_upper(char c) noexcept { return upper_table[static_cast<unsigned char>(c)]; }
 constexpr char to_lower(char c) noexcept {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }

@@ -17,53 +17,60 @@ namespace sluice::router {
 
 /// What a statement does, as far as routing is concerned.
 enum class StatementClass : std::uint8_t {
-    read,              ///< SELECT / WITH...SELECT / SHOW / EXPLAIN / DESCRIBE / HELP / TABLE / VALUES
-    write,             ///< INSERT, UPDATE, DELETE, REPLACE, LOAD DATA, WITH...UPDATE/DELETE, CALL, DO,
-                       ///< EXPLAIN ANALYZE / MariaDB ANALYZE of a write, BEGIN NOT ATOMIC, BINLOG
-    ddl,               ///< CREATE/ALTER/DROP/RENAME/TRUNCATE, GRANT/REVOKE, ANALYZE/OPTIMIZE/REPAIR TABLE
-    begin,             ///< BEGIN, START TRANSACTION (read write or default), XA START/BEGIN
-    begin_read_only,   ///< START TRANSACTION READ ONLY (may run on a replica)
-    commit,            ///< COMMIT, XA COMMIT
-    rollback,          ///< ROLLBACK, XA ROLLBACK (not ROLLBACK TO SAVEPOINT: that stays inside)
-    savepoint,         ///< SAVEPOINT, ROLLBACK TO, RELEASE SAVEPOINT
-    session_set,       ///< SET of session state that must be replayed (see SessionChange)
-    use,               ///< USE db
-    lock_tables,       ///< LOCK TABLES / LOCK TABLE / FLUSH TABLES WITH READ LOCK / FLUSH TABLES t
-                       ///< FOR EXPORT / LOCK INSTANCE FOR BACKUP / BACKUP LOCK / BACKUP STAGE START
-                       ///< (pin until the matching unlock)
-    unlock_tables,     ///< UNLOCK TABLES / UNLOCK INSTANCE / BACKUP UNLOCK / BACKUP STAGE END
-    prepare_sql,       ///< PREPARE / EXECUTE / DEALLOCATE PREPARE / DROP PREPARE (SQL-level prepared
-                       ///< statements; EXECUTE IMMEDIATE is a write)
-    other,             ///< statements that go to the primary (KILL, FLUSH, RESET, CHECKSUM, HANDLER,
-                       ///< XA END/PREPARE/RECOVER, SET GLOBAL, SET PASSWORD, SHOW MASTER STATUS ...)
-    unknown,           ///< the lexer could not make sense of it: primary
+    read,  ///< SELECT / WITH...SELECT / SHOW / EXPLAIN / DESCRIBE / HELP / TABLE / VALUES
+    write, ///< INSERT, UPDATE, DELETE, REPLACE, LOAD DATA, WITH...UPDATE/DELETE, CALL, DO,
+           ///< EXPLAIN ANALYZE / MariaDB ANALYZE of a write, BEGIN NOT ATOMIC, BINLOG
+    ddl,   ///< CREATE/ALTER/DROP/RENAME/TRUNCATE, GRANT/REVOKE, ANALYZE/OPTIMIZE/REPAIR TABLE
+    begin, ///< BEGIN, START TRANSACTION (read write or default), XA START/BEGIN
+    begin_read_only, ///< START TRANSACTION READ ONLY (may run on a replica)
+    commit,          ///< COMMIT, XA COMMIT
+    rollback,        ///< ROLLBACK, XA ROLLBACK (not ROLLBACK TO SAVEPOINT: that stays inside)
+    savepoint,       ///< SAVEPOINT, ROLLBACK TO, RELEASE SAVEPOINT
+    session_set,     ///< SET of session state that must be replayed (see SessionChange)
+    use,             ///< USE db
+    lock_tables,     ///< LOCK TABLES / LOCK TABLE / FLUSH TABLES WITH READ LOCK / FLUSH TABLES t
+                     ///< FOR EXPORT / LOCK INSTANCE FOR BACKUP / BACKUP LOCK / BACKUP STAGE START
+                     ///< (pin until the matching unlock)
+    unlock_tables,   ///< UNLOCK TABLES / UNLOCK INSTANCE / BACKUP UNLOCK / BACKUP STAGE END
+    prepare_sql,     ///< PREPARE / EXECUTE / DEALLOCATE PREPARE / DROP PREPARE (SQL-level prepared
+                     ///< statements; EXECUTE IMMEDIATE is a write)
+    other,           ///< statements that go to the primary (KILL, FLUSH, RESET, CHECKSUM, HANDLER,
+                     ///< XA END/PREPARE/RECOVER, SET GLOBAL, SET PASSWORD, SHOW MASTER STATUS,
+                     ///< SHOW PROCESSLIST, EXPLAIN of a write without ANALYZE ...)
+    unknown,         ///< the lexer could not make sense of it: primary
 };
 
 /// Why a read has to leave the replicas, or what a statement does to the session.
 struct StatementFlags {
-    bool locking_read = false;       ///< FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE anywhere
-    bool select_into = false;        ///< SELECT ... INTO @var / OUTFILE / DUMPFILE
-    bool primary_function = false;   ///< LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), @@identity,
-                                     ///< NEXTVAL/LASTVAL/SETVAL, NEXT VALUE FOR, GET_LOCK...
-    bool takes_user_lock = false;    ///< GET_LOCK(
-    bool releases_user_lock = false; ///< RELEASE_LOCK( / RELEASE_ALL_LOCKS(
-    bool calc_found_rows = false;    ///< SQL_CALC_FOUND_ROWS: pin until the FOUND_ROWS() after it
-    bool found_rows = false;         ///< FOUND_ROWS(
-    bool creates_temp_table = false; ///< CREATE TEMPORARY TABLE / SEQUENCE
-    bool drops_temp_table = false;   ///< DROP TEMPORARY TABLE / SEQUENCE (a plain DROP TABLE may
-                                     ///< also drop a temporary table: the text cannot tell)
-    bool multi_statement = false;    ///< more than one statement in the text
-    bool non_deterministic = false;  ///< NOW(), RAND(), UUID(), user variables... (cache: later)
-    bool reads_user_variable = false;///< @var in the statement (not @@system, not a SET target)
-    bool bad_syntax = false;         ///< unterminated string/comment/identifier: primary, let the server say
+    bool locking_read = false;        ///< FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE anywhere
+    bool select_into = false;         ///< SELECT ... INTO @var / OUTFILE / DUMPFILE
+    bool primary_function = false;    ///< LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), @@identity,
+                                      ///< NEXTVAL/LASTVAL/SETVAL, NEXT VALUE FOR, GET_LOCK...
+    bool takes_user_lock = false;     ///< GET_LOCK(
+    bool releases_user_lock = false;  ///< RELEASE_LOCK( / RELEASE_ALL_LOCKS(
+    bool calc_found_rows = false;     ///< SQL_CALC_FOUND_ROWS: pin until the FOUND_ROWS() after it
+    bool found_rows = false;          ///< FOUND_ROWS(
+    bool creates_temp_table = false;  ///< CREATE TEMPORARY TABLE / SEQUENCE
+    bool drops_temp_table = false;    ///< DROP TEMPORARY TABLE / SEQUENCE (a plain DROP TABLE may
+                                      ///< also drop a temporary table: the text cannot tell)
+    bool multi_statement = false;     ///< more than one statement in the text
+    bool non_deterministic = false;   ///< NOW(), RAND(), UUID(), user variables... (cache: later)
+    bool reads_user_variable = false; ///< @var in the statement (not @@system, not a SET target)
+    bool bad_syntax =
+        false; ///< unterminated string/comment/identifier: primary, let the server say
     /// The answer describes the previous statement on the same backend connection: SHOW
     /// WARNINGS / ERRORS / COUNT(*) WARNINGS / PROFILE(S), GET DIAGNOSTICS, ROW_COUNT(),
     /// FOUND_ROWS(), @@warning_count, @@error_count. Send it where the previous one ran.
     bool reads_diagnostics = false;
-    bool chains_transaction = false;  ///< COMMIT/ROLLBACK AND CHAIN: a new transaction starts at once
+    bool chains_transaction =
+        false; ///< COMMIT/ROLLBACK AND CHAIN: a new transaction starts at once
     bool releases_connection = false; ///< COMMIT/ROLLBACK RELEASE: the server closes the connection
     bool opens_handler = false;       ///< HANDLER t OPEN: a server-side cursor; pin until CLOSE
     bool closes_handler = false;      ///< HANDLER t CLOSE
+    /// A user variable gets a value outside SET: SELECT ... INTO @v, @v := in an expression,
+    /// CALL p(@v) (maybe an OUT parameter), GET DIAGNOSTICS @v = .... Only the backend that
+    /// ran it knows the value, so it cannot be replayed (SET @v = ... is a SessionChange).
+    bool assigns_user_variable = false;
 };
 
 /// A hint in a leading comment: /* sluice: primary */, /* sluice: replica */,
@@ -87,12 +94,13 @@ struct Hint {
 /// `@@global.x` / `@@session.x` apply to their own item only.
 struct SessionChange {
     enum class Kind : std::uint8_t {
-        system_variable, ///< SET [SESSION|@@session.|@@|LOCAL] name = value (not GLOBAL)
-        user_variable,   ///< SET @name = value
-        names,           ///< SET NAMES x [COLLATE y]
-        character_set,   ///< SET CHARACTER SET x / SET CHARSET x
-        autocommit,      ///< SET autocommit = 0|1|ON|OFF  (value_bool holds it)
-        transaction_isolation, ///< SET SESSION TRANSACTION ISOLATION LEVEL ... (not the next-trx form)
+        system_variable,       ///< SET [SESSION|@@session.|@@|LOCAL] name = value (not GLOBAL)
+        user_variable,         ///< SET @name = value
+        names,                 ///< SET NAMES x [COLLATE y]
+        character_set,         ///< SET CHARACTER SET x / SET CHARSET x
+        autocommit,            ///< SET autocommit = 0|1|ON|OFF  (value_bool holds it)
+        transaction_isolation, ///< SET SESSION TRANSACTION ISOLATION LEVEL ... (not the next-trx
+                               ///< form)
         transaction_next,      ///< SET TRANSACTION ... (applies to the next transaction only)
         role,                  ///< SET ROLE name | NONE (MariaDB)
     };
@@ -122,7 +130,9 @@ struct SessionChange {
 /// class; else the strongest of ddl > write > other > savepoint > prepare_sql >
 /// session_set > use > read. session_changes and use_database are filled whatever the
 /// final class: apply them whenever they are non-empty. After a multi-statement text the
-/// server's status flags (in transaction, autocommit) are the authority.
+/// server's status flags (in transaction, autocommit) are the authority. A stored-program
+/// definition (CREATE PROCEDURE / FUNCTION / TRIGGER / EVENT / PACKAGE, ALTER EVENT, BEGIN NOT
+/// ATOMIC) runs to the end of the text: the `;` in its body do not split it.
 struct Classification {
     StatementClass cls = StatementClass::unknown;
     StatementFlags flags;
@@ -132,7 +142,8 @@ struct Classification {
     bool global_set = false;                    ///< SET GLOBAL / PERSIST: primary, not replayed
 };
 
-/// The sql_mode parts that change how text is lexed. The server reports
+/// The sql_mode parts that change how text is lexed; the default is the server's default
+/// (backslash escapes on, ANSI_QUOTES off), which classify(sql) assumes. The server reports
 /// NO_BACKSLASH_ESCAPES in every OK packet's status flags (SERVER_STATUS_NO_BACKSLASH_ESCAPES);
 /// ANSI_QUOTES only through sql_mode. Character sets whose multi-byte characters can contain
 /// a 0x5C byte (big5, cp932, gbk, sjis, gb18030) cannot be lexed byte-wise: do not route

@@ -685,10 +685,10 @@ route = "primary"
 }
 
 TEST_CASE("query rules are validated with their line", "[config]") {
-    CHECK(error_of("[[query_rules]]\nname = \"r\"\nmatch_digest = \"(open\"\nroute = \"primary\"\n" +
-                   minimal)
-              .rfind("t.toml:3: query_rules[0].match_digest: not a valid RE2 expression: ", 0) ==
-          0);
+    CHECK(
+        error_of("[[query_rules]]\nname = \"r\"\nmatch_digest = \"(open\"\nroute = \"primary\"\n" +
+                 minimal)
+            .rfind("t.toml:3: query_rules[0].match_digest: not a valid RE2 expression: ", 0) == 0);
     CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"sideways\"\n" + minimal) ==
           "t.toml:3: query_rules[0].route: must be one of primary, replica, refuse");
     CHECK(error_of("[[query_rules]]\nname = \"r\"\n" + minimal) ==
@@ -696,9 +696,9 @@ TEST_CASE("query rules are validated with their line", "[config]") {
     CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"primary\"\nerror_code = 1142\n" +
                    minimal) ==
           "t.toml:4: query_rules[0].error_code: only applies to route = \"refuse\"");
-    CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"refuse\"\nmax_lag_ms = 5\n" +
-                   minimal) ==
-          "t.toml:4: query_rules[0].max_lag_ms: only applies to route = \"replica\"");
+    CHECK(
+        error_of("[[query_rules]]\nname = \"r\"\nroute = \"refuse\"\nmax_lag_ms = 5\n" + minimal) ==
+        "t.toml:4: query_rules[0].max_lag_ms: only applies to route = \"replica\"");
     CHECK(error_of("[[query_rules]]\nname = \"r\"\nroute = \"refuse\"\nerror_code = 99\n" +
                    minimal) ==
           "t.toml:4: query_rules[0].error_code: must be between 1000 and 65535");

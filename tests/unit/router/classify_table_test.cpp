@@ -36,18 +36,21 @@ TEST_CASE("the route rule sends reads to replicas only when nothing in them need
           "[router][classify]") {
     Classification c;
     c.cls = StatementClass::read;
-    CHECK(autocommit_route(c) == Route::replica);
-    c.flags.calc_found_rows = true; // pins, but may run on a replica
-    CHECK(autocommit_route(c) == Route::replica);
+    CHECK(autocommit_route(c) == Where::replica);
+    c.flags.calc_found_rows = true; // FOUND_ROWS() must run where this ran: the primary
+    CHECK(autocommit_route(c) == Where::primary);
+    c.flags.calc_found_rows = false;
     c.flags.select_into = true;
-    CHECK(autocommit_route(c) == Route::primary);
-    c.hint.target = Hint::Target::replica;
-    CHECK(autocommit_route(c) == Route::replica);
+    CHECK(autocommit_route(c) == Where::primary);
+    c.hint.target = Hint::Target::replica; // a hint never sends an unsafe read to a replica
+    CHECK(autocommit_route(c) == Where::primary);
+    c.flags.select_into = false;
+    CHECK(autocommit_route(c) == Where::replica);
     c.cls = StatementClass::write;
-    CHECK(autocommit_route(c) == Route::primary);
+    CHECK(autocommit_route(c) == Where::primary);
     c.cls = StatementClass::begin_read_only;
     c.hint.target = Hint::Target::primary;
-    CHECK(autocommit_route(c) == Route::primary);
+    CHECK(autocommit_route(c) == Where::primary);
 }
 
 TEST_CASE("classify never reads past the end of any prefix of any table statement",
@@ -121,7 +124,8 @@ TEST_CASE("ANSI_QUOTES makes double-quoted text a name", "[router][classify]") {
 
 TEST_CASE("a very long statement is classified in one pass", "[router][classify]") {
     std::string sql = "SELECT * FROM t WHERE id IN (";
-    for (int i = 0; i < 200000; ++i) sql += "1,";
+    for (int i = 0; i < 200000; ++i)
+        sql += "1,";
     sql += "2) FOR UPDATE";
     const auto c = classify(sql);
     CHECK(c.cls == StatementClass::read);
@@ -136,11 +140,13 @@ TEST_CASE("deep parentheses and long statement chains do not exhaust the stack",
     deep += "SELECT 1";
     CHECK(classify(deep).cls == StatementClass::read);
     std::string chain;
-    for (int i = 0; i < 2000; ++i) chain += "SET STATEMENT a=1 FOR ";
+    for (int i = 0; i < 2000; ++i)
+        chain += "SET STATEMENT a=1 FOR ";
     chain += "SELECT 1";
     CHECK(classify(chain).cls == StatementClass::unknown); // nesting beyond 4 is refused
     std::string many;
-    for (int i = 0; i < 20000; ++i) many += "SELECT 1;";
+    for (int i = 0; i < 20000; ++i)
+        many += "SELECT 1;";
     const auto c = classify(many);
     CHECK(c.cls == StatementClass::read);
     CHECK(c.flags.multi_statement);

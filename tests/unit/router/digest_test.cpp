@@ -95,8 +95,7 @@ TEST_CASE("a unary sign goes into the literal after it", "[router][digest]") {
         {"SELECT !-5", "SELECT !?"},
         {"SELECT ~a", "SELECT ~a"},
         {"SELECT a FROM t WHERE b = 1 AND -c > 2", "SELECT a FROM t WHERE b = ? AND -c > ?"},
-        {"SELECT CASE WHEN a THEN -1 ELSE -2 END - 3",
-         "SELECT CASE WHEN a THEN ? ELSE ? END - ?"},
+        {"SELECT CASE WHEN a THEN -1 ELSE -2 END - 3", "SELECT CASE WHEN a THEN ? ELSE ? END - ?"},
     });
 }
 
@@ -179,7 +178,8 @@ TEST_CASE("the hash is XXH3-64 of the digest text", "[router][digest]") {
         CHECK(d.hash == XXH3_64bits(d.text.data(), d.text.size()));
     }
     CHECK(digest("SELECT * FROM t WHERE id = 1").hash == digest("select * from t where id=2").hash);
-    CHECK(digest("SELECT * FROM t WHERE id = 1").hash != digest("SELECT * FROM u WHERE id = 1").hash);
+    CHECK(digest("SELECT * FROM t WHERE id = 1").hash !=
+          digest("SELECT * FROM u WHERE id = 1").hash);
 }
 
 TEST_CASE("a digest of a digest is the same digest", "[router][digest]") {
@@ -196,11 +196,11 @@ TEST_CASE("a digest of a digest is the same digest", "[router][digest]") {
 
 TEST_CASE("odd texts digest to something that digests to itself", "[router][digest]") {
     // Glue that could turn into other tokens if spacing were careless.
-    for (std::string_view sql : {"SELECT - -", "SELECT ( . 1a", "SELECT t. 1", "SELECT t.1",
-                                 "SELECT ! =", "SELECT < =", "SELECT a . @b", "SELECT x@.y",
-                                 "SELECT ( @ a )", "SELECT / *", "SELECT (/ *)", "SELECT - -- x\n",
-                                 "SELECT @a .b", "SELECT @@x . y", "SELECT t.1e5", "SELECT `t`.1",
-                                 "SELECT ?.5", "SELECT 1 . a", "SELECT (- 'x' 'y')"}) {
+    for (std::string_view sql :
+         {"SELECT - -", "SELECT ( . 1a", "SELECT t. 1", "SELECT t.1",
+          "SELECT ! =", "SELECT < =", "SELECT a . @b", "SELECT x@.y", "SELECT ( @ a )",
+          "SELECT / *", "SELECT (/ *)", "SELECT - -- x\n", "SELECT @a .b", "SELECT @@x . y",
+          "SELECT t.1e5", "SELECT `t`.1", "SELECT ?.5", "SELECT 1 . a", "SELECT (- 'x' 'y')"}) {
         INFO("sql: " << sql);
         const std::string once = digest(sql).text;
         INFO("once: " << once);

@@ -14,8 +14,8 @@ namespace {
 
 /// Tokens as "kind:text" strings, comments included; an error shows as "error:<n>:text".
 std::vector<std::string> lex(std::string_view sql, SqlMode mode = {}) {
-    static constexpr const char* names[] = {"end", "word",  "qid",  "str", "num",    "ph",
-                                            "uvar", "svar", "op", "cmt", "error"};
+    static constexpr const char* names[] = {"end",  "word", "qid", "str", "num",  "ph",
+                                            "uvar", "svar", "op",  "cmt", "error"};
     std::vector<std::string> out;
     Lexer lx(sql, mode);
     for (int guard = 0; guard < 1000; ++guard) {
@@ -37,14 +37,14 @@ using V = std::vector<std::string>;
 TEST_CASE("words, numbers, placeholders and operators", "[router][lexer]") {
     CHECK(lex("SELECT a1, _b$ FROM t") ==
           V{"word:SELECT", "word:a1", "op:,", "word:_b$", "word:FROM", "word:t"});
-    CHECK(lex("1 12.5 .5 1e10 1E+3 1.5e-2 10. 1.e2") ==
-          V{"num:1", "num:12.5", "num:.5", "num:1e10", "num:1E+3", "num:1.5e-2", "num:10.",
-            "num:1.e2"});
+    CHECK(lex("1 12.5 .5 1e10 1E+3 1.5e-2 10. 1.e2") == V{"num:1", "num:12.5", "num:.5", "num:1e10",
+                                                          "num:1E+3", "num:1.5e-2", "num:10.",
+                                                          "num:1.e2"});
     CHECK(lex("0xFF 0b101 X'4A' x'' B'01' b'1'") ==
           V{"num:0xFF", "num:0b101", "num:X'4A'", "num:x''", "num:B'01'", "num:b'1'"});
-    CHECK(lex("0xZZ 0X41 0b2 1abc 1e 1e+ 1e5x") ==
-          V{"word:0xZZ", "word:0X41", "word:0b2", "word:1abc", "word:1e", "word:1e", "op:+",
-            "num:1e5", "word:x"});
+    CHECK(lex("0xZZ 0X41 0b2 1abc 1e 1e+ 1e5x") == V{"word:0xZZ", "word:0X41", "word:0b2",
+                                                     "word:1abc", "word:1e", "word:1e", "op:+",
+                                                     "num:1e5", "word:x"});
     CHECK(lex("1.5abc") == V{"num:1.5", "word:abc"});
     CHECK(lex("? ??") == V{"ph:?", "ph:?", "ph:?"});
     CHECK(lex("a<=>b<=c>=d<>e!=f:=g&&h||i<<j>>k->l->>m") ==
@@ -89,9 +89,8 @@ TEST_CASE("user and system variables", "[router][lexer]") {
     CHECK(lex("@@x @@session.x @@GLOBAL.y @@local.z") ==
           V{"svar:@@x", "svar:@@session.x", "svar:@@GLOBAL.y", "svar:@@local.z"});
     CHECK(lex("@ @@ @(") == V{"op:@", "op:@", "op:@", "op:@", "op:("});
-    CHECK(lex("'u'@'h' `u`@`h` u@h") ==
-          V{"str:'u'", "op:@", "str:'h'", "qid:`u`", "op:@", "qid:`h`", "word:u", "op:@",
-            "word:h"});
+    CHECK(lex("'u'@'h' `u`@`h` u@h") == V{"str:'u'", "op:@", "str:'h'", "qid:`u`", "op:@",
+                                          "qid:`h`", "word:u", "op:@", "word:h"});
     CHECK(lex("'u' @'h'") == V{"str:'u'", "uvar:@'h'"});
 }
 
@@ -111,7 +110,7 @@ TEST_CASE("comments of every kind", "[router][lexer]") {
 TEST_CASE("versioned comments are code without their markers", "[router][lexer]") {
     CHECK(lex("/*!40101 SET x=1 */") == V{"word:SET", "word:x", "op:=", "num:1"});
     CHECK(lex("/*!100100 a */") == V{"word:a"});
-    CHECK(lex("/*!1001001 */") == V{"num:1"}); // six version digits at most
+    CHECK(lex("/*!1001001 */") == V{"num:1"});             // six version digits at most
     CHECK(lex("/*!4010 a */") == V{"num:4010", "word:a"}); // under five: no version
     CHECK(lex("/*!a*/b") == V{"word:a", "word:b"});
     CHECK(lex("/*M!100100 a */ /*M!b*/") == V{"word:a", "word:b"});
@@ -148,11 +147,13 @@ TEST_CASE("sql_mode flags change strings and names", "[router][lexer]") {
 
 TEST_CASE("any byte at all lexes to something, and embedded NULs are bytes", "[router][lexer]") {
     std::string all;
-    for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+    for (int c = 0; c < 256; ++c)
+        all.push_back(static_cast<char>(c));
     // Nothing to compare against: this must simply end.
     Lexer lx(all);
     int n = 0;
-    while (lx.next().kind != TokenKind::end && n < 100000) ++n;
+    while (lx.next().kind != TokenKind::end && n < 100000)
+        ++n;
     CHECK(n < 100000);
     CHECK(lex("a\0b"sv) == V{"word:a", std::string("op:\0", 4), "word:b"});
 }

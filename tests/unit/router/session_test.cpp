@@ -108,8 +108,7 @@ TEST_CASE("a scope keyword holds for the assignments after it, a @@ prefix only 
     const auto all_global = classify("SET GLOBAL a = 1, b = 2");
     CHECK(all_global.session_changes.empty());
     CHECK(all_global.global_set);
-    check_changes("SET GLOBAL a = 1, SESSION b = 2",
-                  {change(Kind::system_variable, "b", "b = 2")});
+    check_changes("SET GLOBAL a = 1, SESSION b = 2", {change(Kind::system_variable, "b", "b = 2")});
     check_changes("SET GLOBAL a = 1, @@b = 2", {change(Kind::system_variable, "b", "b = 2")});
     check_changes("SET GLOBAL a = 1, @@session.b = 2, c = 3",
                   {change(Kind::system_variable, "b", "b = 2")});
@@ -130,10 +129,8 @@ TEST_CASE("NAMES and CHARACTER SET keep their whole clause", "[router][session]"
                   {change(Kind::character_set, "character_set", "CHARACTER SET latin1")});
     check_changes("SET CHARSET utf8",
                   {change(Kind::character_set, "character_set", "CHARACTER SET utf8")});
-    check_changes("/*!40101 SET NAMES utf8mb4 */",
-                  {change(Kind::names, "names", "NAMES utf8mb4")});
-    check_changes("SET GLOBAL a = 1, NAMES latin1",
-                  {change(Kind::names, "names", "NAMES latin1")});
+    check_changes("/*!40101 SET NAMES utf8mb4 */", {change(Kind::names, "names", "NAMES utf8mb4")});
+    check_changes("SET GLOBAL a = 1, NAMES latin1", {change(Kind::names, "names", "NAMES latin1")});
 }
 
 TEST_CASE("SET TRANSACTION is for the next transaction, SET SESSION TRANSACTION for the session",
@@ -144,9 +141,9 @@ TEST_CASE("SET TRANSACTION is for the next transaction, SET SESSION TRANSACTION 
     check_changes("SET LOCAL TRANSACTION READ ONLY",
                   {change(Kind::transaction_isolation, "transaction_read_only",
                           "SESSION TRANSACTION READ ONLY")});
-    check_changes("SET TRANSACTION READ ONLY",
-                  {change(Kind::transaction_next, "transaction_read_only",
-                          "TRANSACTION READ ONLY")});
+    check_changes(
+        "SET TRANSACTION READ ONLY",
+        {change(Kind::transaction_next, "transaction_read_only", "TRANSACTION READ ONLY")});
     check_changes("set transaction isolation level repeatable read",
                   {change(Kind::transaction_next, "transaction_isolation",
                           "TRANSACTION isolation level repeatable read")});
@@ -195,7 +192,8 @@ TEST_CASE("values are kept as written, comments dropped and space runs made one"
 
 TEST_CASE("quoted user variable names are unquoted in name and quoted again in text",
           "[router][session]") {
-    check_changes("SET @`my var` = 'x'", {change(Kind::user_variable, "my var", "@`my var` = 'x'")});
+    check_changes("SET @`my var` = 'x'",
+                  {change(Kind::user_variable, "my var", "@`my var` = 'x'")});
     check_changes("SET @'q' = 1", {change(Kind::user_variable, "q", "@q = 1")});
     check_changes("SET @\"a`b\" = 1", {change(Kind::user_variable, "a`b", "@`a``b` = 1")});
     check_changes("SET @a.b = 1", {change(Kind::user_variable, "a.b", "@a.b = 1")});
@@ -225,9 +223,8 @@ TEST_CASE("a statement that fails to lex records no changes, the ones before it 
     check_changes("SET @a = 'unterminated", {});
     check_changes("SET @a = 1; SELECT 'x", {change(Kind::user_variable, "a", "@a = 1")});
     check_changes("SET @a = 1; SET @b = 'x", {change(Kind::user_variable, "a", "@a = 1")});
-    check_changes("SET @a = 1; SET @b = 2",
-                  {change(Kind::user_variable, "a", "@a = 1"),
-                   change(Kind::user_variable, "b", "@b = 2")});
+    check_changes("SET @a = 1; SET @b = 2", {change(Kind::user_variable, "a", "@a = 1"),
+                                             change(Kind::user_variable, "b", "@b = 2")});
     const auto u = classify("USE db; SELECT 'x");
     CHECK(u.use_database == "db");
     CHECK(classify("USE db 'x").use_database.empty());

@@ -15,16 +15,15 @@ struct Row {
     std::string_view sql;
     StatementClass cls;
     std::string_view flags;
-    Route route;
+    Where route;
 };
 
 using SC = StatementClass;
 inline constexpr SC rd = SC::read, wr = SC::write, dd = SC::ddl, bg = SC::begin,
                     bro = SC::begin_read_only, cm = SC::commit, rb = SC::rollback,
                     sp = SC::savepoint, ss = SC::session_set, us = SC::use, lt = SC::lock_tables,
-                    ut = SC::unlock_tables, ps = SC::prepare_sql, ot = SC::other,
-                    un = SC::unknown;
-inline constexpr Route P = Route::primary, R = Route::replica;
+                    ut = SC::unlock_tables, ps = SC::prepare_sql, ot = SC::other, un = SC::unknown;
+inline constexpr Where P = Where::primary, R = Where::replica;
 
 // clang-format off
 inline constexpr Row k_rows[] = {
@@ -178,15 +177,15 @@ inline constexpr Row k_rows[] = {
     {"SELECT CASE WHEN a THEN 'FOR UPDATE' ELSE b END FROM t"sv, rd, "", R},
 
     // --- SELECT ... INTO ---------------------------------------------------------------------
-    {"SELECT a INTO @x FROM t"sv, rd, "INU", P},
-    {"SELECT a FROM t INTO @x"sv, rd, "INU", P},
-    {"SELECT 1, 2 INTO @a, @b"sv, rd, "INU", P},
+    {"SELECT a INTO @x FROM t"sv, rd, "INUA", P},
+    {"SELECT a FROM t INTO @x"sv, rd, "INUA", P},
+    {"SELECT 1, 2 INTO @a, @b"sv, rd, "INUA", P},
     {"SELECT * FROM t INTO OUTFILE '/tmp/x'"sv, rd, "I", P},
     {"SELECT * INTO DUMPFILE '/tmp/x' FROM t"sv, rd, "I", P},
     {"select * from t into outfile '/tmp/x' fields terminated by ','"sv, rd, "I", P},
     {"SELECT 'INTO OUTFILE'"sv, rd, "", R},
     {"SELECT `into` FROM t"sv, rd, "", R},
-    {"WITH c AS (SELECT 1) SELECT * INTO @x FROM c"sv, rd, "INU", P},
+    {"WITH c AS (SELECT 1) SELECT * INTO @x FROM c"sv, rd, "INUA", P},
     {"INSERT INTO t SELECT * FROM u"sv, wr, "", P},      // INTO of an INSERT is no select_into
 
     // --- WITH ------------------------------------------------------------------------------
@@ -241,8 +240,8 @@ inline constexpr Row k_rows[] = {
     {"INSERT INTO t VALUES (NEXT VALUE FOR s)"sv, wr, "PN", P},
     {"SELECT FOUND_ROWS()"sv, rd, "PFNG", P},
     {"SELECT ROW_COUNT()"sv, rd, "PNG", P},
-    {"SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1"sv, rd, "C", R},
-    {"select sql_calc_found_rows a from t limit 10"sv, rd, "C", R},
+    {"SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1"sv, rd, "C", P}, // FOUND_ROWS() must follow it
+    {"select sql_calc_found_rows a from t limit 10"sv, rd, "C", P},
     {"SELECT GET_LOCK('a', 1)"sv, rd, "PKN", P},
     {"SELECT get_lock('a', 1)"sv, rd, "PKN", P},
     {"SELECT RELEASE_LOCK('a')"sv, rd, "PRN", P},
@@ -288,7 +287,11 @@ inline constexpr Row k_rows[] = {
     {"SELECT @a"sv, rd, "NU", R},
     {"SELECT @`a b`, @'c', @\"d\""sv, rd, "NU", R},
     {"SELECT @a.b"sv, rd, "NU", R},
-    {"SELECT @a := 1"sv, rd, "NU", R},
+    {"SELECT @a := 1"sv, rd, "NUA", P},     // the value lives only where it ran
+    {"SELECT @n := @n + 1 AS rownum FROM t"sv, rd, "NUA", P},
+    {"SELECT @a:=1"sv, rd, "NUA", P},
+    {"SELECT @x INTO @y"sv, rd, "INUA", P},
+    {"SELECT a := 1"sv, rd, "", R},          // not a variable: an error, no assignment,
     {"SELECT * FROM t WHERE a = @x"sv, rd, "NU", R},
 
     // --- versioned comments are code ------------------------------------------------------
@@ -408,6 +411,7 @@ inline constexpr Row k_rows[] = {
     {"UPDATE t SET a = a + 1 WHERE id = 5"sv, wr, "", P},
     {"UPDATE LOW_PRIORITY IGNORE t SET a = 1"sv, wr, "", P},
     {"UPDATE t SET a = (SELECT MAX(b) FROM u)"sv, wr, "", P},
+    {"UPDATE t SET a = (@x := 5)"sv, wr, "NUA", P},
     {"UPDATE t SET d = NOW() WHERE id = ?"sv, wr, "N", P},
     {"DELETE FROM t WHERE id = 1"sv, wr, "", P},
     {"DELETE t FROM t JOIN u ON t.id = u.id"sv, wr, "", P},
@@ -419,7 +423,8 @@ inline constexpr Row k_rows[] = {
     {"LOAD XML LOCAL INFILE 'x.xml' INTO TABLE t"sv, wr, "", P},
     {"LOAD INDEX INTO CACHE t"sv, ot, "", P},
     {"CALL p()"sv, wr, "", P},
-    {"call p(1, @out)"sv, wr, "NU", P},
+    {"call p(1, @out)"sv, wr, "NUA", P},  // @out may be an OUT parameter
+    {"CALL p(1)"sv, wr, "", P},
     {"CALL db.p"sv, wr, "", P},
     {"DO SLEEP(1)"sv, wr, "N", P},
     {"DO 1"sv, wr, "", P},
@@ -561,6 +566,7 @@ inline constexpr Row k_rows[] = {
     {"SET @a = 1"sv, ss, "", P},
     {"SET @a = (SELECT max(id) FROM t)"sv, ss, "", P},
     {"SET @a = @b"sv, ss, "NU", P},
+    {"SET @a = (@b := 2)"sv, ss, "NUA", P},
     {"SET @a = NOW()"sv, ss, "N", P},
     {"SET @a = LAST_INSERT_ID()"sv, ss, "PN", P},
     {"SET @a = 1, @b = 2"sv, ss, "", P},
@@ -646,8 +652,8 @@ inline constexpr Row k_rows[] = {
     {"HANDLER t READ FIRST"sv, ot, "", P},
     {"HANDLER db.t OPEN AS h"sv, ot, "O", P},
     {"handler `t` close"sv, ot, "Z", P},
-    {"GET DIAGNOSTICS @n = NUMBER"sv, ot, "GNU", P},
-    {"GET CURRENT DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT"sv, ot, "GNU", P},
+    {"GET DIAGNOSTICS @n = NUMBER"sv, ot, "GNUA", P},
+    {"GET CURRENT DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT"sv, ot, "GNUA", P},
     {"CACHE INDEX t IN hot_cache"sv, ot, "", P},
     {"SIGNAL SQLSTATE '45000'"sv, ot, "", P},
     {"CLONE LOCAL DATA DIRECTORY = '/tmp'"sv, ot, "", P},
@@ -703,8 +709,8 @@ inline constexpr Row k_rows[] = {
     {"/*sluice:primary*/SELECT 1"sv, rd, "", P},
     {"/* SLUICE: PRIMARY */ SELECT 1"sv, rd, "", P},
     {"/* sluice: replica */ SELECT 1"sv, rd, "", R},
-    {"/* sluice: replica */ SELECT LAST_INSERT_ID()"sv, rd, "PN", R},  // forced: it is a read
-    {"/* sluice: replica */ SELECT * FROM t FOR UPDATE"sv, rd, "L", R},
+    {"/* sluice: replica */ SELECT LAST_INSERT_ID()"sv, rd, "PN", P},  // a hint never makes it unsafe
+    {"/* sluice: replica */ SELECT * FROM t FOR UPDATE"sv, rd, "L", P},
     {"/* sluice: replica */ SELECT 1; UPDATE t SET a = 1"sv, wr, "M", P},
     {"/* sluice: replica */ BEGIN"sv, bg, "", P},
     {"/* sluice: replica */ START TRANSACTION READ ONLY"sv, bro, "", R},

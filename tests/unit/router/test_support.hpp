@@ -2,6 +2,7 @@
 // Shared helpers for the router tests: flag strings, the autocommit route rule.
 
 #include "sluice/router/classify.hpp"
+#include "sluice/router/route.hpp"
 
 #include <catch2/catch.hpp>
 #include <ostream>
@@ -15,7 +16,7 @@ namespace sluice::router::test {
 ///   R releases_user_lock C calc_found_rows   F found_rows         T creates_temp_table
 ///   D drops_temp_table  M multi_statement    N non_deterministic  U reads_user_variable
 ///   B bad_syntax        G reads_diagnostics  H chains_transaction X releases_connection
-///   O opens_handler     Z closes_handler
+///   O opens_handler     Z closes_handler     A assigns_user_variable
 inline std::string flag_letters(const StatementFlags& f) {
     std::string s;
     if (f.locking_read) s += 'L';
@@ -36,12 +37,13 @@ inline std::string flag_letters(const StatementFlags& f) {
     if (f.releases_connection) s += 'X';
     if (f.opens_handler) s += 'O';
     if (f.closes_handler) s += 'Z';
+    if (f.assigns_user_variable) s += 'A';
     return s;
 }
 
 /// The same letters in canonical order, whatever order a table row wrote them in.
 inline std::string canonical_letters(std::string_view letters) {
-    static constexpr std::string_view order = "LIPKRCFTDMNUBGHXOZ";
+    static constexpr std::string_view order = "LIPKRCFTDMNUBGHXOZA";
     std::string s;
     for (char c : order) {
         if (letters.find(c) != std::string_view::npos) s += c;
@@ -49,46 +51,53 @@ inline std::string canonical_letters(std::string_view letters) {
     return s;
 }
 
-enum class Route { primary, replica };
+enum class Where { primary, replica };
 
-inline std::ostream& operator<<(std::ostream& os, Route r) {
-    return os << (r == Route::primary ? "primary" : "replica");
+inline std::ostream& operator<<(std::ostream& os, Where r) {
+    return os << (r == Where::primary ? "primary" : "replica");
 }
 
-/// The routing contract for an autocommit session outside a transaction with no pin:
-/// a read (or START TRANSACTION READ ONLY) may go to a replica unless something in it needs
-/// the primary; /* sluice: primary */ always wins; /* sluice: replica */ sends any read to a
-/// replica, never anything else.
-inline Route autocommit_route(const Classification& c) {
-    if (c.hint.target == Hint::Target::primary) return Route::primary;
-    const bool readish =
-        c.cls == StatementClass::read || c.cls == StatementClass::begin_read_only;
-    if (!readish) return Route::primary;
-    if (c.hint.target == Hint::Target::replica) return Route::replica;
-    const StatementFlags& f = c.flags;
-    if (f.locking_read || f.select_into || f.primary_function || f.multi_statement ||
-        f.bad_syntax)
-        return Route::primary;
-    return Route::replica;
+/// The route decide_route() gives for an autocommit session outside a transaction, with no
+/// pin, no rules and a replica available: the contract the table's route column states.
+inline Where autocommit_route(const Classification& c) {
+    static const RuleSet no_rules;
+    const SessionView autocommit{false, false, false, "app", "db"};
+    const auto r = decide_route(c, "", autocommit, no_rules, true);
+    return r.destination == Destination::replica ? Where::replica : Where::primary;
 }
 
 inline const char* class_name(StatementClass c) {
     switch (c) {
-    case StatementClass::read: return "read";
-    case StatementClass::write: return "write";
-    case StatementClass::ddl: return "ddl";
-    case StatementClass::begin: return "begin";
-    case StatementClass::begin_read_only: return "begin_read_only";
-    case StatementClass::commit: return "commit";
-    case StatementClass::rollback: return "rollback";
-    case StatementClass::savepoint: return "savepoint";
-    case StatementClass::session_set: return "session_set";
-    case StatementClass::use: return "use";
-    case StatementClass::lock_tables: return "lock_tables";
-    case StatementClass::unlock_tables: return "unlock_tables";
-    case StatementClass::prepare_sql: return "prepare_sql";
-    case StatementClass::other: return "other";
-    case StatementClass::unknown: return "unknown";
+    case StatementClass::read:
+        return "read";
+    case StatementClass::write:
+        return "write";
+    case StatementClass::ddl:
+        return "ddl";
+    case StatementClass::begin:
+        return "begin";
+    case StatementClass::begin_read_only:
+        return "begin_read_only";
+    case StatementClass::commit:
+        return "commit";
+    case StatementClass::rollback:
+        return "rollback";
+    case StatementClass::savepoint:
+        return "savepoint";
+    case StatementClass::session_set:
+        return "session_set";
+    case StatementClass::use:
+        return "use";
+    case StatementClass::lock_tables:
+        return "lock_tables";
+    case StatementClass::unlock_tables:
+        return "unlock_tables";
+    case StatementClass::prepare_sql:
+        return "prepare_sql";
+    case StatementClass::other:
+        return "other";
+    case StatementClass::unknown:
+        return "unknown";
     }
     return "?";
 }

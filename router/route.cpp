@@ -1,0 +1,149 @@
+#include "sluice/router/route.hpp"
+
+#include <re2/re2.h>
+
+namespace sluice::router {
+
+const char* route_reason_name(RouteReason r) noexcept {
+    switch (r) {
+    case RouteReason::read:
+        return "read";
+    case RouteReason::write:
+        return "write";
+    case RouteReason::transaction:
+        return "transaction";
+    case RouteReason::pin:
+        return "pin";
+    case RouteReason::rule:
+        return "rule";
+    case RouteReason::hint:
+        return "hint";
+    case RouteReason::locking_read:
+        return "locking_read";
+    case RouteReason::primary_function:
+        return "primary_function";
+    case RouteReason::multi_statement:
+        return "multi_statement";
+    case RouteReason::session_command:
+        return "session_command";
+    case RouteReason::unclassified:
+        return "unclassified";
+    case RouteReason::no_replica:
+        return "no_replica";
+    case RouteReason::count_:
+        break;
+    }
+    return "unknown";
+}
+
+std::variant<RuleSet, std::string> RuleSet::compile(std::vector<RuleSpec> specs) {
+    RuleSet set;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        std::unique_ptr<re2::RE2> re;
+        if (!specs[i].match_digest.empty()) {
+            RE2::Options opts;
+            opts.set_log_errors(false);
+            re = std::make_unique<re2::RE2>(specs[i].match_digest, opts);
+            if (!re->ok())
+                return "query_rules[" + std::to_string(i) + "].match_digest: " + re->error();
+        }
+        set.patterns_.push_back(std::move(re));
+    }
+    set.specs_ = std::move(specs);
+    return set;
+}
+
+RuleSet::RuleSet() = default;
+RuleSet::RuleSet(RuleSet&&) noexcept = default;
+RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
+RuleSet::~RuleSet() = default;
+
+const RuleSpec* RuleSet::match(std::string_view digest_text, std::string_view user,
+                               std::string_view schema) const {
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        const RuleSpec& r = specs_[i];
+        if (!r.user.empty() && r.user != user) continue;
+        if (!r.schema.empty() && r.schema != schema) continue;
+        if (patterns_[i] &&
+            !re2::RE2::PartialMatch(re2::StringPiece(digest_text.data(), digest_text.size()),
+                                    *patterns_[i]))
+            continue;
+        return &r;
+    }
+    return nullptr;
+}
+
+namespace {
+
+/// Whether a statement may run on a replica at all, and if not, why.
+std::optional<RouteReason> primary_only(const Classification& c) {
+    if (c.flags.bad_syntax) return RouteReason::unclassified;
+    if (c.flags.multi_statement) return RouteReason::multi_statement;
+    switch (c.cls) {
+    case StatementClass::read:
+        break;
+    case StatementClass::begin_read_only:
+        return std::nullopt;
+    case StatementClass::unknown:
+        return RouteReason::unclassified;
+    case StatementClass::begin:
+    case StatementClass::commit:
+    case StatementClass::rollback:
+    case StatementClass::savepoint:
+        return RouteReason::transaction;
+    case StatementClass::session_set:
+    case StatementClass::use:
+        return RouteReason::session_command;
+    case StatementClass::lock_tables:
+    case StatementClass::unlock_tables:
+        return RouteReason::pin;
+    default:
+        return RouteReason::write;
+    }
+    if (c.flags.locking_read) return RouteReason::locking_read;
+    // These read or leave state that lives on one backend: the primary holds it.
+    if (c.flags.select_into || c.flags.primary_function || c.flags.calc_found_rows ||
+        c.flags.found_rows || c.flags.takes_user_lock || c.flags.releases_user_lock ||
+        c.flags.assigns_user_variable || c.flags.reads_diagnostics)
+        return RouteReason::primary_function;
+    return std::nullopt;
+}
+
+Route to_replica(RouteReason reason, std::optional<std::uint32_t> max_lag, const RuleSpec* rule,
+                 bool replica_available) {
+    if (!replica_available) return {Destination::primary, RouteReason::no_replica, max_lag, rule};
+    return {Destination::replica, reason, max_lag, rule};
+}
+
+} // namespace
+
+Route decide_route(const Classification& c, std::string_view digest_text, const SessionView& s,
+                   const RuleSet& rules, bool replica_available) {
+    const auto unsafe = primary_only(c);
+    // A read-only transaction lives on the replica that started it; everything else inside
+    // a transaction sees the primary's data and locks.
+    if (s.in_transaction) {
+        if (s.read_only_transaction && !unsafe)
+            return {Destination::replica, RouteReason::transaction};
+        return {Destination::primary, RouteReason::transaction};
+    }
+    if (s.pinned) return {Destination::primary, RouteReason::pin};
+
+    if (const RuleSpec* rule = rules.match(digest_text, s.user, s.schema)) {
+        if (rule->route == Destination::refuse)
+            return {Destination::refuse, RouteReason::rule, std::nullopt, rule};
+        if (rule->route == Destination::primary || unsafe)
+            return {Destination::primary, unsafe ? *unsafe : RouteReason::rule, std::nullopt, rule};
+        return to_replica(RouteReason::rule,
+                          rule->max_lag_ms ? rule->max_lag_ms : c.hint.max_lag_ms, rule,
+                          replica_available);
+    }
+    if (c.hint.target == Hint::Target::primary) return {Destination::primary, RouteReason::hint};
+    if (unsafe) return {Destination::primary, *unsafe};
+    RouteReason reason = RouteReason::read;
+    if (c.cls == StatementClass::begin_read_only) reason = RouteReason::transaction;
+    if (c.hint.target == Hint::Target::replica || c.hint.max_lag_ms) reason = RouteReason::hint;
+    return to_replica(reason, c.hint.max_lag_ms, nullptr, replica_available);
+}
+
+} // namespace sluice::router

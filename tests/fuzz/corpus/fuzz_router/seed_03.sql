@@ -1,0 +1,1 @@
+/* sluice: replica, max_lag=500ms */ SELECT LAST_INSERT_ID(), NOW(), @a, @@identity

@@ -1,0 +1,1 @@
+WITH c AS (SELECT id FROM t) UPDATE t JOIN c ON t.id = c.id SET t.a = -1

@@ -1,0 +1,1 @@
+SET SESSION sql_mode='ANSI', @a := 1, time_zone='+00:00', NAMES utf8mb4 COLLATE utf8mb4_bin

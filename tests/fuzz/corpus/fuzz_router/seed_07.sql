@@ -1,0 +1,1 @@
+SET GLOBAL a = 1, @@session.b = 2, c = 3; SET TRANSACTION READ ONLY

@@ -1,0 +1,1 @@
+SELECT 'it''s', "say \"hi\"", N'x', _utf8mb4'y', X'41', 0x41, b'1', 0b1, 1e10, .5, `a``b`

@@ -1,0 +1,4 @@
+SELECT 1 --UPDATE
+SELECT 1 -- x
+# y
+SELECT 5--3

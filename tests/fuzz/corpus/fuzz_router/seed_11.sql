@@ -1,0 +1,1 @@
+SELECT 1 /*!999999 '*/ ; UPDATE t SET a=1; -- ' */

@@ -1,0 +1,1 @@
+CREATE DEFINER=`root`@`localhost` PROCEDURE p() BEGIN SELECT 1; UPDATE t SET a = 1; END

@@ -1,0 +1,1 @@
+SELECT NEXT VALUE FOR s, s.nextval, GET_LOCK('a', 1), FOUND_ROWS() INTO @x

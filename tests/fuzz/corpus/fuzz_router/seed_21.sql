@@ -1,0 +1,1 @@
+GRANT SELECT ON db.* TO 'u'@'%'; XA START 'x'; XA END 'x'; XA PREPARE 'x'; XA COMMIT 'x'

@@ -1,0 +1,1 @@
+SELECT t.1a, @a.b, @@x . y, a<=>b, doc->>'$.a', {fn NOW()} FROM `tàble` t
