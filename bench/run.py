@@ -129,7 +129,7 @@ def parse(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=1, help="repeat each cell, keep the median")
+    ap.add_argument("--rounds", type=int, default=3, help="repeat each cell, keep the median")
     ap.add_argument("--threads", default="4,16")
     ap.add_argument("--tests", default="oltp_point_select,oltp_read_only")
     ap.add_argument("--ps", default="auto,disable")

@@ -17,7 +17,7 @@ Transport::~Transport() = default;
 
 asio::awaitable<error_code> Transport::start_tls_server(asio::ssl::context& ctx,
                                                         Bytes already_read) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), ctx);
     auto [ec, used] = co_await tls_->async_handshake(
         asio::ssl::stream_base::server, asio::buffer(already_read.data(), already_read.size()),
         use_tuple);
@@ -27,7 +27,7 @@ asio::awaitable<error_code> Transport::start_tls_server(asio::ssl::context& ctx,
 asio::awaitable<error_code> Transport::start_tls_client(asio::ssl::context& ctx,
                                                         const std::string& host,
                                                         bool verify_hostname) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), ctx);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast" // OpenSSL's macro casts
     SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
@@ -57,8 +57,8 @@ asio::awaitable<error_code> Transport::write_all(asio::const_buffer buf) {
 
 void Transport::close() noexcept {
     error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
 }
 
 } // namespace sluice::pool

@@ -253,7 +253,7 @@ asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
         end_reason_ = "backend unavailable";
         spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), shared.primary.name,
                      shared.primary.host, shared.primary.port, failure.ec.message());
-        co_await send_error(seq, mysql::er::conn_host_error, "HY000",
+        co_await send_error(seq, mysql::er::unknown_error, "08S01",
                             fmt::format("Sluice cannot reach backend '{}': {}", shared.primary.name,
                                         failure.ec.message()));
         co_return false;
@@ -371,8 +371,8 @@ asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& f
         worker_.stats().count_error(ClientError::backend_lost);
         end_reason_ = "backend lost";
         drop_backend();
-        co_await send_error(frame.next_seq, mysql::er::server_lost, "HY000",
-                            "Lost connection to backend server during query");
+        co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                            fmt::format("Lost connection to backend '{}' during query", worker_.shared().primary.name));
         co_return false;
     }
     cbuf_.consume(frame.wire_size);
@@ -391,8 +391,8 @@ asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& f
         end_reason_ = "backend lost mid-query";
         drop_backend();
         if (scanner_.packets() == 0)
-            co_await send_error(reply_seq, mysql::er::server_lost, "HY000",
-                                "Lost connection to backend server during query");
+            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
+                                fmt::format("Lost connection to backend '{}' during query", worker_.shared().primary.name));
         co_return false;
     case Relay::backend_protocol:
         worker_.stats().count_error(ClientError::backend_lost);

@@ -25,7 +25,7 @@ public:
     Transport& operator=(Transport&&) = delete;
     ~Transport();
 
-    tcp::socket& socket() noexcept { return socket_; }
+    tcp::socket& socket() noexcept { return tls_ ? tls_->next_layer() : socket_; }
     bool tls() const noexcept { return tls_ != nullptr; }
 
     /// TLS handshake as the server (clients that sent an SSLRequest). `already_read` holds
@@ -43,8 +43,10 @@ public:
     void close() noexcept;
 
 private:
-    tcp::socket socket_;
-    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+    tcp::socket socket_; // moved into tls_ when TLS starts
+    // The TLS stream owns the socket (not a reference to socket_), so a Transport can move
+    // after its handshake: BackendConn takes the transport a TLS login built.
+    std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
 };
 
 } // namespace sluice::pool

@@ -104,9 +104,12 @@ inline constexpr std::uint16_t net_read_error = 1158;            // ER_NET_READ_
 inline constexpr std::uint16_t net_packets_out_of_order = 1156;  // ER_NET_PACKETS_OUT_OF_ORDER
 inline constexpr std::uint16_t malformed_packet = 1835;          // ER_MALFORMED_PACKET, HY000
 inline constexpr std::uint16_t secure_transport_required = 3159; // ER_SECURE_TRANSPORT_REQUIRED
+// Codes from 2000 are the client library's own: a server (or Sluice) must not send them;
+// libmariadb reports a server ERR carrying one as a malformed packet.
 inline constexpr std::uint16_t server_gone = 2006;     // CR_SERVER_GONE_ERROR (client-side code)
 inline constexpr std::uint16_t server_lost = 2013;     // CR_SERVER_LOST (client-side code)
 inline constexpr std::uint16_t conn_host_error = 2003; // CR_CONN_HOST_ERROR (client-side code)
+inline constexpr std::uint16_t unknown_error = 1105; // ER_UNKNOWN_ERROR, HY000
 } // namespace er
 
 } // namespace sluice::protocol::mysql
