@@ -372,7 +372,8 @@ asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& f
         end_reason_ = "backend lost";
         drop_backend();
         co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
-                            fmt::format("Lost connection to backend '{}' during query", worker_.shared().primary.name));
+                            fmt::format("Lost connection to backend '{}' during query",
+                                        worker_.shared().primary.name));
         co_return false;
     }
     cbuf_.consume(frame.wire_size);
@@ -392,7 +393,8 @@ asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& f
         drop_backend();
         if (scanner_.packets() == 0)
             co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
-                                fmt::format("Lost connection to backend '{}' during query", worker_.shared().primary.name));
+                                fmt::format("Lost connection to backend '{}' during query",
+                                            worker_.shared().primary.name));
         co_return false;
     case Relay::backend_protocol:
         worker_.stats().count_error(ClientError::backend_lost);

@@ -109,7 +109,7 @@ inline constexpr std::uint16_t secure_transport_required = 3159; // ER_SECURE_TR
 inline constexpr std::uint16_t server_gone = 2006;     // CR_SERVER_GONE_ERROR (client-side code)
 inline constexpr std::uint16_t server_lost = 2013;     // CR_SERVER_LOST (client-side code)
 inline constexpr std::uint16_t conn_host_error = 2003; // CR_CONN_HOST_ERROR (client-side code)
-inline constexpr std::uint16_t unknown_error = 1105; // ER_UNKNOWN_ERROR, HY000
+inline constexpr std::uint16_t unknown_error = 1105;   // ER_UNKNOWN_ERROR, HY000
 } // namespace er
 
 } // namespace sluice::protocol::mysql
