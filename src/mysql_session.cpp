@@ -122,6 +122,20 @@ asio::awaitable<void> MysqlSession::run() {
 
 // ---- connection phase ----
 
+mysql::ServerLogin::PasswordLookup MysqlSession::password_lookup() const {
+    const config::Config& cfg = worker_.shared().cfg;
+    return [&cfg](std::string_view name) -> std::optional<std::string> {
+        const auto* u = cfg.find_user(name);
+        if (!u) return std::nullopt;
+        return u->password;
+    };
+}
+
+mysql::ServerLogin::CacheCheck MysqlSession::cache_check() const {
+    const AuthCache& cache = worker_.shared().auth_cache;
+    return [&cache](std::string_view name) { return cache.contains(name); };
+}
+
 asio::awaitable<bool> MysqlSession::handshake() {
     Shared& shared = worker_.shared();
     std::uint32_t caps = shared.server_capabilities;
@@ -183,14 +197,8 @@ asio::awaitable<bool> MysqlSession::handshake() {
     }
     client_caps_ = (response->capabilities & caps) | mysql::cap::protocol_41;
 
-    const config::Config& cfg = shared.cfg;
-    auto lookup = [&cfg](std::string_view name) -> std::optional<std::string> {
-        const auto* u = cfg.find_user(name);
-        if (!u) return std::nullopt;
-        return u->password;
-    };
-    auto cached = [&shared](std::string_view name) { return shared.auth_cache.contains(name); };
-    auto action = login_.on_handshake_response(*response, client_.tls(), lookup, cached);
+    auto action =
+        login_.on_handshake_response(*response, client_.tls(), password_lookup(), cache_check());
     if (!co_await authenticate(std::move(action), seq)) co_return false;
     user_ = login_.user();
     co_return co_await connect_backend(user_, login_.password(), response->database,
@@ -488,15 +496,7 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
         co_await send_error(seq, mysql::er::malformed_packet, "HY000", "Malformed packet");
         co_return false;
     }
-    Shared& shared = worker_.shared();
-    const config::Config& cfg = shared.cfg;
-    auto lookup = [&cfg](std::string_view name) -> std::optional<std::string> {
-        const auto* u = cfg.find_user(name);
-        if (!u) return std::nullopt;
-        return u->password;
-    };
-    auto cached = [&shared](std::string_view name) { return shared.auth_cache.contains(name); };
-    auto action = login_.on_change_user(*request, client_.tls(), lookup, cached);
+    auto action = login_.on_change_user(*request, client_.tls(), password_lookup(), cache_check());
     if (!co_await authenticate(std::move(action), seq)) co_return false;
     // A changed user starts from a fresh session: a new backend login gives exactly that.
     drop_backend();

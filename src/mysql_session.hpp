@@ -29,6 +29,9 @@ public:
 private:
     enum class Relay { ok, client_lost, backend_lost, backend_protocol };
 
+    /// The configured users' passwords, and the caching_sha2 cache, for ServerLogin.
+    protocol::mysql::ServerLogin::PasswordLookup password_lookup() const;
+    protocol::mysql::ServerLogin::CacheCheck cache_check() const;
     asio::awaitable<bool> handshake();
     asio::awaitable<bool> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
     asio::awaitable<bool> connect_backend(const std::string& user, const std::string& password,
