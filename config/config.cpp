@@ -447,6 +447,18 @@ Admin parse_admin(const Context& ctx, const toml::table& table) {
     return a;
 }
 
+Routing parse_routing(const Context& ctx, const toml::table& table) {
+    const Section s(ctx, table, "routing",
+                    {"read_your_writes", "causal_read_timeout_ms", "replica_retry_ms"});
+    Routing r;
+    s.boolean_into("read_your_writes", r.read_your_writes);
+    if (auto ms = s.integer("causal_read_timeout_ms", 1, max_timeout_ms))
+        r.causal_read_timeout = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("replica_retry_ms", 1, max_timeout_ms))
+        r.replica_retry = std::chrono::milliseconds(*ms);
+    return r;
+}
+
 Logging parse_logging(const Context& ctx, const toml::table& table) {
     const Section s(ctx, table, "logging", {"level"});
     Logging l;
@@ -541,7 +553,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     const Section root(ctx, doc, "",
                        {"workers", "server_version", "max_packet_size", "connect_timeout_ms",
                         "client_handshake_timeout_ms", "shutdown_grace_ms", "listeners", "backends",
-                        "backend_tls", "users", "query_rules", "admin", "logging"});
+                        "backend_tls", "users", "query_rules", "routing", "admin", "logging"});
     Config cfg;
     cfg.source = ctx.source;
     root.integer_into("workers", cfg.workers, 0, max_workers);
@@ -566,6 +578,8 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
         parse_list(ctx, root, "backends", "at least one backend is required", parse_backend);
     check_unique_names(ctx, "backends", backends);
     check_one_primary(ctx, root, backends);
+    if (backends.items.size() > max_backends)
+        root.fail_at("backends", "at most " + std::to_string(max_backends) + " backends");
     cfg.backends = std::move(backends.items);
     if (const toml::table* tls = root.table("backend_tls")) {
         cfg.backend_tls = parse_backend_tls(ctx, *tls);
@@ -582,6 +596,8 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     check_unique_names(ctx, "query_rules", rules);
     cfg.query_rules = std::move(rules.items);
 
+    if (const toml::table* routing = root.table("routing"))
+        cfg.routing = parse_routing(ctx, *routing);
     if (const toml::table* admin = root.table("admin")) cfg.admin = parse_admin(ctx, *admin);
     check_listener_endpoints(ctx, listeners, cfg.admin);
     cfg.listeners = std::move(listeners.items);

@@ -4,6 +4,42 @@
 
 namespace sluice::router {
 
+const char* statement_class_name(StatementClass c) noexcept {
+    switch (c) {
+    case StatementClass::read:
+        return "read";
+    case StatementClass::write:
+        return "write";
+    case StatementClass::ddl:
+        return "ddl";
+    case StatementClass::begin:
+        return "begin";
+    case StatementClass::begin_read_only:
+        return "begin_read_only";
+    case StatementClass::commit:
+        return "commit";
+    case StatementClass::rollback:
+        return "rollback";
+    case StatementClass::savepoint:
+        return "savepoint";
+    case StatementClass::session_set:
+        return "session_set";
+    case StatementClass::use:
+        return "use";
+    case StatementClass::lock_tables:
+        return "lock_tables";
+    case StatementClass::unlock_tables:
+        return "unlock_tables";
+    case StatementClass::prepare_sql:
+        return "prepare_sql";
+    case StatementClass::other:
+        return "other";
+    case StatementClass::unknown:
+        return "unknown";
+    }
+    return "unknown";
+}
+
 const char* route_reason_name(RouteReason r) noexcept {
     switch (r) {
     case RouteReason::read:
@@ -30,6 +66,10 @@ const char* route_reason_name(RouteReason r) noexcept {
         return "unclassified";
     case RouteReason::no_replica:
         return "no_replica";
+    case RouteReason::diagnostics:
+        return "diagnostics";
+    case RouteReason::read_your_writes:
+        return "read_your_writes";
     case RouteReason::count_:
         break;
     }
@@ -123,11 +163,22 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
     // A read-only transaction lives on the replica that started it; everything else inside
     // a transaction sees the primary's data and locks.
     if (s.in_transaction) {
-        if (s.read_only_transaction && !unsafe)
-            return {Destination::replica, RouteReason::transaction};
-        return {Destination::primary, RouteReason::transaction};
+        if (!s.read_only_transaction) return {Destination::primary, RouteReason::transaction};
+        // The replica answers for the transaction, refusals of writes included, as the
+        // server the client would be talking to does; locks and temporary tables are
+        // primary state the session keeps.
+        if (c.flags.takes_user_lock || c.flags.releases_user_lock ||
+            c.flags.creates_temp_table)
+            return {Destination::primary, RouteReason::pin};
+        return {Destination::replica, RouteReason::transaction};
     }
     if (s.pinned) return {Destination::primary, RouteReason::pin};
+    if (c.flags.reads_diagnostics && s.last_on_replica && replica_available &&
+        !c.flags.locking_read && !c.flags.select_into && !c.flags.takes_user_lock &&
+        !c.flags.releases_user_lock && !c.flags.assigns_user_variable &&
+        !c.flags.multi_statement && !c.flags.bad_syntax &&
+        (c.cls == StatementClass::read || c.cls == StatementClass::other))
+        return {Destination::replica, RouteReason::diagnostics};
 
     if (const RuleSpec* rule = rules.match(digest_text, s.user, s.schema)) {
         if (rule->route == Destination::refuse)

@@ -26,8 +26,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 /// Sums the workers' counters into metric families at scrape time.
 class WorkerCollector final : public prometheus::Collectable {
 public:
-    explicit WorkerCollector(const std::vector<std::unique_ptr<Worker>>& workers)
-        : workers_(workers) {}
+    WorkerCollector(const std::vector<std::unique_ptr<Worker>>& workers, const Shared& shared)
+        : workers_(workers), shared_(shared) {}
 
     std::vector<prometheus::MetricFamily> Collect() const override {
         std::vector<prometheus::MetricFamily> out;
@@ -98,6 +98,51 @@ public:
             }
             out.push_back(std::move(f));
         }
+        // One family with a label per index; series that are still 0 are left out unless
+        // `all` (a fixed, short set whose zero is worth seeing).
+        auto labeled = [&](const char* name, const char* help, const char* label, std::size_t n,
+                           auto label_of, auto field, bool all) {
+            prometheus::MetricFamily f{name, help, prometheus::MetricType::Counter, {}};
+            for (std::size_t i = 0; i < n; ++i) {
+                const double v = sum([&](WorkerStats& s) -> Counter& { return field(s, i); });
+                if (v == 0 && !all) continue;
+                prometheus::ClientMetric m;
+                m.label.push_back({label, label_of(i)});
+                m.counter.value = v;
+                f.metric.push_back(std::move(m));
+            }
+            out.push_back(std::move(f));
+        };
+        labeled(
+            "sluice_statements_total", "Statements (COM_QUERY, COM_STMT_EXECUTE) by class",
+            "class", statement_classes,
+            [](std::size_t i) {
+                return router::statement_class_name(static_cast<router::StatementClass>(i));
+            },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.statements[i]; }, false);
+        labeled(
+            "sluice_backend_statements_total", "Statements by the backend that ran them",
+            "backend", shared_.backends.size(),
+            [this](std::size_t i) { return shared_.backends[i]->endpoint.name; },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.backend_statements[i]; },
+            true);
+        labeled(
+            "sluice_routes_total", "Routing decisions by reason", "reason",
+            static_cast<std::size_t>(router::RouteReason::count_),
+            [](std::size_t i) {
+                return router::route_reason_name(static_cast<router::RouteReason>(i));
+            },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.routes[i]; }, false);
+        labeled(
+            "sluice_causal_waits_total",
+            "Read-your-writes waits on a replica before a read, by outcome (timeout and error: "
+            "the primary answered)",
+            "outcome", static_cast<std::size_t>(CausalWait::count_),
+            [](std::size_t i) {
+                static constexpr std::array<const char*, 3> names{"ok", "timeout", "error"};
+                return names[i];
+            },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.causal_waits[i]; }, true);
         {
             prometheus::MetricFamily f{"sluice_query_duration_seconds",
                                        "Time from a client command to the end of its response",
@@ -125,13 +170,14 @@ public:
 
 private:
     const std::vector<std::unique_ptr<Worker>>& workers_;
+    const Shared& shared_;
 };
 } // namespace
 
 struct AdminServer::Impl {
     Impl(const config::Admin& c, const std::vector<std::unique_ptr<Worker>>& workers,
          const Shared& s)
-        : cfg(c), shared(s), collector(workers),
+        : cfg(c), shared(s), collector(workers, s),
           registry(std::make_shared<prometheus::Registry>()) {
         auto& info = prometheus::BuildGauge()
                          .Name("sluice_build_info")

@@ -87,7 +87,7 @@ std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls&
 void probe_primary(sluice::Shared& shared) {
     asio::io_context io;
     auto fut =
-        asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary, shared.cfg.connect_timeout),
+        asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary(), shared.cfg.connect_timeout),
                        asio::use_future);
     io.run();
     auto greeting = fut.get();
@@ -95,12 +95,12 @@ void probe_primary(sluice::Shared& shared) {
     if (greeting) {
         primary_caps = greeting->capabilities;
         if (shared.server_version.empty()) shared.server_version = greeting->server_version;
-        spdlog::info("primary {} at {}:{} is {}", shared.primary.name, shared.primary.host,
-                     shared.primary.port, greeting->server_version);
+        spdlog::info("primary {} at {}:{} is {}", shared.primary().name, shared.primary().host,
+                     shared.primary().port, greeting->server_version);
     } else {
         spdlog::warn("primary {} at {}:{} did not answer at start ({}); clients will get "
                      "errors until it does",
-                     shared.primary.name, shared.primary.host, shared.primary.port,
+                     shared.primary().name, shared.primary().host, shared.primary().port,
                      greeting.error().message());
         if (shared.server_version.empty()) shared.server_version = "8.0.0-sluice";
     }
@@ -109,7 +109,7 @@ void probe_primary(sluice::Shared& shared) {
                                  mysql::cap::plugin_auth;
 }
 
-int run(const sluice::config::Config& cfg) {
+int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
     spdlog::set_level(spdlog::level::from_str(cfg.logging.level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -122,10 +122,21 @@ int run(const sluice::config::Config& cfg) {
         if (l.tls.enabled()) ls->tls = server_tls(l.tls);
         shared.listeners.push_back(std::move(ls));
     }
-    const auto& p = cfg.primary();
-    if (p.tls) shared.backend_tls = client_tls(cfg.backend_tls);
-    shared.primary = {p.name, p.host, p.port, shared.backend_tls.get(),
-                      cfg.backend_tls.verify_hostname};
+    for (const auto& b : cfg.backends) {
+        if (b.tls && !shared.backend_tls) shared.backend_tls = client_tls(cfg.backend_tls);
+    }
+    for (const auto& b : cfg.backends) {
+        auto bs = std::make_unique<sluice::BackendShared>();
+        bs->endpoint = {b.name, b.host, b.port, b.tls ? shared.backend_tls.get() : nullptr,
+                        cfg.backend_tls.verify_hostname};
+        bs->replica = b.role == sluice::config::BackendRole::replica;
+        if (bs->replica)
+            shared.replica_indexes.push_back(shared.backends.size());
+        else
+            shared.primary_index = shared.backends.size();
+        shared.backends.push_back(std::move(bs));
+    }
+    shared.rules = std::move(rules);
     probe_primary(shared);
 
     for (const auto& l : cfg.listeners)
@@ -224,23 +235,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;
     }
-    // Until read/write splitting is wired into sessions (issue #3), a rule that asks for a
-    // replica cannot be honoured: refuse it rather than ignore it.
-    for (std::size_t i = 0; i < cfg.query_rules.size(); ++i) {
-        if (cfg.query_rules[i].route == sluice::config::QueryRule::Route::replica) {
-            std::fprintf(stderr,
-                         "%s: query_rules[%zu].route: \"replica\" needs read/write splitting, "
-                         "which this version does not do yet\n",
-                         config_path.c_str(), i);
-            return 2;
-        }
+    auto rules = sluice::compile_rules(cfg);
+    if (auto* error = std::get_if<std::string>(&rules)) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), error->c_str());
+        return 2;
     }
     if (check_only) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;
     }
     try {
-        return run(cfg);
+        return run(cfg, std::move(std::get<sluice::router::RuleSet>(rules)));
     } catch (const std::exception& e) {
         // Binding a port, reading a certificate: the daemon does not start half-configured.
         spdlog::critical("cannot start: {}", e.what());

@@ -1,5 +1,6 @@
 #include "mysql_session.hpp"
 
+#include "sluice/pool/error.hpp"
 #include "sluice/protocol/mysql/packet.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +21,7 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
+constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
 // Capabilities whose value changes the bytes of a response: client and backend must agree
 // on them for raw packets to pass through unchanged.
 constexpr std::uint32_t response_shaping_caps =
@@ -62,7 +64,8 @@ MysqlSession::MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& l
 }
 
 MysqlSession::~MysqlSession() {
-    drop_backend();
+    drop_slot(primary_slot);
+    drop_slot(replica_slot);
     client_.close();
     if (counted_) listener_.connections.fetch_sub(1, std::memory_order_relaxed);
     worker_.stats().connections_active.sub();
@@ -85,14 +88,24 @@ void MysqlSession::close_if_idle() noexcept {
 void MysqlSession::force_close() noexcept {
     end_reason_ = "shutdown grace period over";
     client_.close();
-    if (backend_) backend_->close();
+    for (auto& b : backends_) {
+        if (b.conn) b.conn->close();
+    }
 }
 
-void MysqlSession::drop_backend() noexcept {
-    if (backend_) {
-        backend_->close();
-        backend_.reset();
+void MysqlSession::drop_slot(Slot slot) noexcept {
+    Backend& b = backends_[slot];
+    if (b.conn) {
+        b.conn->close();
+        b.conn.reset();
     }
+    b.gtid_seen.clear();
+}
+
+bool MysqlSession::Backend::in_trans() const noexcept {
+    if (!conn) return false;
+    const auto st = conn->status();
+    return (st & mysql::status::in_trans) || !(st & mysql::status::autocommit);
 }
 
 asio::awaitable<void> MysqlSession::run() {
@@ -201,8 +214,9 @@ asio::awaitable<bool> MysqlSession::handshake() {
         login_.on_handshake_response(*response, client_.tls(), password_lookup(), cache_check());
     if (!co_await authenticate(std::move(action), seq)) co_return false;
     user_ = login_.user();
-    co_return co_await connect_backend(user_, login_.password(), response->database,
-                                       response->charset, seq);
+    database_ = response->database;
+    charset_ = response->charset;
+    co_return co_await connect_primary(seq);
 }
 
 asio::awaitable<bool> MysqlSession::authenticate(mysql::AuthAction action, std::uint8_t& seq) {
@@ -231,21 +245,40 @@ asio::awaitable<bool> MysqlSession::authenticate(mysql::AuthAction action, std::
     }
 }
 
-asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
-                                                    const std::string& password,
-                                                    const std::string& database,
-                                                    std::uint8_t charset, std::uint8_t& seq) {
+asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     Shared& shared = worker_.shared();
     mysql::BackendLogin::Options opts;
-    opts.user = user;
-    opts.password = password;
-    opts.database = database;
-    opts.charset = charset;
+    opts.user = user_;
+    opts.password = login_.password();
+    opts.database = database_;
+    opts.charset = charset_;
     opts.capabilities = client_caps_ & ~mysql::cap::ssl;
+    // The primary reports each write's GTID in its OK packets (read-your-writes).
+    if (track_gtid) opts.capabilities |= mysql::cap::session_track;
     opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
     worker_.stats().backend_connects_total.add();
-    auto [conn, failure] = co_await pool::BackendConn::connect(shared.primary, std::move(opts),
-                                                               shared.cfg.connect_timeout);
+    auto outcome = co_await pool::BackendConn::connect(shared.backends[index]->endpoint,
+                                                       std::move(opts), shared.cfg.connect_timeout);
+    if (outcome.first &&
+        (outcome.first->capabilities() & response_shaping_caps & ~mysql::cap::session_track) !=
+            (client_caps_ & response_shaping_caps & ~mysql::cap::session_track)) {
+        outcome.first->close();
+        outcome.first.reset();
+        outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
+        outcome.second.server_error = mysql::ErrPacket{
+            mysql::er::handshake_error, "08S01",
+            "Sluice: backend capabilities do not match the client's"};
+    }
+    if (!outcome.first && !outcome.second.server_error)
+        worker_.stats().backend_connect_errors_total.add();
+    co_return outcome;
+}
+
+asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
+    Shared& shared = worker_.shared();
+    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
+    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
     if (!conn) {
         if (failure.server_error) {
             // The backend's own refusal (unknown database, denied access) reaches the client
@@ -256,24 +289,49 @@ asio::awaitable<bool> MysqlSession::connect_backend(const std::string& user,
                                 e.message);
             co_return false;
         }
-        worker_.stats().backend_connect_errors_total.add();
         worker_.stats().count_error(ClientError::backend_unavailable);
         end_reason_ = "backend unavailable";
-        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), shared.primary.name,
-                     shared.primary.host, shared.primary.port, failure.ec.message());
+        const auto& ep = shared.primary();
+        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
+                     failure.ec.message());
         co_await send_error(seq, mysql::er::unknown_error, "08S01",
-                            fmt::format("Sluice cannot reach backend '{}': {}", shared.primary.name,
+                            fmt::format("Sluice cannot reach backend '{}': {}", ep.name,
                                         failure.ec.message()));
         co_return false;
     }
-    if ((conn->capabilities() & response_shaping_caps) != (client_caps_ & response_shaping_caps)) {
-        end_reason_ = "backend capabilities differ";
-        co_await send_error(seq, mysql::er::handshake_error, "08S01",
-                            "Sluice: backend capabilities do not match the client's");
-        co_return false;
+    Backend& b = backends_[primary_slot];
+    b.conn = std::move(conn);
+    b.index = shared.primary_index;
+    b.synced = state_version_;
+    b.database = database_;
+    b.generation = next_generation_++;
+    b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+    const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
+    b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
+    if (track && tracking) {
+        // MariaDB reports last_gtid as a tracked system variable; MySQL 8 as a GTID entry.
+        const std::string_view set =
+            b.mariadb ? "\x03SET session_track_system_variables = CONCAT_WS(',', "
+                        "NULLIF(@@session_track_system_variables, ''), 'last_gtid')"
+                      : "\x03SET session_track_gtids = OWN_GTID";
+        auto reply = co_await exchange(
+            primary_slot, {reinterpret_cast<const std::uint8_t*>(set.data()), set.size()},
+            ResponseKind::query);
+        if (!reply) {
+            end_reason_ = "backend lost";
+            co_await send_error(seq, mysql::er::net_read_error, "08S01",
+                                "Lost connection to the primary during login");
+            co_return false;
+        }
+        b.tracks_gtid = !reply->error;
+        if (reply->error)
+            spdlog::warn("{} primary does not report GTIDs ({}): reads after writes go to the "
+                         "primary",
+                         prefix(), reply->err.message);
     }
-    backend_ = std::move(conn);
-    co_return co_await send_ok(seq, backend_->status());
+    sql_mode_.no_backslash_escapes =
+        (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
+    co_return co_await send_ok(seq, b.conn->status());
 }
 
 // ---- command phase ----
@@ -320,75 +378,78 @@ asio::awaitable<void> MysqlSession::command_loop() {
         const auto started = std::chrono::steady_clock::now();
         worker_.stats().count_command(frame->first_byte);
         worker_.stats().bytes_from_clients.add(frame->wire_size);
-        if (!co_await forward_command(*frame)) co_return;
+        if (!co_await dispatch(*frame)) co_return;
         worker_.stats().observe_latency(std::chrono::steady_clock::now() - started);
     }
 }
 
-asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& frame) {
-    const auto cmd = static_cast<Command>(frame.first_byte);
-    ResponseKind kind = ResponseKind::single;
-    bool expects_response = true;
-    switch (cmd) {
+asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
+    switch (static_cast<Command>(frame.first_byte)) {
     case Command::quit:
         end_reason_ = "client quit";
         co_return false;
     case Command::query:
-    case Command::stmt_execute:
-        kind = ResponseKind::query;
-        break;
+        co_return co_await on_query(frame);
     case Command::stmt_prepare:
-        kind = ResponseKind::prepare;
-        break;
+        co_return co_await on_prepare(frame);
+    case Command::stmt_execute:
+        co_return co_await on_execute(frame);
     case Command::stmt_fetch:
-        kind = ResponseKind::rows;
-        break;
-    case Command::field_list:
-        kind = ResponseKind::field_list;
-        break;
+    case Command::stmt_reset:
+        co_return co_await on_stmt_fetch_or_reset(frame);
+    case Command::stmt_close:
+        co_await on_stmt_close(frame);
+        co_return true;
+    case Command::stmt_send_long_data:
+        on_long_data(frame);
+        co_return true;
     case Command::init_db:
+        co_return co_await on_init_db(frame);
+    case Command::reset_connection:
+        co_return co_await on_reset_connection(frame);
+    case Command::change_user:
+        co_return co_await change_user(frame);
+    case Command::field_list:
+        co_return co_await primary_command(frame, ResponseKind::field_list);
     case Command::ping:
     case Command::statistics:
     case Command::set_option:
-    case Command::reset_connection:
-    case Command::stmt_reset:
     case Command::process_kill:
     case Command::refresh:
     case Command::debug:
-        kind = ResponseKind::single;
-        break;
-    case Command::stmt_close:
-    case Command::stmt_send_long_data:
-        expects_response = false;
-        break;
-    case Command::change_user:
-        co_return co_await change_user(frame);
-    default: {
+        // Connection-level commands: the primary is the session's home.
+        co_return co_await primary_command(frame, ResponseKind::single);
+    default:
         worker_.stats().count_error(ClientError::unknown_command);
         cbuf_.consume(frame.wire_size);
         // As a server does: the command is refused and the connection stays usable.
         co_return co_await send_error(frame.next_seq, mysql::er::unknown_com, "08S01",
                                       "Unknown command");
     }
-    }
+}
 
-    const auto cmd_bytes = cbuf_.readable().first(frame.wire_size);
-    if (auto ec = co_await backend_->transport().write_all(
-            asio::buffer(cmd_bytes.data(), cmd_bytes.size()))) {
-        cbuf_.consume(frame.wire_size);
-        worker_.stats().count_error(ClientError::backend_lost);
-        end_reason_ = "backend lost";
-        drop_backend();
-        co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
-                            fmt::format("Lost connection to backend '{}' during query",
-                                        worker_.shared().primary.name));
-        co_return false;
-    }
+asio::awaitable<bool> MysqlSession::primary_command(const mysql::MessageFrame& frame,
+                                                    ResponseKind kind) {
+    const Relay r = co_await forward(primary_slot, cbuf_.readable().first(frame.wire_size), kind);
     cbuf_.consume(frame.wire_size);
-    if (!expects_response) co_return true;
+    if (r != Relay::ok) co_return co_await relay_failed(primary_slot, r, frame.next_seq);
+    last_on_replica_ = false;
+    co_return true;
+}
 
-    const std::uint8_t reply_seq = frame.next_seq;
-    const Relay r = co_await relay(kind);
+asio::awaitable<MysqlSession::Relay> MysqlSession::forward(Slot slot,
+                                                           std::span<const std::uint8_t> request,
+                                                           ResponseKind kind) {
+    relayed_ = 0;
+    scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
+    pool::BackendConn& b = *backends_[slot].conn;
+    if (auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size())))
+        co_return Relay::backend_lost;
+    co_return co_await relay(slot);
+}
+
+asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_t reply_seq) {
+    const auto& name = worker_.shared().backends[backends_[slot].index]->endpoint.name;
     switch (r) {
     case Relay::ok:
         co_return true;
@@ -396,67 +457,129 @@ asio::awaitable<bool> MysqlSession::forward_command(const mysql::MessageFrame& f
         end_reason_ = "client gone mid-result";
         co_return false;
     case Relay::backend_lost:
-        worker_.stats().count_error(ClientError::backend_lost);
-        end_reason_ = "backend lost mid-query";
-        drop_backend();
-        if (scanner_.packets() == 0)
-            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
-                                fmt::format("Lost connection to backend '{}' during query",
-                                            worker_.shared().primary.name));
-        co_return false;
     case Relay::backend_protocol:
         worker_.stats().count_error(ClientError::backend_lost);
-        end_reason_ = "backend protocol error";
-        spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
-                     worker_.shared().primary.name);
-        drop_backend();
+        if (r == Relay::backend_protocol)
+            spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
+                         name);
+        if (slot == replica_slot) replica_failed("connection lost", true);
+        else drop_slot(slot);
+        end_reason_ = r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
+        if (relayed_ == 0 && r == Relay::backend_lost)
+            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
+                                fmt::format("Lost connection to backend '{}' during query", name));
         co_return false;
     }
     co_return false;
 }
 
-asio::awaitable<MysqlSession::Relay> MysqlSession::relay(ResponseKind kind) {
-    scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
-    pool::ReadBuffer& bbuf = backend_->buffer();
-    pool::Transport& backend = backend_->transport();
+asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
+    Backend& backend = backends_[slot];
+    pool::ReadBuffer& bbuf = backend.conn->buffer();
+    pool::Transport& transport = backend.conn->transport();
+    // The primary's OKs are read for the GTID of each write, and rewritten for a client that
+    // did not ask for session tracking: Sluice walks its responses packet by packet. Other
+    // responses stream as they come.
+    const bool inspect = backend.tracks_gtid || backend.strip_tracking;
+    bool need_more = bbuf.empty();
+    std::size_t want = 4096;
     for (;;) {
-        if (bbuf.empty()) {
-            auto space = bbuf.prepare();
-            auto [ec, n] = co_await backend.read_some(asio::buffer(space.data(), space.size()));
+        if (need_more) {
+            auto space = bbuf.prepare(want);
+            auto [ec, n] = co_await transport.read_some(asio::buffer(space.data(), space.size()));
             if (ec) co_return Relay::backend_lost;
             bbuf.commit(n);
+            need_more = false;
         }
         const auto chunk = bbuf.readable();
-        auto used = scanner_.feed(chunk);
-        if (!used) co_return Relay::backend_protocol;
+        std::size_t used = 0;
+        bool rewritten = false;
+        if (!inspect) {
+            auto n = scanner_.feed(chunk);
+            if (!n) co_return Relay::backend_protocol;
+            used = *n;
+        } else {
+            out_.clear();
+            while (scanner_.state() == mysql::ResponseScanner::State::running &&
+                   chunk.size() - used >= 4) {
+                const std::size_t len = std::size_t{chunk[used]} |
+                                        (std::size_t{chunk[used + 1]} << 8) |
+                                        (std::size_t{chunk[used + 2]} << 16);
+                if (chunk.size() - used - 4 < len) {
+                    want = 4 + len - (chunk.size() - used);
+                    break;
+                }
+                const auto packet = chunk.subspan(used, 4 + len);
+                auto n = scanner_.feed(packet);
+                if (!n) co_return Relay::backend_protocol;
+                if (*n != packet.size()) co_return Relay::backend_protocol;
+                bool replaced = false;
+                if (scanner_.last_packet_ok()) {
+                    auto ok = mysql::parse_tracked_ok(packet.subspan(4));
+                    if (ok && backend.tracks_gtid && !ok->state.empty()) {
+                        auto gtid = mysql::tracked_gtid(ok->state);
+                        if (!gtid.empty()) last_gtid_ = std::move(gtid);
+                    }
+                    if (ok && backend.strip_tracking) {
+                        if (!rewritten) {
+                            out_.assign(chunk.begin(), chunk.begin() + static_cast<long>(used));
+                            rewritten = true;
+                        }
+                        scratch_.clear();
+                        mysql::write_untracked_ok(ok->ok, scratch_);
+                        const std::size_t at = out_.size();
+                        out_.resize(at + 4);
+                        out_[at] = static_cast<std::uint8_t>(scratch_.size());
+                        out_[at + 1] = static_cast<std::uint8_t>(scratch_.size() >> 8);
+                        out_[at + 2] = static_cast<std::uint8_t>(scratch_.size() >> 16);
+                        out_[at + 3] = packet[3];
+                        out_.insert(out_.end(), scratch_.begin(), scratch_.end());
+                        replaced = true;
+                    }
+                }
+                if (rewritten && !replaced) out_.insert(out_.end(), packet.begin(), packet.end());
+                used += packet.size();
+            }
+            if (used == 0) {
+                need_more = true;
+                continue;
+            }
+            want = 4096;
+        }
         // Result packets go to the client as they arrive, one write per read.
-        if (auto ec = co_await client_.write_all(asio::buffer(chunk.data(), *used)))
+        const std::span<const std::uint8_t> send =
+            rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);
+        if (auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size())))
             co_return Relay::client_lost;
-        worker_.stats().bytes_to_clients.add(*used);
-        bbuf.consume(*used);
+        relayed_ += send.size();
+        worker_.stats().bytes_to_clients.add(send.size());
+        bbuf.consume(used);
         switch (scanner_.state()) {
         case mysql::ResponseScanner::State::running:
+            need_more = bbuf.empty();
             break;
         case mysql::ResponseScanner::State::done:
             // Nothing may follow a complete response until the next command.
             if (!bbuf.empty()) co_return Relay::backend_protocol;
             // An ERR carries no status flags: the backend's last known status stands.
-            if (!scanner_.ended_with_error()) backend_->set_status(scanner_.last_status());
+            if (!scanner_.ended_with_error()) backend.conn->set_status(scanner_.last_status());
+            bbuf.shrink_to(backend_buffer_size);
             co_return Relay::ok;
         case mysql::ResponseScanner::State::local_infile: {
-            const Relay r = co_await pump_local_infile();
+            const Relay r = co_await pump_local_infile(slot);
             if (r != Relay::ok) co_return r;
             scanner_.resume();
+            need_more = bbuf.empty();
             break;
         }
         }
     }
 }
 
-asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile() {
+asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile(Slot slot) {
     // The client sends the file as packets and ends it with an empty one; all go to the
     // backend unchanged.
-    pool::Transport& backend = backend_->transport();
+    pool::Transport& backend = backends_[slot].conn->transport();
     const mysql::PacketSplitter splitter{mysql::max_packet_payload};
     for (;;) {
         std::size_t pos = 0;
@@ -485,6 +608,53 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile() {
     }
 }
 
+asio::awaitable<std::optional<MysqlSession::Reply>>
+MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, ResponseKind kind) {
+    Backend& backend = backends_[slot];
+    if (!backend.conn) co_return std::nullopt;
+    pool::BackendConn& conn = *backend.conn;
+    scratch_.clear();
+    mysql::write_packets(payload, 0, scratch_);
+    if (auto ec = co_await conn.transport().write_all(asio::buffer(scratch_))) {
+        drop_slot(slot);
+        co_return std::nullopt;
+    }
+    // Sluice's own commands get whole packets; their responses are small.
+    const bool deprecate_eof = (conn.capabilities() & mysql::cap::deprecate_eof) != 0;
+    scanner_.start(kind, deprecate_eof);
+    Reply reply;
+    while (scanner_.state() != mysql::ResponseScanner::State::done) {
+        auto frame = co_await pool::read_message(conn.transport(), conn.buffer(),
+                                                 mysql::max_packet_payload * 4);
+        if (!frame || scanner_.state() == mysql::ResponseScanner::State::local_infile) {
+            drop_slot(slot);
+            co_return std::nullopt;
+        }
+        auto used = scanner_.feed(conn.buffer().readable().first(frame->wire_size));
+        if (!used || *used != frame->wire_size) {
+            drop_slot(slot);
+            co_return std::nullopt;
+        }
+        auto bytes = mysql::assemble_payload(conn.buffer().readable(), *frame, out_);
+        reply.packets.emplace_back(bytes.begin(), bytes.end());
+        if (scanner_.last_packet_ok() && backend.tracks_gtid) {
+            auto ok = mysql::parse_tracked_ok(bytes);
+            if (ok && !ok->state.empty()) {
+                auto gtid = mysql::tracked_gtid(ok->state);
+                if (!gtid.empty()) last_gtid_ = std::move(gtid);
+            }
+        }
+        conn.buffer().consume(frame->wire_size);
+    }
+    reply.error = scanner_.ended_with_error();
+    if (reply.error) {
+        if (auto err = mysql::parse_err(reply.packets.back())) reply.err = std::move(*err);
+    } else {
+        conn.set_status(scanner_.last_status());
+    }
+    co_return reply;
+}
+
 asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame) {
     auto request = mysql::parse_change_user(
         mysql::assemble_payload(cbuf_.readable(), frame, scratch_), client_caps_);
@@ -498,12 +668,14 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     }
     auto action = login_.on_change_user(*request, client_.tls(), password_lookup(), cache_check());
     if (!co_await authenticate(std::move(action), seq)) co_return false;
-    // A changed user starts from a fresh session: a new backend login gives exactly that.
-    drop_backend();
+    // A changed user starts from a fresh session: new backend logins give exactly that.
+    drop_slot(primary_slot);
+    drop_slot(replica_slot);
+    reset_session_state();
     user_ = login_.user();
-    const auto charset =
-        request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45};
-    co_return co_await connect_backend(user_, login_.password(), request->database, charset, seq);
+    database_ = request->database;
+    charset_ = request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45};
+    co_return co_await connect_primary(seq);
 }
 
 // ---- writing to the client ----

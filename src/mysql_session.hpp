@@ -3,17 +3,26 @@
 #include "server.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/protocol/mysql/auth.hpp"
+#include "sluice/protocol/mysql/messages.hpp"
 #include "sluice/protocol/mysql/response_scanner.hpp"
+#include "sluice/router/classify.hpp"
 
+#include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice {
 
-/// One MySQL client connection: Sluice authenticates the client, logs in to the primary with
-/// the same credentials, then relays commands and streams the raw response packets back.
+/// One MySQL client connection. Sluice authenticates the client, logs in to the primary
+/// with the same credentials, and then routes each statement: writes and everything that
+/// needs the primary go there, reads to one replica connection opened on first use (issue
+/// #3, DESIGN.md "Routing contract"). Session state is replayed on a backend before it runs
+/// the session's next statement there; reads after a write wait for that write's GTID on the
+/// replica, or go to the primary.
 class MysqlSession final : public ClientSession {
 public:
     MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& listener);
@@ -28,45 +37,156 @@ public:
 
 private:
     enum class Relay { ok, client_lost, backend_lost, backend_protocol };
+    /// The session's two backend connections.
+    enum Slot : std::uint8_t { primary_slot = 0, replica_slot = 1 };
 
-    /// The configured users' passwords, and the caching_sha2 cache, for ServerLogin.
+    struct Backend {
+        std::unique_ptr<pool::BackendConn> conn;
+        std::size_t index = 0;         ///< in Shared::backends
+        std::uint64_t synced = 0;      ///< session-state version applied there
+        std::string database;          ///< its current database
+        std::string gtid_seen;         ///< replica: the session's last GTID, known applied
+        std::uint32_t generation = 0;  ///< which connection (prepared statement ids are per one)
+        bool strip_tracking = false;   ///< OKs carry session tracking the client did not ask for
+        bool tracks_gtid = false;      ///< the backend reports each write's GTID
+        bool mariadb = true;           ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
+        bool in_trans() const noexcept;
+    };
+
+    /// A session-state assignment replayed on backends: "SET " + text.
+    struct Assignment {
+        std::string key;
+        std::string text;
+        std::uint64_t version = 0;
+        bool standalone = false; ///< SET TRANSACTION / SET ROLE: a statement of its own
+    };
+
+    /// A prepared statement as the client sees it (one id) and as each backend has it.
+    struct Prepared {
+        router::Classification cls;
+        std::string sql;
+        std::string digest; ///< only with query rules
+        std::uint16_t params = 0;
+        std::array<std::uint32_t, 2> id{};         ///< the backend's own statement id
+        std::array<std::uint32_t, 2> generation{}; ///< connection it was prepared on; 0: not
+        std::vector<std::uint8_t> types;            ///< parameter types last sent by the client
+        std::array<bool, 2> types_sent{};           ///< the backend has seen `types`
+        std::vector<std::vector<std::uint8_t>> long_data; ///< COM_STMT_SEND_LONG_DATA payloads
+        int last_slot = -1;                         ///< where it last ran (fetch, reset)
+        bool on(Slot s, const Backend& b) const noexcept {
+            return generation[s] != 0 && generation[s] == b.generation && b.conn;
+        }
+    };
+
+    /// A whole response read for Sluice itself (state replay, waits, lazy prepares).
+    struct Reply {
+        std::vector<std::vector<std::uint8_t>> packets; ///< payloads
+        bool error = false;
+        protocol::mysql::ErrPacket err;
+    };
+
+    // ---- connection phase (mysql_session.cpp) ----
     protocol::mysql::ServerLogin::PasswordLookup password_lookup() const;
     protocol::mysql::ServerLogin::CacheCheck cache_check() const;
     asio::awaitable<bool> handshake();
     asio::awaitable<bool> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
-    asio::awaitable<bool> connect_backend(const std::string& user, const std::string& password,
-                                          const std::string& database, std::uint8_t charset,
-                                          std::uint8_t& seq);
-    asio::awaitable<void> command_loop();
-    asio::awaitable<bool> forward_command(const protocol::mysql::MessageFrame& frame);
-    asio::awaitable<Relay> relay(protocol::mysql::ResponseKind kind);
-    asio::awaitable<Relay> pump_local_infile();
+    asio::awaitable<bool> connect_primary(std::uint8_t& seq);
+    asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+    open_backend(std::size_t index, bool track_gtid);
     asio::awaitable<bool> change_user(const protocol::mysql::MessageFrame& frame);
+
+    // ---- command phase (mysql_session.cpp) ----
+    asio::awaitable<void> command_loop();
+    asio::awaitable<bool> dispatch(const protocol::mysql::MessageFrame& frame);
+    /// Sends `request` (whole packets) to `slot` and streams the response to the client.
+    asio::awaitable<Relay> forward(Slot slot, std::span<const std::uint8_t> request,
+                                   protocol::mysql::ResponseKind kind);
+    asio::awaitable<Relay> relay(Slot slot);
+    asio::awaitable<Relay> pump_local_infile(Slot slot);
+    /// Runs one command for Sluice itself and reads its whole response; nullopt when the
+    /// connection failed (the slot is dropped).
+    asio::awaitable<std::optional<Reply>> exchange(Slot slot,
+                                                   std::span<const std::uint8_t> payload,
+                                                   protocol::mysql::ResponseKind kind);
+    /// After a relay that did not return ok: the client's error, logs, whether to go on.
+    asio::awaitable<bool> relay_failed(Slot slot, Relay r, std::uint8_t reply_seq);
+    asio::awaitable<bool> primary_command(const protocol::mysql::MessageFrame& frame,
+                                          protocol::mysql::ResponseKind kind);
+
+    // ---- routing (mysql_routing.cpp) ----
+    asio::awaitable<bool> on_query(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<bool> on_init_db(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<bool> on_reset_connection(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<bool> on_prepare(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<bool> on_execute(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<bool> on_stmt_fetch_or_reset(const protocol::mysql::MessageFrame& frame);
+    asio::awaitable<void> on_stmt_close(const protocol::mysql::MessageFrame& frame);
+    void on_long_data(const protocol::mysql::MessageFrame& frame);
+
+    router::SessionView view() const noexcept;
+    bool replica_possible() const noexcept;
+    /// Where a statement runs: the route, then the replica made ready (connected, state
+    /// replayed, the session's last write visible), or the primary when it cannot be.
+    asio::awaitable<Slot> choose(const router::Classification& c, std::string_view digest,
+                                 router::Route& route, bool wait_for_writes);
+    asio::awaitable<bool> ensure_replica();
+    asio::awaitable<bool> sync_state(Slot slot);
+    asio::awaitable<bool> causal_wait();
+    void replica_failed(const char* why, bool skip) noexcept;
+    void count_statement(const router::Classification& c, const router::Route& r, Slot s) noexcept;
+    /// What a statement that succeeded did to the session (state, pins, sql_mode).
+    void after_statement(const router::Classification& c, Slot slot);
+    void record(std::string key, std::string text, bool standalone, std::uint64_t version);
+    void reset_session_state() noexcept;
+    asio::awaitable<bool> ensure_prepared(Prepared& ps, Slot slot);
+    void drop_slot(Slot slot) noexcept;
 
     asio::awaitable<bool> send_client(std::vector<std::uint8_t>& payload, std::uint8_t& seq);
     asio::awaitable<bool> send_error(std::uint8_t seq, std::uint16_t code, const char* state,
                                      std::string message);
     asio::awaitable<bool> send_ok(std::uint8_t seq, std::uint16_t status);
-    void drop_backend() noexcept;
     std::string prefix() const;
 
     Worker& worker_;
     ListenerShared& listener_;
     pool::Transport client_;
     pool::ReadBuffer cbuf_;
-    std::unique_ptr<pool::BackendConn> backend_;
+    std::array<Backend, 2> backends_;
     protocol::mysql::ResponseScanner scanner_;
     protocol::mysql::ServerLogin login_;
-    std::vector<std::uint8_t> out_, scratch_;
+    std::vector<std::uint8_t> out_, scratch_, request_, wire_;
+    protocol::mysql::ErrPacket last_error_; ///< a lazy prepare's refusal
     std::string peer_;
     std::string user_;
     std::uint32_t client_caps_ = 0;
     std::uint32_t connection_id_ = 0;
     std::uint64_t queries_ = 0;
+    std::uint64_t relayed_ = 0; ///< bytes of the current response already sent to the client
     std::chrono::steady_clock::time_point opened_;
     bool idle_ = false;
     bool counted_ = false;
     const char* end_reason_ = "client closed";
+
+    // Session state (replayed on each backend before it serves the session).
+    std::uint8_t charset_ = 45;
+    std::string database_;
+    std::vector<Assignment> assignments_;
+    std::uint64_t state_version_ = 1;
+    std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
+    std::uint32_t next_generation_ = 1;
+    router::SqlMode sql_mode_;
+    std::string last_gtid_; ///< of the session's last write, from the primary's OK
+    bool wrote_untracked_ = false; ///< wrote, and the primary does not report GTIDs
+    bool last_on_replica_ = false;
+
+    // Pins: state that lives on the primary only.
+    bool temp_tables_ = false, lock_tables_ = false, found_rows_pending_ = false;
+    bool unreplayable_variable_ = false;
+    bool lexer_unsafe_charset_ = false; ///< big5, sjis ...: text cannot be classified safely
+    int user_locks_ = 0, handlers_ = 0;
+
+    std::unordered_map<std::uint32_t, Prepared> statements_;
+    std::uint32_t next_statement_id_ = 1;
 };
 
 } // namespace sluice

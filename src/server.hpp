@@ -2,6 +2,7 @@
 
 #include "sluice/config/config.hpp"
 #include "sluice/pool/backend_conn.hpp"
+#include "sluice/router/route.hpp"
 #include "stats.hpp"
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 namespace sluice {
@@ -39,6 +41,25 @@ private:
     std::set<std::string, std::less<>> users_;
 };
 
+/// One configured backend as every worker sees it.
+struct BackendShared {
+    pool::BackendEndpoint endpoint;
+    bool replica = false;
+    /// Sessions do not choose this replica before this time (steady clock, ns since its
+    /// epoch): it failed a connect, lost a connection or missed a read-your-writes wait.
+    std::atomic<std::int64_t> skip_until{0};
+
+    bool skipped(std::chrono::steady_clock::time_point now) const noexcept {
+        return now.time_since_epoch().count() < skip_until.load(std::memory_order_relaxed);
+    }
+    void skip_for(std::chrono::steady_clock::time_point now, std::chrono::milliseconds d) noexcept {
+        skip_until.store(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             now.time_since_epoch() + d)
+                             .count(),
+                         std::memory_order_relaxed);
+    }
+};
+
 struct Shared {
     explicit Shared(const config::Config& c) : cfg(c) {}
     const config::Config& cfg;
@@ -46,9 +67,17 @@ struct Shared {
     std::uint32_t server_capabilities = 0; ///< offered to clients (before CLIENT_SSL)
     std::vector<std::unique_ptr<ListenerShared>> listeners;
     std::unique_ptr<asio::ssl::context> backend_tls;
-    pool::BackendEndpoint primary;
+    std::vector<std::unique_ptr<BackendShared>> backends; ///< in config order
+    std::size_t primary_index = 0;
+    std::vector<std::size_t> replica_indexes;
+    std::atomic<std::uint32_t> next_replica{0}; ///< round-robin position over the replicas
+    router::RuleSet rules;
     std::atomic<std::uint32_t> next_connection_id{1};
     AuthCache auth_cache;
+
+    const pool::BackendEndpoint& primary() const noexcept {
+        return backends[primary_index]->endpoint;
+    }
 };
 
 /// What a worker needs from any client session, whatever its protocol (MySQL now, TDS next).
@@ -60,6 +89,9 @@ public:
     /// Close both sides now; pending operations are cancelled.
     virtual void force_close() noexcept = 0;
 };
+
+/// The configured query rules, compiled; the RE2 error text when a pattern does not compile.
+std::variant<router::RuleSet, std::string> compile_rules(const config::Config& cfg);
 
 /// Throws std::system_error when something already listens on the listener's address.
 void ensure_port_free(const config::Listener& l);

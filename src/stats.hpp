@@ -43,6 +43,12 @@ enum class ClientError : std::uint8_t {
 };
 const char* client_error_name(ClientError e) noexcept;
 
+/// How a read-your-writes wait on a replica ended; a label of sluice_causal_waits_total.
+enum class CausalWait : std::uint8_t { ok, timeout, error, count_ };
+
+inline constexpr std::size_t statement_classes = 16; // router::StatementClass values
+inline constexpr std::size_t route_reasons = 16;     // router::RouteReason values
+
 struct WorkerStats {
     Counter connections_total;
     Counter connections_active;
@@ -53,6 +59,12 @@ struct WorkerStats {
     std::array<Counter, static_cast<std::size_t>(ClientError::count_)> client_errors{};
     std::array<Counter, latency_bounds.size() + 1> latency_buckets{}; // last = +Inf
     Counter latency_sum_ns, latency_count;
+    // Read/write splitting: statements (COM_QUERY and COM_STMT_EXECUTE) by class, by the
+    // backend that ran them, and routing decisions by reason.
+    std::array<Counter, statement_classes> statements{};
+    std::array<Counter, 64> backend_statements{}; // by index in Shared::backends
+    std::array<Counter, route_reasons> routes{};
+    std::array<Counter, static_cast<std::size_t>(CausalWait::count_)> causal_waits{};
 
     void count_command(std::uint8_t cmd) noexcept { commands[cmd < 32 ? cmd : 32].add(); }
     void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }

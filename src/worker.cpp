@@ -12,6 +12,33 @@
 
 namespace sluice {
 
+std::variant<router::RuleSet, std::string> compile_rules(const config::Config& cfg) {
+    std::vector<router::RuleSpec> specs;
+    for (const auto& r : cfg.query_rules) {
+        router::RuleSpec spec;
+        spec.name = r.name;
+        spec.match_digest = r.match_digest;
+        spec.user = r.user;
+        spec.schema = r.schema;
+        switch (r.route) {
+        case config::QueryRule::Route::primary:
+            spec.route = router::Destination::primary;
+            break;
+        case config::QueryRule::Route::replica:
+            spec.route = router::Destination::replica;
+            break;
+        case config::QueryRule::Route::refuse:
+            spec.route = router::Destination::refuse;
+            break;
+        }
+        spec.error_code = r.error_code;
+        spec.error_message = r.error_message;
+        spec.max_lag_ms = r.max_lag_ms;
+        specs.push_back(std::move(spec));
+    }
+    return router::RuleSet::compile(std::move(specs));
+}
+
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 

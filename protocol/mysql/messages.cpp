@@ -316,6 +316,75 @@ void write_ok(const OkPacket& ok, std::vector<std::uint8_t>& out) {
     wire::put_str(out, ok.info);
 }
 
+result<TrackedOk> parse_tracked_ok(Bytes payload) {
+    Reader r{payload};
+    TrackedOk t;
+    OkPacket& ok = t.ok;
+    auto h = r.u8();
+    if (!h) return h.error();
+    if (*h != 0x00 && *h != 0xFE) return codec_errc::unexpected_message;
+    ok.header = *h;
+    auto affected = r.lenenc();
+    if (!affected) return affected.error();
+    ok.affected_rows = *affected;
+    auto id = r.lenenc();
+    if (!id) return id.error();
+    ok.last_insert_id = *id;
+    auto st = r.u16();
+    if (!st) return st.error();
+    ok.status = *st;
+    auto w = r.u16();
+    if (!w) return w.error();
+    ok.warnings = *w;
+    // Servers leave the info out when it is empty and no state changed.
+    if (r.remaining() == 0) return t;
+    auto info = r.lenenc_bytes();
+    if (!info) return info.error();
+    ok.info = wire::to_string(*info);
+    if (ok.status & status::session_state_changed) {
+        auto block = r.lenenc_bytes();
+        if (!block) return block.error();
+        t.state = *block;
+    }
+    return t;
+}
+
+std::string tracked_gtid(Bytes state) {
+    // Entries: type<1>, data<lenenc string>.
+    constexpr std::uint8_t track_system_variables = 0x00, track_gtids = 0x03;
+    Reader r{state};
+    std::string gtid;
+    while (r.remaining() > 0) {
+        auto type = r.u8();
+        if (!type) return {};
+        auto data = r.lenenc_bytes();
+        if (!data) return {};
+        Reader d{*data};
+        if (*type == track_system_variables) {
+            // name<lenenc string>, value<lenenc string>.
+            auto name = d.lenenc_bytes();
+            if (!name) return {};
+            auto value = d.lenenc_bytes();
+            if (!value) return {};
+            if (wire::to_string(*name) == "last_gtid") gtid = wire::to_string(*value);
+        } else if (*type == track_gtids) {
+            // encoding specification<1> (0: the GTID set as text), gtids<lenenc string>.
+            auto spec = d.u8();
+            if (!spec || *spec != 0) return {};
+            auto value = d.lenenc_bytes();
+            if (!value) return {};
+            gtid = wire::to_string(*value);
+        }
+    }
+    return gtid;
+}
+
+void write_untracked_ok(const OkPacket& tracked, std::vector<std::uint8_t>& out) {
+    OkPacket ok = tracked;
+    ok.status = static_cast<std::uint16_t>(ok.status & ~status::session_state_changed);
+    write_ok(ok, out);
+}
+
 result<ErrPacket> parse_err(Bytes payload) noexcept {
     Reader r{payload};
     auto h = r.u8();

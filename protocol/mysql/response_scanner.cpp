@@ -23,6 +23,7 @@ void ResponseScanner::start(ResponseKind kind, bool deprecate_eof) noexcept {
     status_ = 0;
     continuation_ = false;
     pending_done_ = false;
+    last_ok_ = false;
     header_have_ = 0;
     payload_left_ = 0;
     prefix_have_ = 0;
@@ -111,6 +112,7 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
     // An EOF, or an OK with the 0xFE header, ends a result set; a row or definition can
     // start with 0xFE only when it is at least 0xFFFFFF bytes long.
     const bool terminator = first == 0xFE && !big && !p.empty();
+    last_ok_ = false;
 
     auto ok_status = [&]() -> result<std::uint16_t> {
         wire::Reader r{p};
@@ -129,6 +131,12 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
     switch (phase_) {
     case Phase::single:
         if (first == 0xFF) error_ = true;
+        if (first == 0x00 && !big) {
+            auto st = ok_status();
+            if (!st) return st.error();
+            status_ = *st;
+            last_ok_ = true;
+        }
         return finished(done);
     case Phase::first: {
         if (p.empty()) return codec_errc::malformed;
@@ -153,6 +161,7 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         if (first == 0x00 && !big) {
             auto st = ok_status();
             if (!st) return st.error();
+            last_ok_ = true;
             done = after_result(*st);
             return {};
         }
@@ -188,6 +197,7 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         if (terminator) {
             auto st = eof_status();
             if (!st) return st.error();
+            last_ok_ = payload_len_ != 5;
             done = after_result(*st);
             return {};
         }

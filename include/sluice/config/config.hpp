@@ -33,6 +33,9 @@ struct Listener {
 
 enum class BackendRole { primary, replica };
 
+/// The most backends one configuration may list (per-backend counters are fixed arrays).
+inline constexpr std::size_t max_backends = 64;
+
 /// One database server behind Sluice.
 struct Backend {
     std::string name;
@@ -72,6 +75,19 @@ struct QueryRule {
     std::optional<std::uint32_t> max_lag_ms; ///< replica: allowed staleness
 };
 
+/// Read/write splitting ([routing], issue #3).
+struct Routing {
+    /// After a session writes, its reads go only where that write is visible: Sluice waits
+    /// for the write's GTID on the replica (MASTER_GTID_WAIT) before reading there.
+    bool read_your_writes = true;
+    /// How long a replica may take to show the session's last write before the read goes to
+    /// the primary instead.
+    std::chrono::milliseconds causal_read_timeout{100};
+    /// How long a replica that failed (connect error, lost connection, a read-your-writes wait
+    /// that timed out) is skipped when sessions choose their replica.
+    std::chrono::milliseconds replica_retry{2000};
+};
+
 struct Admin {
     std::string address = "127.0.0.1";
     std::uint16_t port = 6090;
@@ -96,6 +112,7 @@ struct Config {
     BackendTls backend_tls;
     std::vector<User> users;
     std::vector<QueryRule> query_rules;
+    Routing routing;
     Admin admin;
     Logging logging;
 

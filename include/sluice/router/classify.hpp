@@ -40,6 +40,9 @@ enum class StatementClass : std::uint8_t {
     unknown,         ///< the lexer could not make sense of it: primary
 };
 
+/// The class's name for metric labels: "read", "write", "ddl", "begin" ...
+const char* statement_class_name(StatementClass c) noexcept;
+
 /// Why a read has to leave the replicas, or what a statement does to the session.
 struct StatementFlags {
     bool locking_read = false;        ///< FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE anywhere

@@ -35,6 +35,8 @@ enum class RouteReason : std::uint8_t {
     session_command,  ///< SET / USE: run where the session is, replayed elsewhere later
     unclassified,     ///< the lexer could not classify it: the primary
     no_replica,       ///< a replica was wanted but none is available: fallback to the primary
+    diagnostics,      ///< SHOW WARNINGS, FOUND_ROWS() ...: where the previous statement ran
+    read_your_writes, ///< the replica did not show the session's last write in time: primary
     count_
 };
 const char* route_reason_name(RouteReason r) noexcept;
@@ -79,6 +81,8 @@ struct SessionView {
     bool pinned = false; ///< temp tables, user locks, LOCK TABLES, FOUND_ROWS pending
     std::string_view user;
     std::string_view schema;
+    /// The session's previous statement ran on its replica (diagnostics go there too).
+    bool last_on_replica = false;
 };
 
 struct Route {
@@ -95,10 +99,14 @@ struct Route {
 };
 
 /// Decides where one statement runs (DESIGN.md "Routing contract"):
-/// a read-write transaction and pins keep everything on the primary; then the first
+/// a read-write transaction and pins keep everything on the primary; a read-only transaction
+/// keeps everything on its replica (writes get that server's own refusal) except what takes
+/// primary state (user locks, temporary tables); then the first
 /// matching rule; then a hint; then the statement's own class. A rule or hint can send a
-/// statement to the primary, never a write or a locking read to a replica. A replica
-/// destination falls back to the primary when `replica_available` is false.
+/// statement to the primary, never a write or a locking read to a replica. A statement that
+/// reads the previous statement's diagnostics (SHOW WARNINGS, FOUND_ROWS(), ROW_COUNT())
+/// goes where that one ran. A replica destination falls back to the primary when
+/// `replica_available` is false.
 Route decide_route(const Classification& c, std::string_view digest_text, const SessionView& s,
                    const RuleSet& rules, bool replica_available);
 

@@ -709,3 +709,82 @@ TEST_CASE("Packet kinds are told apart by their first byte", "[protocol][mysql]"
     big.pop_back();
     CHECK(is_eof_or_ok_fe(big));
 }
+
+// ---- OK packets with session tracking (read-your-writes) ----
+
+namespace {
+/// An OK with CLIENT_SESSION_TRACK, built per the protocol documentation: affected 1,
+/// status AUTOCOMMIT | SESSION_STATE_CHANGED, info `info`, then the state block `entries`.
+ByteVec tracked_ok(const std::string& info, const ByteVec& entries) {
+    ByteVec p = from_hex("00 01 00 0240 0000");
+    p.push_back(static_cast<std::uint8_t>(info.size()));
+    p.insert(p.end(), info.begin(), info.end());
+    p.push_back(static_cast<std::uint8_t>(entries.size()));
+    p.insert(p.end(), entries.begin(), entries.end());
+    return p;
+}
+// SESSION_TRACK_SYSTEM_VARIABLES: name "last_gtid", value "0-1-42".
+const ByteVec last_gtid_entry = from_hex("00 11 09 6c6173745f67746964 06 302d312d3432");
+// SESSION_TRACK_SCHEMA (0x01): "shop" -- not a GTID.
+const ByteVec schema_entry = from_hex("01 05 04 73686f70");
+} // namespace
+
+TEST_CASE("parse_tracked_ok finds MariaDB's last_gtid among tracked state", "[protocol][mysql]") {
+    ByteVec entries = schema_entry;
+    append(entries, last_gtid_entry);
+    const ByteVec payload = tracked_ok("Rows matched: 1", entries);
+    auto t = parse_tracked_ok(payload);
+    REQUIRE(t.has_value());
+    CHECK(t->ok.affected_rows == 1);
+    CHECK(t->ok.info == "Rows matched: 1");
+    CHECK((t->ok.status & status::session_state_changed) != 0);
+    CHECK(t->state.size() == entries.size());
+    CHECK(tracked_gtid(t->state) == "0-1-42");
+    CHECK(tracked_gtid(Bytes{schema_entry}).empty());
+}
+
+TEST_CASE("tracked_gtid reads MySQL's SESSION_TRACK_GTIDS entry", "[protocol][mysql]") {
+    const std::string gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23";
+    ByteVec entry{0x03, static_cast<std::uint8_t>(gtid.size() + 2), 0x00,
+                  static_cast<std::uint8_t>(gtid.size())};
+    entry.insert(entry.end(), gtid.begin(), gtid.end());
+    CHECK(tracked_gtid(entry) == gtid);
+}
+
+TEST_CASE("tracked_gtid ignores a malformed state block, never reading past it",
+          "[protocol][mysql]") {
+    for (std::size_t cut = 1; cut < last_gtid_entry.size(); ++cut)
+        CHECK(tracked_gtid(Bytes{last_gtid_entry}.first(cut)).empty());
+    CHECK(tracked_gtid(from_hex("00 05 09 6c")).empty()); // a name longer than its entry
+}
+
+TEST_CASE("write_untracked_ok gives the OK a client without session tracking expects",
+          "[protocol][mysql]") {
+    auto t = parse_tracked_ok(tracked_ok("Rows matched: 1", last_gtid_entry));
+    REQUIRE(t.has_value());
+    ByteVec out;
+    write_untracked_ok(t->ok, out);
+    // Status without SESSION_STATE_CHANGED, the message as a string to the end, no state.
+    const std::string msg = "Rows matched: 1";
+    ByteVec expect = from_hex("00 01 00 0200 0000");
+    expect.insert(expect.end(), msg.begin(), msg.end());
+    CHECK(out == expect);
+    auto plain = parse_ok(out);
+    REQUIRE(plain.has_value());
+    CHECK(plain->info == msg);
+
+    // An OK that ends after the warnings (nothing tracked, no message) parses too.
+    auto bare = parse_tracked_ok(from_hex("00 00 00 0200 0000"));
+    REQUIRE(bare.has_value());
+    CHECK(bare->ok.info.empty());
+    CHECK(bare->state.empty());
+}
+
+TEST_CASE("parse_tracked_ok refuses truncated OKs", "[protocol][mysql]") {
+    const ByteVec payload = tracked_ok("x", last_gtid_entry);
+    for (std::size_t cut = 1; cut < payload.size(); ++cut) {
+        if (cut == 7) continue; // ends after the warnings: a valid bare OK
+        INFO("cut " << cut);
+        CHECK_FALSE(parse_tracked_ok(Bytes{payload}.first(cut)).has_value());
+    }
+}

@@ -98,8 +98,33 @@ TEST_CASE("decide_route keeps reads of a read-only transaction on the replica", 
     const SessionView ro{true, true, false, "app", "shop"};
     CHECK(decide_route(read(), "", ro, no_rules, true) ==
           Route{Destination::replica, RouteReason::transaction});
-    CHECK(decide_route(of(StatementClass::commit), "", ro, no_rules, true).destination ==
+    // The transaction lives there: it ends there, and a write gets the replica's refusal.
+    CHECK(decide_route(of(StatementClass::commit), "", ro, no_rules, true) ==
+          Route{Destination::replica, RouteReason::transaction});
+    CHECK(decide_route(of(StatementClass::write), "", ro, no_rules, true).destination ==
+          Destination::replica);
+    auto lock = with(read(), [](Classification& c) { c.flags.takes_user_lock = true; });
+    CHECK(decide_route(lock, "", ro, no_rules, true) ==
+          Route{Destination::primary, RouteReason::pin});
+}
+
+TEST_CASE("decide_route sends diagnostics where the previous statement ran", "[router]") {
+    auto warnings = classify("SHOW WARNINGS");
+    SessionView after_replica = autocommit;
+    after_replica.last_on_replica = true;
+    CHECK(decide_route(warnings, "", after_replica, no_rules, true) ==
+          Route{Destination::replica, RouteReason::diagnostics});
+    CHECK(decide_route(classify("SELECT FOUND_ROWS()"), "", after_replica, no_rules, true) ==
+          Route{Destination::replica, RouteReason::diagnostics});
+    // After a statement on the primary, or with the replica gone, the primary answers.
+    CHECK(decide_route(warnings, "", autocommit, no_rules, true).destination ==
           Destination::primary);
+    CHECK(decide_route(warnings, "", after_replica, no_rules, false).destination ==
+          Destination::primary);
+    // A diagnostics read that also locks stays on the primary.
+    CHECK(decide_route(classify("SELECT ROW_COUNT() FROM t FOR UPDATE"), "", after_replica,
+                       no_rules, true)
+              .destination == Destination::primary);
 }
 
 TEST_CASE("decide_route keeps a pinned session on the primary", "[router]") {

@@ -50,6 +50,7 @@ inline constexpr std::uint16_t autocommit = 0x0002;            // SERVER_STATUS_
 inline constexpr std::uint16_t more_results_exists = 0x0008;   // SERVER_MORE_RESULTS_EXISTS
 inline constexpr std::uint16_t cursor_exists = 0x0040;         // SERVER_STATUS_CURSOR_EXISTS
 inline constexpr std::uint16_t last_row_sent = 0x0080;         // SERVER_STATUS_LAST_ROW_SENT
+inline constexpr std::uint16_t no_backslash_escapes = 0x0200;  // SERVER_STATUS_NO_BACKSLASH_ESCAPES
 inline constexpr std::uint16_t in_trans_readonly = 0x2000;     // SERVER_STATUS_IN_TRANS_READONLY
 inline constexpr std::uint16_t session_state_changed = 0x4000; // SERVER_SESSION_STATE_CHANGED
 } // namespace status
@@ -102,6 +103,7 @@ inline constexpr std::uint16_t unknown_com = 1047;               // ER_UNKNOWN_C
 inline constexpr std::uint16_t net_packet_too_large = 1153;      // ER_NET_PACKET_TOO_LARGE, 08S01
 inline constexpr std::uint16_t net_read_error = 1158;            // ER_NET_READ_ERROR, 08S01
 inline constexpr std::uint16_t net_packets_out_of_order = 1156;  // ER_NET_PACKETS_OUT_OF_ORDER
+inline constexpr std::uint16_t unknown_stmt_handler = 1243;      // ER_UNKNOWN_STMT_HANDLER, HY000
 inline constexpr std::uint16_t malformed_packet = 1835;          // ER_MALFORMED_PACKET, HY000
 inline constexpr std::uint16_t secure_transport_required = 3159; // ER_SECURE_TRANSPORT_REQUIRED
 // Codes from 2000 are the client library's own: a server (or Sluice) must not send them;

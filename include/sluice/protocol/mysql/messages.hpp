@@ -70,6 +70,26 @@ struct OkPacket {
 result<OkPacket> parse_ok(Bytes payload) noexcept;
 void write_ok(const OkPacket& ok, std::vector<std::uint8_t>& out);
 
+/// An OK_Packet on a connection with CLIENT_SESSION_TRACK: the info string is length-encoded
+/// (and may be absent at the end of the payload), followed by the session-state-change block
+/// when the status has SERVER_SESSION_STATE_CHANGED. `ok.info` is the human-readable message
+/// only; `state` views the block's entries (without its total length), in `payload`.
+struct TrackedOk {
+    OkPacket ok;
+    Bytes state;
+};
+result<TrackedOk> parse_tracked_ok(Bytes payload);
+
+/// The GTID a session-state block reports for the session's last write: MariaDB's
+/// `last_gtid` system variable (session_track_system_variables), or MySQL 8's
+/// SESSION_TRACK_GTIDS entry (session_track_gtids = OWN_GTID). Empty when there is none or
+/// the block is malformed (the block is advice: a bad one never fails the response).
+std::string tracked_gtid(Bytes state);
+
+/// The same OK as a connection without CLIENT_SESSION_TRACK receives it: the message as a
+/// string to the end, no session-state block and no SERVER_SESSION_STATE_CHANGED flag.
+void write_untracked_ok(const OkPacket& tracked, std::vector<std::uint8_t>& out);
+
 /// ERR_Packet, protocol 4.1 (with SQLSTATE marker).
 struct ErrPacket {
     std::uint16_t code = 0;

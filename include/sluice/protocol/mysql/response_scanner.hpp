@@ -46,6 +46,12 @@ public:
     bool ended_with_error() const noexcept { return error_; }
     /// For a prepare: the statement id from the prepare-OK.
     std::uint32_t statement_id() const noexcept { return stmt_id_; }
+    /// For a prepare: the parameter and column counts from the prepare-OK.
+    std::uint16_t prepare_params() const noexcept { return prep_params_; }
+    std::uint16_t prepare_columns() const noexcept { return prep_columns_; }
+    /// Whether the packet that completed last was an OK_Packet (0x00, or 0xFE ending a result
+    /// set with CLIENT_DEPRECATE_EOF): one that may carry session-state information.
+    bool last_packet_ok() const noexcept { return last_ok_; }
     /// Packets seen in this response (for metrics and tests).
     std::uint64_t packets() const noexcept { return packets_; }
 
@@ -70,6 +76,7 @@ private:
     bool error_ = false;
     bool continuation_ = false; // this packet continues a 0xFFFFFF-byte one
     bool pending_done_ = false; // the response ends when this message's fragments do
+    bool last_ok_ = false;      // the packet just completed was an OK
     std::uint8_t header_have_ = 0;
     std::array<std::uint8_t, 4> header_{};
     std::size_t payload_len_ = 0;  // of the current packet

@@ -1,0 +1,682 @@
+// Read/write splitting inside a MySQL session (issue #3): where each statement runs, the
+// session state replayed on the backend that runs it, read-your-writes waits, pins, and
+// prepared statements with one client id over several backends.
+
+#include "mysql_session.hpp"
+
+#include "sluice/protocol/mysql/packet.hpp"
+#include "sluice/router/route.hpp"
+
+#include <algorithm>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace mysql = protocol::mysql;
+using mysql::ResponseKind;
+using router::Destination;
+using router::RouteReason;
+using router::StatementClass;
+
+namespace {
+
+std::string_view text_of(Bytes payload) {
+    return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
+}
+
+std::uint32_t get_u32(std::span<const std::uint8_t> p, std::size_t at) {
+    return std::uint32_t{p[at]} | (std::uint32_t{p[at + 1]} << 8) |
+           (std::uint32_t{p[at + 2]} << 16) | (std::uint32_t{p[at + 3]} << 24);
+}
+
+void put_u32(std::span<std::uint8_t> p, std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i)
+        p[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+bool contains_nocase(std::string_view text, std::string_view word) {
+    return std::search(text.begin(), text.end(), word.begin(), word.end(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a)) ==
+                      std::tolower(static_cast<unsigned char>(b));
+           }) != text.end();
+}
+
+/// Character sets whose multi-byte characters may contain 0x5C ('\'): text in them cannot
+/// be lexed byte by byte, so such sessions stay on the primary.
+bool lexer_unsafe(std::string_view charset_text) {
+    for (std::string_view cs : {"big5", "cp932", "gbk", "sjis", "gb18030"}) {
+        if (contains_nocase(charset_text, cs)) return true;
+    }
+    return false;
+}
+
+bool lexer_unsafe(std::uint8_t collation) {
+    // big5 (1, 84), sjis (13, 88), gbk (28, 87), cp932 (95, 96), gb18030 (248-250).
+    switch (collation) {
+    case 1: case 84: case 13: case 88: case 28: case 87: case 95: case 96: case 248: case 249:
+    case 250:
+        return true;
+    default:
+        return false;
+    }
+}
+
+std::string sql_string(std::string_view s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'' || c == '\\') out += c == '\'' ? "''" : "\\\\";
+        else out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+/// The first column of the first row of a text result set, or nullopt (no row, NULL).
+std::optional<std::string> first_value(const std::vector<std::vector<std::uint8_t>>& packets,
+                                       bool deprecate_eof) {
+    if (packets.empty() || packets[0].empty()) return std::nullopt;
+    const std::size_t columns = packets[0][0]; // a handful of columns: one-byte length
+    const std::size_t row = 1 + columns + (deprecate_eof ? 0 : 1);
+    if (row >= packets.size()) return std::nullopt;
+    const auto& p = packets[row];
+    if (p.empty() || p[0] >= 0xFB || p.size() < 1u + p[0]) return std::nullopt;
+    return std::string(reinterpret_cast<const char*>(p.data()) + 1, p[0]);
+}
+
+} // namespace
+
+// ---- where a statement runs ----
+
+router::SessionView MysqlSession::view() const noexcept {
+    router::SessionView v;
+    const Backend& p = backends_[primary_slot];
+    const Backend& r = backends_[replica_slot];
+    const bool primary_trx = p.in_trans();
+    const bool replica_trx = r.conn && (r.conn->status() & mysql::status::in_trans);
+    v.in_transaction = primary_trx || replica_trx;
+    v.read_only_transaction = replica_trx && !primary_trx;
+    v.pinned = temp_tables_ || lock_tables_ || found_rows_pending_ || unreplayable_variable_ ||
+               lexer_unsafe_charset_ || lexer_unsafe(charset_) || wrote_untracked_ ||
+               user_locks_ > 0 || handlers_ > 0;
+    v.last_on_replica = last_on_replica_ && r.conn != nullptr;
+    v.user = user_;
+    v.schema = database_;
+    return v;
+}
+
+bool MysqlSession::replica_possible() const noexcept {
+    const Shared& shared = worker_.shared();
+    if (shared.replica_indexes.empty() || replica_refused_version_ == state_version_) return false;
+    if (backends_[replica_slot].conn) return true;
+    const auto now = std::chrono::steady_clock::now();
+    return std::any_of(shared.replica_indexes.begin(), shared.replica_indexes.end(),
+                       [&](std::size_t i) { return !shared.backends[i]->skipped(now); });
+}
+
+asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classification& c,
+                                                         std::string_view digest,
+                                                         router::Route& route,
+                                                         bool wait_for_writes) {
+    const Shared& shared = worker_.shared();
+    route = router::decide_route(c, digest, view(), shared.rules, replica_possible());
+    if (route.destination == Destination::refuse) co_return primary_slot;
+    if (route.destination == Destination::replica) {
+        if (!co_await ensure_replica()) {
+            route = {Destination::primary, RouteReason::no_replica};
+        } else if (wait_for_writes && !backends_[replica_slot].in_trans() &&
+                   !co_await causal_wait()) {
+            route = {Destination::primary, RouteReason::read_your_writes};
+        } else {
+            co_return replica_slot;
+        }
+    }
+    co_await sync_state(primary_slot);
+    co_return primary_slot;
+}
+
+asio::awaitable<bool> MysqlSession::ensure_replica() {
+    Shared& shared = worker_.shared();
+    Backend& r = backends_[replica_slot];
+    if (!r.conn) {
+        const std::size_t n = shared.replica_indexes.size();
+        for (std::size_t tries = 0; tries < n && !r.conn; ++tries) {
+            const std::size_t index =
+                shared.replica_indexes[shared.next_replica.fetch_add(1, std::memory_order_relaxed) %
+                                       n];
+            BackendShared& bs = *shared.backends[index];
+            const auto now = std::chrono::steady_clock::now();
+            if (bs.skipped(now)) continue;
+            auto [conn, failure] = co_await open_backend(index, false);
+            if (!conn) {
+                if (failure.server_error) {
+                    // The replica refused this session (its database or user is missing
+                    // there): the primary serves it until its state changes.
+                    spdlog::warn("{} replica {} refused the session: {}", prefix(),
+                                 bs.endpoint.name, failure.server_error->message);
+                    replica_refused_version_ = state_version_;
+                    co_return false;
+                }
+                spdlog::warn("{} cannot reach replica {} ({}:{}): {}; skipped for {} ms", prefix(),
+                             bs.endpoint.name, bs.endpoint.host, bs.endpoint.port,
+                             failure.ec.message(), shared.cfg.routing.replica_retry.count());
+                bs.skip_for(now, shared.cfg.routing.replica_retry);
+                continue;
+            }
+            r.conn = std::move(conn);
+            r.index = index;
+            r.synced = 0;
+            r.database = database_;
+            r.gtid_seen.clear();
+            r.generation = next_generation_++;
+            r.mariadb = r.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+        }
+        if (!r.conn) co_return false;
+    }
+    co_return co_await sync_state(replica_slot);
+}
+
+asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
+    Backend& b = backends_[slot];
+    if (!b.conn || b.synced == state_version_) co_return true;
+    auto fail = [&](std::string_view what) {
+        if (slot == replica_slot) {
+            spdlog::warn("{} replica {} cannot take the session's state ({}): reads go to the "
+                         "primary",
+                         prefix(), worker_.shared().backends[b.index]->endpoint.name, what);
+            replica_refused_version_ = state_version_;
+            drop_slot(replica_slot);
+        } else {
+            spdlog::warn("{} primary did not take the session's state: {}", prefix(), what);
+            b.synced = state_version_;
+        }
+    };
+    auto run = [&](std::string_view sql, ResponseKind kind) -> asio::awaitable<bool> {
+        auto reply = co_await exchange(
+            slot, {reinterpret_cast<const std::uint8_t*>(sql.data()), sql.size()}, kind);
+        if (!reply) {
+            fail("connection lost");
+            co_return false;
+        }
+        if (reply->error) {
+            fail(reply->err.message);
+            co_return false;
+        }
+        co_return true;
+    };
+    if (!database_.empty() && b.database != database_) {
+        std::string init = "\x02" + database_;
+        if (!co_await run(init, ResponseKind::single)) co_return slot == primary_slot;
+        b.database = database_;
+    }
+    std::string sql;
+    for (const Assignment& a : assignments_) {
+        if (a.version <= b.synced) continue;
+        if (a.standalone) {
+            if (!co_await run("\x03SET " + a.text, ResponseKind::query))
+                co_return slot == primary_slot;
+            continue;
+        }
+        sql += sql.empty() ? "\x03SET " : ", ";
+        sql += a.text;
+    }
+    if (!sql.empty() && !co_await run(sql, ResponseKind::query)) co_return slot == primary_slot;
+    b.synced = state_version_;
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::causal_wait() {
+    const Shared& shared = worker_.shared();
+    Backend& r = backends_[replica_slot];
+    if (!shared.cfg.routing.read_your_writes || last_gtid_.empty() || r.gtid_seen == last_gtid_)
+        co_return true;
+    const double seconds =
+        std::chrono::duration<double>(shared.cfg.routing.causal_read_timeout).count();
+    const std::string sql =
+        fmt::format("\x03SELECT {}({}, {:.3f})",
+                    r.mariadb ? "MASTER_GTID_WAIT" : "WAIT_FOR_EXECUTED_GTID_SET",
+                    sql_string(last_gtid_), seconds);
+    auto reply = co_await exchange(
+        replica_slot, {reinterpret_cast<const std::uint8_t*>(sql.data()), sql.size()},
+        ResponseKind::query);
+    auto& waits = worker_.stats().causal_waits;
+    if (!reply || reply->error) {
+        waits[static_cast<std::size_t>(CausalWait::error)].add();
+        if (!reply) replica_failed("connection lost", true);
+        else spdlog::debug("{} read-your-writes wait failed: {}", prefix(), reply->err.message);
+        co_return false;
+    }
+    const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
+    if (first_value(reply->packets, deprecate_eof) == "0") {
+        waits[static_cast<std::size_t>(CausalWait::ok)].add();
+        r.gtid_seen = last_gtid_;
+        co_return true;
+    }
+    waits[static_cast<std::size_t>(CausalWait::timeout)].add();
+    replica_failed("it had not applied the session's last write in time", true);
+    co_return false;
+}
+
+void MysqlSession::replica_failed(const char* why, bool skip) noexcept {
+    Backend& r = backends_[replica_slot];
+    if (r.conn && skip) {
+        const Shared& shared = worker_.shared();
+        BackendShared& bs = *shared.backends[r.index];
+        bs.skip_for(std::chrono::steady_clock::now(), shared.cfg.routing.replica_retry);
+        spdlog::info("{} replica {}: {}; skipped for {} ms", prefix(), bs.endpoint.name, why,
+                     shared.cfg.routing.replica_retry.count());
+    }
+    drop_slot(replica_slot);
+    last_on_replica_ = false;
+}
+
+void MysqlSession::count_statement(const router::Classification& c, const router::Route& r,
+                                   Slot s) noexcept {
+    WorkerStats& st = worker_.stats();
+    st.statements[static_cast<std::size_t>(c.cls)].add();
+    st.routes[static_cast<std::size_t>(r.reason)].add();
+    st.backend_statements[backends_[s].index].add();
+}
+
+// ---- what a statement did to the session ----
+
+void MysqlSession::record(std::string key, std::string text, bool standalone,
+                          std::uint64_t version) {
+    // The latest assignment of a key replaces the earlier one and moves to the end, so the
+    // replay order keeps the effect of the order the client used.
+    std::erase_if(assignments_, [&](const Assignment& a) { return a.key == key; });
+    assignments_.push_back({std::move(key), std::move(text), version, standalone});
+}
+
+void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
+    using Kind = router::SessionChange::Kind;
+    const std::uint64_t next = state_version_ + 1;
+    bool changed = false;
+    if (c.cls == StatementClass::use && !c.use_database.empty()) {
+        database_ = c.use_database;
+        backends_[slot].database = database_;
+        changed = true;
+    }
+    if (!c.global_set) {
+        for (const auto& ch : c.session_changes) {
+            switch (ch.kind) {
+            case Kind::autocommit:
+            case Kind::transaction_next:
+                // The primary's status flags say whether a transaction is open; replicas stay
+                // in autocommit. SET TRANSACTION applies to the next transaction only.
+                continue;
+            case Kind::user_variable:
+                if (!ch.value_is_constant) {
+                    // Replaying an expression would compute it again elsewhere: the value
+                    // lives on the primary, and so does the session from now on.
+                    unreplayable_variable_ = true;
+                    continue;
+                }
+                record("@" + ch.name, ch.text, false, next);
+                break;
+            case Kind::names:
+            case Kind::character_set:
+                if (lexer_unsafe(ch.text)) lexer_unsafe_charset_ = true;
+                record("names", ch.text, false, next);
+                break;
+            case Kind::system_variable:
+                if (ch.name == "sql_mode") sql_mode_.ansi_quotes = contains_nocase(ch.text, "ansi");
+                if (ch.name.starts_with("character_set") && lexer_unsafe(ch.text))
+                    lexer_unsafe_charset_ = true;
+                record(ch.name, ch.text, false, next);
+                break;
+            case Kind::transaction_isolation:
+                record(ch.name, ch.text, true, next);
+                break;
+            case Kind::role:
+                record("role", ch.text, true, next);
+                break;
+            }
+            changed = true;
+        }
+    }
+    if (changed) {
+        // The backend that ran the statement has the new state already.
+        Backend& ran = backends_[slot];
+        const bool was_synced = ran.synced == state_version_;
+        state_version_ = next;
+        if (was_synced) ran.synced = state_version_;
+    }
+
+    const auto& f = c.flags;
+    if (f.creates_temp_table) temp_tables_ = true;
+    if (f.takes_user_lock) ++user_locks_;
+    if (f.releases_user_lock && user_locks_ > 0) --user_locks_;
+    if (c.cls == StatementClass::lock_tables) lock_tables_ = true;
+    if (c.cls == StatementClass::unlock_tables) lock_tables_ = false;
+    if (f.calc_found_rows) found_rows_pending_ = true;
+    else if (f.found_rows) found_rows_pending_ = false;
+    if (f.opens_handler) ++handlers_;
+    if (f.closes_handler && handlers_ > 0) --handlers_;
+    if (f.assigns_user_variable) unreplayable_variable_ = true;
+
+    if (slot == primary_slot) {
+        const Backend& p = backends_[primary_slot];
+        sql_mode_.no_backslash_escapes =
+            (p.conn->status() & mysql::status::no_backslash_escapes) != 0;
+        // Without GTIDs from the primary, a session that wrote reads from the primary.
+        if (!p.tracks_gtid && !worker_.shared().replica_indexes.empty() &&
+            c.cls != StatementClass::read && c.cls != StatementClass::session_set &&
+            c.cls != StatementClass::use)
+            wrote_untracked_ = true;
+    }
+}
+
+void MysqlSession::reset_session_state() noexcept {
+    assignments_.clear();
+    ++state_version_;
+    replica_refused_version_ = 0;
+    temp_tables_ = lock_tables_ = found_rows_pending_ = unreplayable_variable_ = false;
+    lexer_unsafe_charset_ = false;
+    user_locks_ = handlers_ = 0;
+    statements_.clear();
+    sql_mode_ = {};
+    last_on_replica_ = false;
+}
+
+// ---- text protocol ----
+
+asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    const std::string_view sql = text_of(payload);
+    const router::Classification c = router::classify(sql, sql_mode_);
+    std::string digest;
+    if (!worker_.shared().rules.empty()) digest = router::digest(sql, sql_mode_).text;
+
+    router::Route route;
+    Slot slot = co_await choose(c, digest, route, true);
+    if (route.destination == Destination::refuse) {
+        cbuf_.consume(frame.wire_size);
+        worker_.stats().statements[static_cast<std::size_t>(c.cls)].add();
+        worker_.stats().routes[static_cast<std::size_t>(route.reason)].add();
+        co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
+                                      route.rule->error_message);
+    }
+    std::span<const std::uint8_t> request = cbuf_.readable().first(frame.wire_size);
+    if (slot == replica_slot) {
+        // Kept for a retry on the primary if the replica goes away before answering.
+        request_.assign(request.begin(), request.end());
+        request = request_;
+    }
+    cbuf_.consume(frame.wire_size); // the bytes stay in place until the next read
+    Relay r = co_await forward(slot, request, ResponseKind::query);
+    if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0) {
+        replica_failed("connection lost", true);
+        slot = primary_slot;
+        route = {Destination::primary, RouteReason::no_replica};
+        co_await sync_state(primary_slot);
+        r = co_await forward(slot, request_, ResponseKind::query);
+    }
+    count_statement(c, route, slot);
+    if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
+    if (!scanner_.ended_with_error()) after_statement(c, slot);
+    last_on_replica_ = slot == replica_slot;
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::on_init_db(const mysql::MessageFrame& frame) {
+    std::string db{text_of(mysql::assemble_payload(cbuf_.readable(), frame, scratch_))};
+    co_await sync_state(primary_slot);
+    if (!co_await primary_command(frame, ResponseKind::single)) co_return false;
+    if (!scanner_.ended_with_error()) {
+        router::Classification use;
+        use.cls = StatementClass::use;
+        use.use_database = std::move(db);
+        after_statement(use, primary_slot);
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFrame& frame) {
+    if (!co_await primary_command(frame, ResponseKind::single)) co_return false;
+    if (!scanner_.ended_with_error()) {
+        // The server forgot the session's state and prepared statements; the replica
+        // connection goes, so no state is left behind there either.
+        drop_slot(replica_slot);
+        reset_session_state();
+        backends_[primary_slot].synced = state_version_;
+    }
+    co_return true;
+}
+
+// ---- prepared statements ----
+
+asio::awaitable<bool> MysqlSession::ensure_prepared(Prepared& ps, Slot slot) {
+    Backend& b = backends_[slot];
+    if (ps.on(slot, b)) co_return true;
+    std::string request = "\x16" + ps.sql;
+    auto reply = co_await exchange(
+        slot, {reinterpret_cast<const std::uint8_t*>(request.data()), request.size()},
+        ResponseKind::prepare);
+    if (!reply) {
+        last_error_ = {mysql::er::net_read_error, "08S01", "Lost connection to backend"};
+        co_return false;
+    }
+    if (reply->error) {
+        last_error_ = reply->err;
+        co_return false;
+    }
+    ps.id[slot] = scanner_.statement_id();
+    ps.generation[slot] = b.generation;
+    ps.types_sent[slot] = false;
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    Prepared ps;
+    ps.sql = text_of(payload);
+    cbuf_.consume(frame.wire_size);
+    ps.cls = router::classify(ps.sql, sql_mode_);
+    if (!worker_.shared().rules.empty()) ps.digest = router::digest(ps.sql, sql_mode_).text;
+
+    // Prepared where its executions will most likely run.
+    router::Route route;
+    Slot slot = co_await choose(ps.cls, ps.digest, route, false);
+    if (route.destination == Destination::refuse)
+        co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
+                                      route.rule->error_message);
+    std::string request = "\x16" + ps.sql;
+    const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(request.data()),
+                                              request.size()};
+    auto reply = co_await exchange(slot, bytes, ResponseKind::prepare);
+    if (slot == replica_slot && (!reply || reply->error)) {
+        // The replica could not prepare it (gone, or lacking a table): the primary can.
+        if (!reply) replica_failed("connection lost", true);
+        slot = primary_slot;
+        co_await sync_state(primary_slot);
+        reply = co_await exchange(slot, bytes, ResponseKind::prepare);
+    }
+    if (!reply) {
+        worker_.stats().count_error(ClientError::backend_lost);
+        end_reason_ = "backend lost mid-query";
+        co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                            "Lost connection to backend during query");
+        co_return false;
+    }
+    std::uint8_t seq = frame.next_seq;
+    out_.clear();
+    if (!reply->error) {
+        const std::uint32_t id = next_statement_id_++;
+        if (next_statement_id_ == 0) next_statement_id_ = 1;
+        ps.params = scanner_.prepare_params();
+        ps.id[slot] = scanner_.statement_id();
+        ps.generation[slot] = backends_[slot].generation;
+        put_u32(reply->packets[0], 1, id);
+        statements_.insert_or_assign(id, std::move(ps));
+    }
+    for (const auto& p : reply->packets)
+        seq = mysql::write_packets(p, seq, out_);
+    auto ec = co_await client_.write_all(asio::buffer(out_));
+    worker_.stats().bytes_to_clients.add(out_.size());
+    co_return !ec;
+}
+
+asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    request_.assign(payload.begin(), payload.end());
+    cbuf_.consume(frame.wire_size);
+    // COM_STMT_EXECUTE: 0x17, statement_id<4>, flags<1>, iteration_count<4>, then with
+    // parameters: null bitmap, new_params_bound_flag<1>, [types<2 each>], values.
+    if (request_.size() < 10)
+        co_return co_await send_error(frame.next_seq, mysql::er::malformed_packet, "HY000",
+                                      "Malformed communication packet");
+    const std::uint32_t id = get_u32(request_, 1);
+    auto it = statements_.find(id);
+    if (it == statements_.end())
+        co_return co_await send_error(
+            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
+            fmt::format("Unknown prepared statement handler ({}) given to mysqld_stmt_execute", id));
+    Prepared& ps = it->second;
+    const std::size_t flag_at = 10 + (std::size_t{ps.params} + 7) / 8;
+    const std::size_t types_size = std::size_t{ps.params} * 2;
+    bool bound = false;
+    if (ps.params > 0 && request_.size() > flag_at) {
+        bound = request_[flag_at] == 1;
+        if (bound && request_.size() >= flag_at + 1 + types_size) {
+            ps.types.assign(request_.begin() + static_cast<long>(flag_at + 1),
+                            request_.begin() + static_cast<long>(flag_at + 1 + types_size));
+            ps.types_sent = {false, false};
+        }
+    }
+
+    router::Route route;
+    Slot slot = co_await choose(ps.cls, ps.digest, route, true);
+    if (route.destination == Destination::refuse) {
+        worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();
+        worker_.stats().routes[static_cast<std::size_t>(route.reason)].add();
+        co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
+                                      route.rule->error_message);
+    }
+    Relay r = Relay::ok;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        bool ready = co_await ensure_prepared(ps, slot);
+        if (!ready && slot == replica_slot) {
+            // The replica could not prepare it (gone, or lacking a table): the primary can.
+            if (!backends_[replica_slot].conn) replica_failed("connection lost", true);
+            slot = primary_slot;
+            route = {Destination::primary, RouteReason::no_replica};
+            co_await sync_state(primary_slot);
+            ready = co_await ensure_prepared(ps, slot);
+        }
+        if (!ready) {
+            if (!backends_[primary_slot].conn) {
+                end_reason_ = "backend lost";
+                co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                                    "Lost connection to the primary during query");
+                co_return false;
+            }
+            co_return co_await send_error(frame.next_seq, last_error_.code,
+                                          last_error_.sql_state.c_str(), last_error_.message);
+        }
+        wire_.clear();
+        for (auto& chunk : ps.long_data) {
+            put_u32(chunk, 1, ps.id[slot]);
+            mysql::write_packets(chunk, 0, wire_);
+        }
+        put_u32(request_, 1, ps.id[slot]);
+        if (ps.params > 0 && !bound && !ps.types.empty() && !ps.types_sent[slot] &&
+            request_.size() > flag_at) {
+            // This backend has not seen the parameter types the client bound earlier
+            // elsewhere: send them along, as the client did the first time.
+            scratch_.assign(request_.begin(), request_.begin() + static_cast<long>(flag_at));
+            scratch_.push_back(1);
+            scratch_.insert(scratch_.end(), ps.types.begin(), ps.types.end());
+            scratch_.insert(scratch_.end(), request_.begin() + static_cast<long>(flag_at + 1),
+                            request_.end());
+            mysql::write_packets(scratch_, 0, wire_);
+        } else {
+            mysql::write_packets(request_, 0, wire_);
+        }
+        r = co_await forward(slot, wire_, ResponseKind::query);
+        if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0 && attempt == 0) {
+            replica_failed("connection lost", true);
+            slot = primary_slot;
+            route = {Destination::primary, RouteReason::no_replica};
+            co_await sync_state(primary_slot);
+            continue;
+        }
+        break;
+    }
+    count_statement(ps.cls, route, slot);
+    if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
+    if (!ps.types.empty()) ps.types_sent[slot] = true;
+    ps.long_data.clear();
+    ps.last_slot = slot;
+    if (!scanner_.ended_with_error()) after_statement(ps.cls, slot);
+    last_on_replica_ = slot == replica_slot;
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    request_.assign(payload.begin(), payload.end());
+    cbuf_.consume(frame.wire_size);
+    const bool fetch = frame.first_byte == static_cast<std::uint8_t>(mysql::Command::stmt_fetch);
+    if (request_.size() < 5)
+        co_return co_await send_error(frame.next_seq, mysql::er::malformed_packet, "HY000",
+                                      "Malformed communication packet");
+    const std::uint32_t id = get_u32(request_, 1);
+    auto it = statements_.find(id);
+    if (it == statements_.end())
+        co_return co_await send_error(
+            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
+            fmt::format("Unknown prepared statement handler ({}) given to {}", id,
+                        fetch ? "mysqld_stmt_fetch" : "mysqld_stmt_reset"));
+    Prepared& ps = it->second;
+    if (!fetch) ps.long_data.clear();
+    int slot = -1;
+    if (ps.last_slot >= 0 && ps.on(static_cast<Slot>(ps.last_slot), backends_[ps.last_slot]))
+        slot = ps.last_slot;
+    else if (!fetch && ps.on(primary_slot, backends_[primary_slot]))
+        slot = primary_slot;
+    else if (!fetch && ps.on(replica_slot, backends_[replica_slot]))
+        slot = replica_slot;
+    if (slot < 0) {
+        if (fetch)
+            co_return co_await send_error(
+                frame.next_seq, 1421, "HY000",
+                fmt::format("The statement ({}) has no open cursor.", id));
+        co_return co_await send_ok(frame.next_seq, backends_[primary_slot].conn->status());
+    }
+    const auto s = static_cast<Slot>(slot);
+    put_u32(request_, 1, ps.id[s]);
+    wire_.clear();
+    mysql::write_packets(request_, 0, wire_);
+    const Relay r = co_await forward(s, wire_, fetch ? ResponseKind::rows : ResponseKind::single);
+    if (r != Relay::ok) co_return co_await relay_failed(s, r, frame.next_seq);
+    co_return true;
+}
+
+asio::awaitable<void> MysqlSession::on_stmt_close(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    const std::uint32_t id = payload.size() >= 5 ? get_u32(payload, 1) : 0;
+    cbuf_.consume(frame.wire_size);
+    auto it = statements_.find(id);
+    if (it == statements_.end()) co_return; // as a server does: no answer, no error
+    for (Slot s : {primary_slot, replica_slot}) {
+        if (!it->second.on(s, backends_[s])) continue;
+        std::array<std::uint8_t, 9> close{4, 0, 0, 0, 0x19, 0, 0, 0, 0};
+        put_u32(close, 5, it->second.id[s]);
+        // No response; a lost connection shows at the next command.
+        co_await backends_[s].conn->transport().write_all(asio::buffer(close));
+    }
+    statements_.erase(it);
+}
+
+void MysqlSession::on_long_data(const mysql::MessageFrame& frame) {
+    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+    // COM_STMT_SEND_LONG_DATA: 0x18, statement_id<4>, param_id<2>, data. Kept until the
+    // execute shows which backend needs it.
+    if (payload.size() >= 7) {
+        auto it = statements_.find(get_u32(payload, 1));
+        if (it != statements_.end()) it->second.long_data.emplace_back(payload.begin(), payload.end());
+    }
+    cbuf_.consume(frame.wire_size);
+}
+
+} // namespace sluice
