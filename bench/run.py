@@ -10,6 +10,7 @@ Sluice/direct and Sluice/HAProxy to bench/results/.
 Usage: bench/run.py [--seconds N] [--rounds N] [--threads 4,16] [--out FILE]
 Needs: the built daemon (build/src/sluice), and what scripts/install-deps.sh installs.
 The topology runs on its own ports and directory (23307-23309, /tmp/sluice-bench-topo).
+bench/split.py (read/write splitting over the replicas) reuses this module's functions.
 """
 import argparse
 import datetime
@@ -23,6 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOPO_DIR = "/tmp/sluice-bench-topo"
 PRIMARY_PORT, REDIS_PORT = 23307, 26380
+REPLICA_PORTS = {"replica1": PRIMARY_PORT + 1, "replica2": PRIMARY_PORT + 2}  # topology.sh
 HAPROXY_PORT, SLUICE_PORT, SLUICE_ADMIN = 23406, 23033, 23090
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +58,8 @@ def wait_port(port, proc, what):
     sys.exit(f"{what} did not listen on {port}")
 
 
-def start_haproxy():
+def start_haproxy(servers=(("primary", PRIMARY_PORT),)):
+    """HAProxy in mode tcp on HAPROXY_PORT, round-robin (per connection) over servers."""
     cfg = os.path.join(TOPO_DIR, "haproxy.cfg")
     with open(cfg, "w") as f:
         f.write(f"""global
@@ -68,15 +71,30 @@ defaults
     timeout server 1h
 listen mysql
     bind 127.0.0.1:{HAPROXY_PORT}
-    server primary 127.0.0.1:{PRIMARY_PORT}
+    balance roundrobin
 """)
+        for name, port in servers:
+            f.write(f"    server {name} 127.0.0.1:{port}\n")
     p = subprocess.Popen(["haproxy", "-f", cfg, "-db"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    wait_port(HAPROXY_PORT, p, "haproxy")
+    try:
+        wait_port(HAPROXY_PORT, p, "haproxy")
+    except SystemExit:
+        p.kill()  # did not come up: do not leave it behind
+        raise
     return p
 
 
-def start_sluice(binary):
+def start_sluice(binary, replicas=()):
+    """Sluice with the primary and, as role = "replica", the (name, port) pairs in replicas."""
+    replica_backends = "".join(f"""
+[[backends]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+role = "replica"
+zone = "a"
+""" for name, port in replicas)
     cfg = os.path.join(TOPO_DIR, "sluice-bench.toml")
     with open(cfg, "w") as f:
         f.write(f"""[[listeners]]
@@ -89,7 +107,7 @@ name = "primary"
 host = "127.0.0.1"
 port = {PRIMARY_PORT}
 role = "primary"
-
+{replica_backends}
 [[users]]
 name = "app"
 password = "app"
@@ -103,15 +121,19 @@ level = "warn"
 """)
     p = subprocess.Popen([binary, "--config", cfg], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(TOPO_DIR, "sluice-bench.log"), "w"))
-    wait_port(SLUICE_PORT, p, "sluice")
+    try:
+        wait_port(SLUICE_PORT, p, "sluice")
+    except SystemExit:
+        p.kill()  # did not come up: do not leave it behind
+        raise
     return p
 
 
-def sysbench(test, port, threads, ps, seconds, tables, rows, action="run"):
+def sysbench(test, port, threads, ps, seconds, tables, rows, action="run", extra=()):
     cmd = ["sysbench", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
            "--mysql-user=app", "--mysql-password=app", "--mysql-db=sbtest",
            f"--tables={tables}", f"--table-size={rows}", f"--threads={threads}",
-           f"--time={seconds}", f"--db-ps-mode={ps}", "--report-interval=0", test, action]
+           f"--time={seconds}", f"--db-ps-mode={ps}", "--report-interval=0", *extra, test, action]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"sysbench failed ({' '.join(cmd)}):\n{out.stdout}\n{out.stderr}")
@@ -124,6 +146,31 @@ def parse(out):
     p95 = float(re.search(r"95th percentile:\s+([\d.]+)", out).group(1))
     errs = int(re.search(r"ignored errors:\s+(\d+)", out).group(1))
     return q, qps, p95, errs
+
+
+def measure(port, pid, test, threads, ps, a, extra=()):
+    """One sysbench run against port; pid is the proxy's (None: direct). Returns
+    (queries, qps, p95 ms, proxy CPU s per 10k queries or None, ignored errors)."""
+    before = cpu_seconds(pid) if pid else 0.0
+    q, qps, p95, errs = parse(sysbench(test, port, threads, ps, a.seconds, a.tables, a.rows,
+                                       extra=extra))
+    cpu = (cpu_seconds(pid) - before) if pid else None
+    return q, qps, p95, (cpu / q * 10000 if cpu is not None else None), errs
+
+
+def median(samples):
+    """The median sample by QPS (first field); of 2 samples, the upper."""
+    s = sorted(samples, key=lambda x: x[0])
+    return s[len(s) // 2]
+
+
+def write_results(text, out, suffix=""):
+    print(text)
+    out = out or os.path.join(ROOT, "bench/results",
+                              datetime.datetime.now().strftime("%Y-%m-%d") + suffix + ".md")
+    with open(out, "w") as f:
+        f.write(text)
+    print(f"written to {out}")
 
 
 def main():
@@ -156,18 +203,13 @@ def main():
                     samples = {name: [] for name, _, _ in targets}
                     for _ in range(a.rounds):
                         for name, port, pid in targets:  # interleaved
-                            before = cpu_seconds(pid) if pid else 0.0
-                            q, qps, p95, errs = parse(
-                                sysbench(test, port, threads, ps, a.seconds, a.tables, a.rows))
-                            cpu = (cpu_seconds(pid) - before) if pid else None
-                            per10k = cpu / q * 10000 if cpu is not None else None
+                            q, qps, p95, per10k, errs = measure(port, pid, test, threads, ps, a)
                             samples[name].append((qps, p95, per10k, errs))
                             print(f"{test} t={threads} ps={ps} {name}: {qps:.0f} qps p95 "
                                   f"{p95} ms cpu/10k {per10k if per10k is None else round(per10k, 3)}"
                                   f" ignored errors {errs}", flush=True)
                     for name in samples:
-                        s = sorted(samples[name], key=lambda x: x[0])
-                        cell[name] = s[len(s) // 2]
+                        cell[name] = median(samples[name])
                     rows.append((test, threads, ps, cell))
     finally:
         for p in (sluice, haproxy):
@@ -193,13 +235,7 @@ def main():
             f"| {test} | {threads} | {ps} | {d[0]:.0f} | {h[0]:.0f} | {s[0]:.0f} | "
             f"{s[0] / d[0]:.2f} | {s[0] / h[0]:.2f} | {d[1]} / {h[1]} / {s[1]} | "
             f"{h[2]:.3f} | {s[2]:.3f} | {s[2] / h[2]:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = a.out or os.path.join(ROOT, "bench/results",
-                                datetime.datetime.now().strftime("%Y-%m-%d") + ".md")
-    with open(out, "w") as f:
-        f.write(text)
-    print(f"written to {out}")
+    write_results("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

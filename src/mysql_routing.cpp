@@ -119,6 +119,9 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
                                                          bool wait_for_writes) {
     const Shared& shared = worker_.shared();
     route = router::decide_route(c, digest, view(), shared.rules, replica_possible());
+    spdlog::debug("{} {} statement: {} ({})", prefix(), router::statement_class_name(c.cls),
+                  route.destination == Destination::replica ? "replica" : "primary",
+                  router::route_reason_name(route.reason));
     if (route.destination == Destination::refuse) co_return primary_slot;
     if (route.destination == Destination::replica) {
         if (!co_await ensure_replica()) {
@@ -660,7 +663,7 @@ asio::awaitable<void> MysqlSession::on_stmt_close(const mysql::MessageFrame& fra
     if (it == statements_.end()) co_return; // as a server does: no answer, no error
     for (Slot s : {primary_slot, replica_slot}) {
         if (!it->second.on(s, backends_[s])) continue;
-        std::array<std::uint8_t, 9> close{4, 0, 0, 0, 0x19, 0, 0, 0, 0};
+        std::array<std::uint8_t, 9> close{5, 0, 0, 0, 0x19, 0, 0, 0, 0}; // payload: 5 bytes
         put_u32(close, 5, it->second.id[s]);
         // No response; a lost connection shows at the next command.
         co_await backends_[s].conn->transport().write_all(asio::buffer(close));

@@ -384,6 +384,8 @@ asio::awaitable<void> MysqlSession::command_loop() {
 }
 
 asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
+    spdlog::debug("{} command {} ({} bytes)", prefix(), mysql::command_name(frame.first_byte),
+                  frame.payload_size);
     switch (static_cast<Command>(frame.first_byte)) {
     case Command::quit:
         end_reason_ = "client quit";
@@ -562,7 +564,8 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
             // Nothing may follow a complete response until the next command.
             if (!bbuf.empty()) co_return Relay::backend_protocol;
             // An ERR carries no status flags: the backend's last known status stands.
-            if (!scanner_.ended_with_error()) backend.conn->set_status(scanner_.last_status());
+            if (!scanner_.ended_with_error() && scanner_.has_status())
+                backend.conn->set_status(scanner_.last_status());
             bbuf.shrink_to(backend_buffer_size);
             co_return Relay::ok;
         case mysql::ResponseScanner::State::local_infile: {
@@ -649,7 +652,7 @@ MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, Respons
     reply.error = scanner_.ended_with_error();
     if (reply.error) {
         if (auto err = mysql::parse_err(reply.packets.back())) reply.err = std::move(*err);
-    } else {
+    } else if (scanner_.has_status()) {
         conn.set_status(scanner_.last_status());
     }
     co_return reply;

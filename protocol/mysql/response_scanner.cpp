@@ -24,6 +24,7 @@ void ResponseScanner::start(ResponseKind kind, bool deprecate_eof) noexcept {
     continuation_ = false;
     pending_done_ = false;
     last_ok_ = false;
+    status_seen_ = false;
     header_have_ = 0;
     payload_left_ = 0;
     prefix_have_ = 0;
@@ -98,6 +99,7 @@ result<std::size_t> ResponseScanner::feed(Bytes in) noexcept {
 
 bool ResponseScanner::after_result(std::uint16_t status) noexcept {
     status_ = status;
+    status_seen_ = true;
     if ((status & status::more_results_exists) && kind_ == ResponseKind::query) {
         phase_ = Phase::first;
         return false;
@@ -135,6 +137,7 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
             auto st = ok_status();
             if (!st) return st.error();
             status_ = *st;
+            status_seen_ = true;
             last_ok_ = true;
         }
         return finished(done);
@@ -184,6 +187,7 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         auto st = eof_status();
         if (!st) return st.error();
         status_ = *st;
+        status_seen_ = true;
         // A cursor was opened: rows come later through COM_STMT_FETCH.
         if (status_ & status::cursor_exists) return finished(done);
         phase_ = Phase::rows;

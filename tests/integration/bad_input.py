@@ -39,6 +39,7 @@ TLS_PORT = env_int("SLUICE_TLS_PORT")
 LIMITED_PORT = env_int("SLUICE_LIMITED_PORT")
 LIMITED_MAX = env_int("SLUICE_LIMITED_MAX")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
+SERVER_PORTS = (PRIMARY_PORT, env_int("SLUICE_REPLICA1_PORT"), env_int("SLUICE_REPLICA2_PORT"))
 ADMIN_PORT = env_int("SLUICE_ADMIN_PORT")
 MAX_PACKET = env_int("SLUICE_MAX_PACKET")
 HANDSHAKE_TIMEOUT = env_int("SLUICE_HANDSHAKE_TIMEOUT_MS") / 1000.0
@@ -197,12 +198,21 @@ def case_e_client_gone_mid_result():
     finally:
         r.close()                                         # RST, mid-result
     second_session("(e)")
-    with direct() as d, d.cursor() as c:
+    # The read ran on a replica (read/write splitting) or the primary: look on every server.
+    servers = [connect(p) for p in SERVER_PORTS]
+    try:
         def gone():
-            c.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                      "WHERE INFO LIKE 'SELECT REPEAT(%%' AND ID <> CONNECTION_ID()")
-            return c.fetchone()[0] == 0
-        true(wait_until(gone, 10), "the backend still runs the abandoned query after 10 s")
+            for conn in servers:
+                with conn.cursor() as c:
+                    c.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                              "WHERE INFO LIKE 'SELECT REPEAT(%%' AND ID <> CONNECTION_ID()")
+                    if c.fetchone()[0] != 0:
+                        return False
+            return True
+        true(wait_until(gone, 10), "a backend still runs the abandoned query after 10 s")
+    finally:
+        for conn in servers:
+            conn.close()
 
 
 def case_f_too_many_connections():
@@ -285,9 +295,10 @@ def topology(*args):
 
 
 def case_h_backend_down():
+    # The hint keeps these reads on the primary (a replica would still answer them).
     survivor = connect()
     with survivor.cursor() as c:
-        c.execute("SELECT 'before stop'")
+        c.execute("/* sluice: primary */ SELECT 'before stop'")
         eq(c.fetchone(), ("before stop",), "connected client before the stop")
     try:
         topology("stop", "primary")
@@ -314,7 +325,7 @@ def case_h_backend_down():
         t0 = time.monotonic()
         try:
             with survivor.cursor() as c:
-                c.execute("SELECT 'during stop'")
+                c.execute("/* sluice: primary */ SELECT 'during stop'")
                 raise AssertionError(f"a query on a connection whose backend is gone succeeded: {c.fetchall()}")
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as e:
             elapsed = time.monotonic() - t0
@@ -327,7 +338,7 @@ def case_h_backend_down():
     def login_works():
         try:
             with connect() as conn, conn.cursor() as c:
-                c.execute("SELECT @@server_id, 'after restart'")
+                c.execute("/* sluice: primary */ SELECT @@server_id, 'after restart'")
                 return c.fetchone() == (1, "after restart")
         except pymysql.err.OperationalError:
             return False
@@ -336,9 +347,10 @@ def case_h_backend_down():
 
 
 def case_i_backend_killed_mid_query():
+    # The hints keep the victim's statements on the primary, whose PROCESSLIST is searched.
     victim = connect(read_timeout=20)
     with victim.cursor() as c:
-        c.execute("SELECT CONNECTION_ID()")
+        c.execute("/* sluice: primary */ SELECT CONNECTION_ID()")
         backend_id = c.fetchone()[0]
     result = {}
 
@@ -346,7 +358,7 @@ def case_i_backend_killed_mid_query():
         t0 = time.monotonic()
         try:
             with victim.cursor() as c:
-                c.execute("SELECT SLEEP(5)")
+                c.execute("/* sluice: primary */ SELECT SLEEP(5)")
                 result["rows"] = c.fetchall()
         except Exception as e:  # noqa: BLE001
             result["error"] = e
@@ -357,7 +369,7 @@ def case_i_backend_killed_mid_query():
     try:
         with direct() as d, d.cursor() as c:
             def running():
-                c.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP%%' "
+                c.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%%SELECT SLEEP(5)%%' "
                           "AND ID <> CONNECTION_ID()")
                 return [r[0] for r in c.fetchall()]
             true(wait_until(lambda: backend_id in running(), 3),

@@ -6,12 +6,15 @@ Sluice log lines written during the test. Environment comes from CTest (CMakeLis
 """
 
 import os
+import re
 import socket
 import struct
+import subprocess
 import sys
 import time
 import traceback
 import hashlib
+import urllib.request
 
 HOST = os.environ.get("SLUICE_HOST", "127.0.0.1")
 
@@ -299,3 +302,76 @@ def wait_until(cond, timeout, step=0.1):
             return True
         time.sleep(step)
     return cond()
+
+
+# ------------------------------------------------------- read/write splitting helpers ----
+
+# SLUICE_IT_DIRECT=1: the test runs against the primary directly (SLUICE_PORT = the primary),
+# to validate the test itself without Sluice. Checks of Sluice-only behaviour (a replica's
+# server_id, metrics) are then skipped. CTest never sets it.
+DIRECT = os.environ.get("SLUICE_IT_DIRECT") == "1"
+PRIMARY_ID = 1
+REPLICA_IDS = (2, 3)
+
+
+def expect_replica(server_id, what):
+    """A statement Sluice must have sent to a replica answered @@server_id = server_id."""
+    if DIRECT:
+        true(server_id in (PRIMARY_ID,) + REPLICA_IDS, f"{what}: @@server_id {server_id!r}")
+        return
+    true(server_id in REPLICA_IDS,
+         f"{what}: expected a replica's @@server_id {REPLICA_IDS}, got {server_id!r}")
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape_metrics(admin_port):
+    """Every sample on Sluice's /metrics as a list of (name, {label: value}, value)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        eq(r.status, 200, "GET /metrics status")
+        body = r.read().decode()
+    out = []
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        true(m is not None, f"not a Prometheus sample line: {line!r}")
+        labels = dict(_LABEL.findall(m.group(2) or ""))
+        out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def metric_value(samples, name, **labels):
+    """Sum of the samples of NAME whose labels include LABELS (other labels, e.g. a worker
+    label, are summed over); 0 if there is none yet (Sluice lists a series once seen)."""
+    return sum(v for n, l, v in samples
+               if n == name and all(l.get(k) == want for k, want in labels.items()))
+
+
+def metric_delta(before, after, name, **labels):
+    return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+
+def topology(*args, timeout=120):
+    """Runs tests/fixtures/topology.sh (SLUICE_TOPOLOGY) with the CTest environment; fails
+    with its output if it fails."""
+    script = env_str("SLUICE_TOPOLOGY")
+    p = subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError(f"topology.sh {' '.join(args)} exited {p.returncode}: "
+                             f"{(p.stdout + p.stderr).strip()[-2000:]}")
+    return p.stdout
+
+
+def wait_replicas_caught_up(primary_conn, replica_conns, timeout=30):
+    """Every replica has applied the primary's current binlog position (MASTER_GTID_WAIT):
+    set-up done directly on the primary is visible on the replicas before a test starts."""
+    with primary_conn.cursor() as c:
+        c.execute("SELECT @@gtid_binlog_pos")
+        pos = c.fetchone()[0]
+    for name, conn in replica_conns.items():
+        with conn.cursor() as c:
+            c.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))
+            eq(c.fetchone()[0], 0, f"{name} reached the primary's position {pos!r} within {timeout}s")

@@ -42,6 +42,9 @@ public:
     /// Status flags of the last OK or EOF of this response (SERVER_STATUS_IN_TRANS and friends);
     /// 0 when it had none (an ERR response).
     std::uint16_t last_status() const noexcept { return status_; }
+    /// Whether the response carried status flags at all (prepare and field-list responses,
+    /// ERRs and COM_STATISTICS' text do not).
+    bool has_status() const noexcept { return status_seen_; }
     /// Whether the response ended with an ERR packet.
     bool ended_with_error() const noexcept { return error_; }
     /// For a prepare: the statement id from the prepare-OK.
@@ -77,6 +80,7 @@ private:
     bool continuation_ = false; // this packet continues a 0xFFFFFF-byte one
     bool pending_done_ = false; // the response ends when this message's fragments do
     bool last_ok_ = false;      // the packet just completed was an OK
+    bool status_seen_ = false;  // status_ came from this response
     std::uint8_t header_have_ = 0;
     std::array<std::uint8_t, 4> header_{};
     std::size_t payload_len_ = 0;  // of the current packet

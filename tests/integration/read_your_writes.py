@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""read_your_writes: after an autocommit write, the same session's next read sees it, even
+though reads go to replicas (issue #3: Sluice waits with MASTER_GTID_WAIT for the write's
+GTID on the session's replica, bounded; on timeout the primary answers).
+
+Phase 1: CONNECTIONS sessions (spread over both replicas) each run ROUNDS rounds of
+`INSERT` then an immediate `SELECT` of that row; no read may miss its row. Phase 2: the same
+with replica1's SQL thread stopped (topology.sh stop-sql replica1), so replica1 never catches
+up: still no stale read and no error, and sluice_causal_waits_total{outcome="timeout"} grew.
+The SQL thread is always restarted and the replicas resynchronised at the end.
+
+SLUICE_IT_DIRECT=1 (validation of this script against the primary itself, never in CTest):
+which replica a session uses and the metrics are not checked.
+"""
+
+import os
+import statistics
+import threading
+import time
+
+import pymysql
+
+from itlib import (Checks, eq, true, env_int, HOST, DIRECT, expect_replica, scrape_metrics,
+                   metric_delta, topology, wait_replicas_caught_up)
+
+PORT = env_int("SLUICE_PORT")
+PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
+REPLICA_PORTS = {"replica1": env_int("SLUICE_REPLICA1_PORT"),
+                 "replica2": env_int("SLUICE_REPLICA2_PORT")}
+ADMIN = None if DIRECT else env_int("SLUICE_ADMIN_PORT")
+DB = "sluice_test"
+# 2,000 rounds per phase. Eight sessions rather than four: in phase 2 each round of a session
+# on the stopped replica costs one causal-wait timeout, and the sessions run in parallel.
+CONNECTIONS = int(os.environ.get("SLUICE_RYW_CONNECTIONS", "8"))
+ROUNDS = int(os.environ.get("SLUICE_RYW_ROUNDS", "250"))
+
+
+def connect(port=PORT, **kw):
+    args = dict(host=HOST, port=port, user="app", password="app", database=DB,
+                charset="utf8mb4", connect_timeout=5, read_timeout=30, write_timeout=30,
+                autocommit=True)
+    args.update(kw)
+    return pymysql.connect(**args)
+
+
+def setup():
+    with connect(PRIMARY_PORT) as d, d.cursor() as c:
+        c.execute("DROP TABLE IF EXISTS ryw_t")
+        c.execute("CREATE TABLE ryw_t (id BIGINT PRIMARY KEY, session INT NOT NULL, "
+                  "v VARCHAR(40) NOT NULL) ENGINE=InnoDB")
+        replicas = {n: connect(p) for n, p in REPLICA_PORTS.items()}
+        try:
+            wait_replicas_caught_up(d, replicas)
+        finally:
+            for r in replicas.values():
+                r.close()
+
+
+class Session(threading.Thread):
+    """One client session: ROUNDS x (INSERT a row, SELECT it at once)."""
+
+    def __init__(self, phase, number):
+        super().__init__(name=f"phase{phase}-session{number}")
+        self.base = phase * 1_000_000 + number * 10_000
+        self.number = number
+        self.server_id = None
+        self.rounds = 0
+        self.stale = []          # ids whose immediate read did not return the written row
+        self.errors = []         # "round N: error" strings
+        self.read_latency = []   # seconds per SELECT
+
+    def run(self):
+        try:
+            conn = connect()
+        except Exception as e:  # noqa: BLE001 -- reported by the check
+            self.errors.append(f"connect: {type(e).__name__}: {e}")
+            return
+        try:
+            with conn.cursor() as c:
+                # A read before any write: the replica this session reads from.
+                c.execute("SELECT @@server_id")
+                self.server_id = c.fetchone()[0]
+                for i in range(ROUNDS):
+                    row_id = self.base + i
+                    value = f"s{self.number}-r{i}-{row_id}"
+                    try:
+                        c.execute("INSERT INTO ryw_t (id, session, v) VALUES (%s, %s, %s)",
+                                  (row_id, self.number, value))
+                        t0 = time.perf_counter()
+                        c.execute("SELECT v FROM ryw_t WHERE id = %s", (row_id,))
+                        got = c.fetchall()
+                        self.read_latency.append(time.perf_counter() - t0)
+                    except Exception as e:  # noqa: BLE001 -- counted, the session stops
+                        self.errors.append(f"round {i}: {type(e).__name__}: {e}")
+                        return
+                    self.rounds += 1
+                    if got != ((value,),):
+                        self.stale.append((row_id, got))
+        finally:
+            conn.close()
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+def run_phase(phase, label):
+    """Runs CONNECTIONS sessions in parallel; returns them, prints timings."""
+    sessions = [Session(phase, n) for n in range(CONNECTIONS)]
+    t0 = time.monotonic()
+    for s in sessions:
+        s.start()
+    for s in sessions:
+        s.join(timeout=240)
+        true(not s.is_alive(), f"{label}: session {s.number} still running after 240 s")
+    elapsed = time.monotonic() - t0
+    rounds = sum(s.rounds for s in sessions)
+    print(f"     {label}: {rounds} rounds in {elapsed:.2f}s ({rounds / elapsed:.0f} rounds/s), "
+          f"{CONNECTIONS} sessions")
+    by_server = {}
+    for s in sessions:
+        by_server.setdefault(s.server_id, []).append(s)
+    for server_id, group in sorted(by_server.items(), key=lambda kv: str(kv[0])):
+        lat = [x for s in group for x in s.read_latency]
+        print(f"       server_id {server_id}: {len(group)} sessions, {len(lat)} reads, read latency "
+              f"p50 {percentile(lat, 0.5) * 1000:.2f} ms, p99 {percentile(lat, 0.99) * 1000:.2f} ms, "
+              f"max {max(lat, default=float('nan')) * 1000:.2f} ms"
+              + (f", mean {statistics.mean(lat) * 1000:.2f} ms" if lat else ""))
+    return sessions
+
+
+def check_sessions(sessions, label, both_replicas):
+    errors = [f"session {s.number}: {e}" for s in sessions for e in s.errors]
+    stale = [(s.number, s.server_id, row) for s in sessions for row in s.stale]
+    eq(errors[:5], [], f"{label}: errors ({len(errors)} in all)")
+    eq(sum(s.rounds for s in sessions), CONNECTIONS * ROUNDS, f"{label}: rounds completed")
+    eq(stale[:5], [], f"{label}: stale reads (session, server_id, (id, rows read)) -- "
+                      f"{len(stale)} in all")
+    for s in sessions:
+        expect_replica(s.server_id, f"{label}: session {s.number}'s first read")
+    if both_replicas and not DIRECT:
+        eq(sorted({s.server_id for s in sessions}), [2, 3], f"{label}: replicas used by the sessions")
+
+
+def causal(before, after, outcome):
+    return metric_delta(before, after, "sluice_causal_waits_total", outcome=outcome)
+
+
+def test_replicas_in_sync():
+    before = None if DIRECT else scrape_metrics(ADMIN)
+    sessions = run_phase(1, "replicas in sync")
+    check_sessions(sessions, "replicas in sync", both_replicas=True)
+    if DIRECT:
+        return
+    after = scrape_metrics(ADMIN)
+    ok, timeout, error = (causal(before, after, o) for o in ("ok", "timeout", "error"))
+    print(f"     causal waits: ok +{ok:g}, timeout +{timeout:g}, error +{error:g}")
+    true(ok >= 1, f'sluice_causal_waits_total{{outcome="ok"}} grew by {ok:g}: no read waited '
+                  "for its write on a replica")
+    eq(error, 0, 'sluice_causal_waits_total{outcome="error"} growth')
+
+
+def sql_thread_running(name):
+    with connect(REPLICA_PORTS[name]) as r, r.cursor(pymysql.cursors.DictCursor) as c:
+        c.execute("SHOW SLAVE STATUS")
+        return c.fetchone()["Slave_SQL_Running"]
+
+
+def test_replica1_stopped():
+    before = None if DIRECT else scrape_metrics(ADMIN)
+    try:
+        topology("stop-sql", "replica1")
+        eq(sql_thread_running("replica1"), "No", "replica1's SQL thread after stop-sql")
+        sessions = run_phase(2, "replica1 SQL thread stopped")
+        # The lag was real: replica1 has none of this phase's rows.
+        with connect(REPLICA_PORTS["replica1"]) as r:
+            with r.cursor() as c:
+                c.execute("SELECT COUNT(*) FROM ryw_t WHERE id >= 2000000")
+                eq(c.fetchone()[0], 0, "rows of phase 2 on replica1 (its SQL thread is stopped)")
+        # Here only sessions on replica1 matter (checked below), wherever the others went.
+        check_sessions(sessions, "replica1 SQL thread stopped", both_replicas=False)
+        on_replica1 = [s.number for s in sessions if s.server_id == 2]
+        if not DIRECT:
+            true(on_replica1, "no session read from replica1 in phase 2")
+            after = scrape_metrics(ADMIN)
+            ok, timeout, error = (causal(before, after, o) for o in ("ok", "timeout", "error"))
+            print(f"     causal waits: ok +{ok:g}, timeout +{timeout:g}, error +{error:g} "
+                  f"({len(on_replica1)} sessions on replica1)")
+            true(timeout >= 1, f'sluice_causal_waits_total{{outcome="timeout"}} grew by {timeout:g} '
+                               "with replica1's SQL thread stopped")
+            eq(error, 0, 'sluice_causal_waits_total{outcome="error"} growth')
+    finally:
+        errors = []
+        for args in (("start-sql", "replica1"), ("wait-sync",)):
+            try:
+                topology(*args)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+def test_replica1_caught_up():
+    eq(sql_thread_running("replica1"), "Yes", "replica1's SQL thread after start-sql")
+    with connect(REPLICA_PORTS["replica1"]) as r, r.cursor() as c:
+        c.execute("SELECT COUNT(*) FROM ryw_t")
+        eq(c.fetchone()[0], 2 * CONNECTIONS * ROUNDS, "rows on replica1 after wait-sync")
+
+
+def main():
+    checks = Checks()
+    if not checks.run("set-up: table on the primary, replicas caught up", setup):
+        checks.finish()
+    checks.run(f"{CONNECTIONS} x {ROUNDS} INSERT + SELECT, replicas in sync: no stale read",
+               test_replicas_in_sync)
+    checks.run(f"{CONNECTIONS} x {ROUNDS} INSERT + SELECT, replica1 SQL thread stopped: no stale "
+               "read, no error, causal waits time out", test_replica1_stopped)
+    checks.run("replica1 replicating again after start-sql + wait-sync", test_replica1_caught_up)
+    with connect(PRIMARY_PORT) as d, d.cursor() as c:
+        c.execute("DROP TABLE IF EXISTS ryw_t")
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
