@@ -167,17 +167,15 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
         // The replica answers for the transaction, refusals of writes included, as the
         // server the client would be talking to does; locks and temporary tables are
         // primary state the session keeps.
-        if (c.flags.takes_user_lock || c.flags.releases_user_lock ||
-            c.flags.creates_temp_table)
+        if (c.flags.takes_user_lock || c.flags.releases_user_lock || c.flags.creates_temp_table)
             return {Destination::primary, RouteReason::pin};
         return {Destination::replica, RouteReason::transaction};
     }
     if (s.pinned) return {Destination::primary, RouteReason::pin};
     if (c.flags.reads_diagnostics && s.last_on_replica && replica_available &&
         !c.flags.locking_read && !c.flags.select_into && !c.flags.takes_user_lock &&
-        !c.flags.releases_user_lock && !c.flags.assigns_user_variable &&
-        !c.flags.multi_statement && !c.flags.bad_syntax &&
-        (c.cls == StatementClass::read || c.cls == StatementClass::other))
+        !c.flags.releases_user_lock && !c.flags.assigns_user_variable && !c.flags.multi_statement &&
+        !c.flags.bad_syntax && (c.cls == StatementClass::read || c.cls == StatementClass::other))
         return {Destination::replica, RouteReason::diagnostics};
 
     if (const RuleSpec* rule = rules.match(digest_text, s.user, s.schema)) {

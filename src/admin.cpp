@@ -114,15 +114,15 @@ public:
             out.push_back(std::move(f));
         };
         labeled(
-            "sluice_statements_total", "Statements (COM_QUERY, COM_STMT_EXECUTE) by class",
-            "class", statement_classes,
+            "sluice_statements_total", "Statements (COM_QUERY, COM_STMT_EXECUTE) by class", "class",
+            statement_classes,
             [](std::size_t i) {
                 return router::statement_class_name(static_cast<router::StatementClass>(i));
             },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.statements[i]; }, false);
         labeled(
-            "sluice_backend_statements_total", "Statements by the backend that ran them",
-            "backend", shared_.backends.size(),
+            "sluice_backend_statements_total", "Statements by the backend that ran them", "backend",
+            shared_.backends.size(),
             [this](std::size_t i) { return shared_.backends[i]->endpoint.name; },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.backend_statements[i]; },
             true);

@@ -86,9 +86,9 @@ std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls&
 /// server they would see directly.
 void probe_primary(sluice::Shared& shared) {
     asio::io_context io;
-    auto fut =
-        asio::co_spawn(io, sluice::pool::probe_greeting(shared.primary(), shared.cfg.connect_timeout),
-                       asio::use_future);
+    auto fut = asio::co_spawn(
+        io, sluice::pool::probe_greeting(shared.primary(), shared.cfg.connect_timeout),
+        asio::use_future);
     io.run();
     auto greeting = fut.get();
     std::uint32_t primary_caps = ~0u;

@@ -3,7 +3,6 @@
 // prepared statements with one client id over several backends.
 
 #include "mysql_session.hpp"
-
 #include "sluice/protocol/mysql/packet.hpp"
 #include "sluice/router/route.hpp"
 
@@ -53,7 +52,16 @@ bool lexer_unsafe(std::string_view charset_text) {
 bool lexer_unsafe(std::uint8_t collation) {
     // big5 (1, 84), sjis (13, 88), gbk (28, 87), cp932 (95, 96), gb18030 (248-250).
     switch (collation) {
-    case 1: case 84: case 13: case 88: case 28: case 87: case 95: case 96: case 248: case 249:
+    case 1:
+    case 84:
+    case 13:
+    case 88:
+    case 28:
+    case 87:
+    case 95:
+    case 96:
+    case 248:
+    case 249:
     case 250:
         return true;
     default:
@@ -64,8 +72,10 @@ bool lexer_unsafe(std::uint8_t collation) {
 std::string sql_string(std::string_view s) {
     std::string out = "'";
     for (char c : s) {
-        if (c == '\'' || c == '\\') out += c == '\'' ? "''" : "\\\\";
-        else out += c;
+        if (c == '\'' || c == '\\')
+            out += c == '\'' ? "''" : "\\\\";
+        else
+            out += c;
     }
     out += '\'';
     return out;
@@ -118,6 +128,11 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
                                                          router::Route& route,
                                                          bool wait_for_writes) {
     const Shared& shared = worker_.shared();
+    if (retrack_) {
+        // The client set its own tracked variables: add the GTID back before anything runs.
+        retrack_ = false;
+        co_await track_gtids();
+    }
     route = router::decide_route(c, digest, view(), shared.rules, replica_possible());
     spdlog::debug("{} {} statement: {} ({})", prefix(), router::statement_class_name(c.cls),
                   route.destination == Destination::replica ? "replica" : "primary",
@@ -172,6 +187,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
             r.gtid_seen.clear();
             r.generation = next_generation_++;
             r.mariadb = r.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+            r.strip_tracking = r.tracks_gtid = false;
         }
         if (!r.conn) co_return false;
     }
@@ -234,18 +250,19 @@ asio::awaitable<bool> MysqlSession::causal_wait() {
         co_return true;
     const double seconds =
         std::chrono::duration<double>(shared.cfg.routing.causal_read_timeout).count();
-    const std::string sql =
-        fmt::format("\x03SELECT {}({}, {:.3f})",
-                    r.mariadb ? "MASTER_GTID_WAIT" : "WAIT_FOR_EXECUTED_GTID_SET",
-                    sql_string(last_gtid_), seconds);
-    auto reply = co_await exchange(
-        replica_slot, {reinterpret_cast<const std::uint8_t*>(sql.data()), sql.size()},
-        ResponseKind::query);
+    const std::string sql = fmt::format(
+        "\x03SELECT {}({}, {:.3f})", r.mariadb ? "MASTER_GTID_WAIT" : "WAIT_FOR_EXECUTED_GTID_SET",
+        sql_string(last_gtid_), seconds);
+    auto reply = co_await exchange(replica_slot,
+                                   {reinterpret_cast<const std::uint8_t*>(sql.data()), sql.size()},
+                                   ResponseKind::query);
     auto& waits = worker_.stats().causal_waits;
     if (!reply || reply->error) {
         waits[static_cast<std::size_t>(CausalWait::error)].add();
-        if (!reply) replica_failed("connection lost", true);
-        else spdlog::debug("{} read-your-writes wait failed: {}", prefix(), reply->err.message);
+        if (!reply)
+            replica_failed("connection lost", true);
+        else
+            spdlog::debug("{} read-your-writes wait failed: {}", prefix(), reply->err.message);
         co_return false;
     }
     const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
@@ -323,6 +340,8 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
                 break;
             case Kind::system_variable:
                 if (ch.name == "sql_mode") sql_mode_.ansi_quotes = contains_nocase(ch.text, "ansi");
+                if (ch.name == "session_track_system_variables" || ch.name == "session_track_gtids")
+                    retrack_ = backends_[primary_slot].tracks_gtid;
                 if (ch.name.starts_with("character_set") && lexer_unsafe(ch.text))
                     lexer_unsafe_charset_ = true;
                 record(ch.name, ch.text, false, next);
@@ -351,8 +370,10 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
     if (f.releases_user_lock && user_locks_ > 0) --user_locks_;
     if (c.cls == StatementClass::lock_tables) lock_tables_ = true;
     if (c.cls == StatementClass::unlock_tables) lock_tables_ = false;
-    if (f.calc_found_rows) found_rows_pending_ = true;
-    else if (f.found_rows) found_rows_pending_ = false;
+    if (f.calc_found_rows)
+        found_rows_pending_ = true;
+    else if (f.found_rows)
+        found_rows_pending_ = false;
     if (f.opens_handler) ++handlers_;
     if (f.closes_handler && handlers_ > 0) --handlers_;
     if (f.assigns_user_variable) unreplayable_variable_ = true;
@@ -362,9 +383,10 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
         sql_mode_.no_backslash_escapes =
             (p.conn->status() & mysql::status::no_backslash_escapes) != 0;
         // Without GTIDs from the primary, a session that wrote reads from the primary.
-        if (!p.tracks_gtid && !worker_.shared().replica_indexes.empty() &&
-            c.cls != StatementClass::read && c.cls != StatementClass::session_set &&
-            c.cls != StatementClass::use)
+        const Shared& shared = worker_.shared();
+        if (!p.tracks_gtid && shared.cfg.routing.read_your_writes &&
+            !shared.replica_indexes.empty() && c.cls != StatementClass::read &&
+            c.cls != StatementClass::session_set && c.cls != StatementClass::use)
             wrote_untracked_ = true;
     }
 }
@@ -533,7 +555,8 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     if (it == statements_.end())
         co_return co_await send_error(
             frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
-            fmt::format("Unknown prepared statement handler ({}) given to mysqld_stmt_execute", id));
+            fmt::format("Unknown prepared statement handler ({}) given to mysqld_stmt_execute",
+                        id));
     Prepared& ps = it->second;
     const std::size_t flag_at = 10 + (std::size_t{ps.params} + 7) / 8;
     const std::size_t types_size = std::size_t{ps.params} * 2;
@@ -644,7 +667,8 @@ asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageF
             co_return co_await send_error(
                 frame.next_seq, 1421, "HY000",
                 fmt::format("The statement ({}) has no open cursor.", id));
-        co_return co_await send_ok(frame.next_seq, backends_[primary_slot].conn->status());
+        const auto& p = backends_[primary_slot].conn;
+        co_return co_await send_ok(frame.next_seq, p ? p->status() : mysql::status::autocommit);
     }
     const auto s = static_cast<Slot>(slot);
     put_u32(request_, 1, ps.id[s]);
@@ -677,7 +701,8 @@ void MysqlSession::on_long_data(const mysql::MessageFrame& frame) {
     // execute shows which backend needs it.
     if (payload.size() >= 7) {
         auto it = statements_.find(get_u32(payload, 1));
-        if (it != statements_.end()) it->second.long_data.emplace_back(payload.begin(), payload.end());
+        if (it != statements_.end())
+            it->second.long_data.emplace_back(payload.begin(), payload.end());
     }
     cbuf_.consume(frame.wire_size);
 }

@@ -266,9 +266,9 @@ MysqlSession::open_backend(std::size_t index, bool track_gtid) {
         outcome.first->close();
         outcome.first.reset();
         outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
-        outcome.second.server_error = mysql::ErrPacket{
-            mysql::er::handshake_error, "08S01",
-            "Sluice: backend capabilities do not match the client's"};
+        outcome.second.server_error =
+            mysql::ErrPacket{mysql::er::handshake_error, "08S01",
+                             "Sluice: backend capabilities do not match the client's"};
     }
     if (!outcome.first && !outcome.second.server_error)
         worker_.stats().backend_connect_errors_total.add();
@@ -294,9 +294,9 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
         const auto& ep = shared.primary();
         spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
                      failure.ec.message());
-        co_await send_error(seq, mysql::er::unknown_error, "08S01",
-                            fmt::format("Sluice cannot reach backend '{}': {}", ep.name,
-                                        failure.ec.message()));
+        co_await send_error(
+            seq, mysql::er::unknown_error, "08S01",
+            fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
         co_return false;
     }
     Backend& b = backends_[primary_slot];
@@ -306,32 +306,37 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
     b.database = database_;
     b.generation = next_generation_++;
     b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+    b.tracks_gtid = false;
     const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
     b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
-    if (track && tracking) {
-        // MariaDB reports last_gtid as a tracked system variable; MySQL 8 as a GTID entry.
-        const std::string_view set =
-            b.mariadb ? "\x03SET session_track_system_variables = CONCAT_WS(',', "
-                        "NULLIF(@@session_track_system_variables, ''), 'last_gtid')"
-                      : "\x03SET session_track_gtids = OWN_GTID";
-        auto reply = co_await exchange(
-            primary_slot, {reinterpret_cast<const std::uint8_t*>(set.data()), set.size()},
-            ResponseKind::query);
-        if (!reply) {
-            end_reason_ = "backend lost";
-            co_await send_error(seq, mysql::er::net_read_error, "08S01",
-                                "Lost connection to the primary during login");
-            co_return false;
-        }
-        b.tracks_gtid = !reply->error;
-        if (reply->error)
-            spdlog::warn("{} primary does not report GTIDs ({}): reads after writes go to the "
-                         "primary",
-                         prefix(), reply->err.message);
+    if (track && tracking && !co_await track_gtids()) {
+        end_reason_ = "backend lost";
+        co_await send_error(seq, mysql::er::net_read_error, "08S01",
+                            "Lost connection to the primary during login");
+        co_return false;
     }
-    sql_mode_.no_backslash_escapes =
-        (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
+    sql_mode_.no_backslash_escapes = (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
     co_return co_await send_ok(seq, b.conn->status());
+}
+
+asio::awaitable<bool> MysqlSession::track_gtids() {
+    Backend& b = backends_[primary_slot];
+    // MariaDB reports last_gtid as a tracked system variable; MySQL 8 as a GTID entry. The
+    // client's own tracked variables stay as they were.
+    const std::string_view set = b.mariadb
+                                     ? "\x03SET session_track_system_variables = CONCAT_WS(',', "
+                                       "NULLIF(@@session_track_system_variables, ''), 'last_gtid')"
+                                     : "\x03SET session_track_gtids = OWN_GTID";
+    auto reply = co_await exchange(primary_slot,
+                                   {reinterpret_cast<const std::uint8_t*>(set.data()), set.size()},
+                                   ResponseKind::query);
+    if (!reply) co_return false;
+    b.tracks_gtid = !reply->error;
+    if (reply->error)
+        spdlog::warn("{} primary does not report GTIDs ({}): a session that wrote reads from "
+                     "the primary",
+                     prefix(), reply->err.message);
+    co_return true;
 }
 
 // ---- command phase ----
@@ -439,11 +444,11 @@ asio::awaitable<bool> MysqlSession::primary_command(const mysql::MessageFrame& f
     co_return true;
 }
 
-asio::awaitable<MysqlSession::Relay> MysqlSession::forward(Slot slot,
-                                                           std::span<const std::uint8_t> request,
-                                                           ResponseKind kind) {
+asio::awaitable<MysqlSession::Relay>
+MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, ResponseKind kind) {
     relayed_ = 0;
     scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
+    if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
     pool::BackendConn& b = *backends_[slot].conn;
     if (auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size())))
         co_return Relay::backend_lost;
@@ -464,9 +469,12 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         if (r == Relay::backend_protocol)
             spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
                          name);
-        if (slot == replica_slot) replica_failed("connection lost", true);
-        else drop_slot(slot);
-        end_reason_ = r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
+        if (slot == replica_slot)
+            replica_failed("connection lost", true);
+        else
+            drop_slot(slot);
+        end_reason_ =
+            r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
         if (relayed_ == 0 && r == Relay::backend_lost)
             co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
                                 fmt::format("Lost connection to backend '{}' during query", name));

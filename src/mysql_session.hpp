@@ -42,14 +42,14 @@ private:
 
     struct Backend {
         std::unique_ptr<pool::BackendConn> conn;
-        std::size_t index = 0;         ///< in Shared::backends
-        std::uint64_t synced = 0;      ///< session-state version applied there
-        std::string database;          ///< its current database
-        std::string gtid_seen;         ///< replica: the session's last GTID, known applied
-        std::uint32_t generation = 0;  ///< which connection (prepared statement ids are per one)
-        bool strip_tracking = false;   ///< OKs carry session tracking the client did not ask for
-        bool tracks_gtid = false;      ///< the backend reports each write's GTID
-        bool mariadb = true;           ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
+        std::size_t index = 0;        ///< in Shared::backends
+        std::uint64_t synced = 0;     ///< session-state version applied there
+        std::string database;         ///< its current database
+        std::string gtid_seen;        ///< replica: the session's last GTID, known applied
+        std::uint32_t generation = 0; ///< which connection (prepared statement ids are per one)
+        bool strip_tracking = false;  ///< OKs carry session tracking the client did not ask for
+        bool tracks_gtid = false;     ///< the backend reports each write's GTID
+        bool mariadb = true;          ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
         bool in_trans() const noexcept;
     };
 
@@ -69,10 +69,10 @@ private:
         std::uint16_t params = 0;
         std::array<std::uint32_t, 2> id{};         ///< the backend's own statement id
         std::array<std::uint32_t, 2> generation{}; ///< connection it was prepared on; 0: not
-        std::vector<std::uint8_t> types;            ///< parameter types last sent by the client
-        std::array<bool, 2> types_sent{};           ///< the backend has seen `types`
+        std::vector<std::uint8_t> types;           ///< parameter types last sent by the client
+        std::array<bool, 2> types_sent{};          ///< the backend has seen `types`
         std::vector<std::vector<std::uint8_t>> long_data; ///< COM_STMT_SEND_LONG_DATA payloads
-        int last_slot = -1;                         ///< where it last ran (fetch, reset)
+        int last_slot = -1;                               ///< where it last ran (fetch, reset)
         bool on(Slot s, const Backend& b) const noexcept {
             return generation[s] != 0 && generation[s] == b.generation && b.conn;
         }
@@ -91,6 +91,8 @@ private:
     asio::awaitable<bool> handshake();
     asio::awaitable<bool> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
     asio::awaitable<bool> connect_primary(std::uint8_t& seq);
+    /// Switches on GTID reporting on the primary connection; false when the connection failed.
+    asio::awaitable<bool> track_gtids();
     asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
     open_backend(std::size_t index, bool track_gtid);
     asio::awaitable<bool> change_user(const protocol::mysql::MessageFrame& frame);
@@ -105,8 +107,7 @@ private:
     asio::awaitable<Relay> pump_local_infile(Slot slot);
     /// Runs one command for Sluice itself and reads its whole response; nullopt when the
     /// connection failed (the slot is dropped).
-    asio::awaitable<std::optional<Reply>> exchange(Slot slot,
-                                                   std::span<const std::uint8_t> payload,
+    asio::awaitable<std::optional<Reply>> exchange(Slot slot, std::span<const std::uint8_t> payload,
                                                    protocol::mysql::ResponseKind kind);
     /// After a relay that did not return ok: the client's error, logs, whether to go on.
     asio::awaitable<bool> relay_failed(Slot slot, Relay r, std::uint8_t reply_seq);
@@ -175,8 +176,9 @@ private:
     std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
     std::uint32_t next_generation_ = 1;
     router::SqlMode sql_mode_;
-    std::string last_gtid_; ///< of the session's last write, from the primary's OK
+    std::string last_gtid_;        ///< of the session's last write, from the primary's OK
     bool wrote_untracked_ = false; ///< wrote, and the primary does not report GTIDs
+    bool retrack_ = false;         ///< the client changed session tracking: switch GTIDs on again
     bool last_on_replica_ = false;
 
     // Pins: state that lives on the primary only.

@@ -1,5 +1,6 @@
-// Fuzz target: connection-phase messages and the login state machines. Whatever parses must
-// survive a round trip: written back and parsed again, it is equal.
+// Fuzz target: connection-phase messages, OK packets with session tracking, and the login
+// state machines. Whatever parses must survive a round trip: written back and parsed again,
+// it is equal.
 
 #include "sluice/protocol/mysql/auth.hpp"
 #include "sluice/protocol/mysql/messages.hpp"
@@ -15,6 +16,8 @@ namespace {
 void check(bool ok) {
     if (!ok) std::abort();
 }
+
+void tracked_ok(Bytes in);
 
 template <class T, class Parse, class Write> void round_trip(Bytes in, Parse parse, Write write) {
     result<T> first = parse(in);
@@ -41,6 +44,27 @@ void messages(Bytes in) {
     round_trip<ErrPacket>(in, parse_err, write_err);
     round_trip<EofPacket>(in, parse_eof, write_eof);
     round_trip<AuthSwitchRequest>(in, parse_auth_switch, write_auth_switch);
+    tracked_ok(in);
+}
+
+/// OK packets read with session tracking (the primary's, for read-your-writes): the state
+/// block lies inside the payload, the GTID search never fails, and the rewrite for clients
+/// without tracking parses as a plain OK with the same fields and message.
+void tracked_ok(Bytes in) {
+    auto t = parse_tracked_ok(in);
+    if (!t) return;
+    if (!t->state.empty()) {
+        check(t->state.data() >= in.data() &&
+              t->state.data() + t->state.size() <= in.data() + in.size());
+    }
+    const std::string gtid = tracked_gtid(t->state);
+    check(gtid.size() <= t->state.size());
+    std::vector<std::uint8_t> out;
+    write_untracked_ok(t->ok, out);
+    auto plain = parse_ok(out);
+    check(plain.has_value());
+    check(plain->affected_rows == t->ok.affected_rows && plain->info == t->ok.info &&
+          plain->header == t->ok.header && (plain->status & status::session_state_changed) == 0);
 }
 
 // The input as a stream of server packets: greeting first, then login replies.

@@ -210,6 +210,21 @@ def test_autocommit_off():
         expect_replica(sid(conn), "read after conn.autocommit(True)")
 
 
+def test_client_session_tracking_kept():
+    """A client that sets its own session_track_system_variables must not switch off the
+    GTID reporting Sluice relies on: 300 write-then-read rounds, none stale."""
+    with connect() as conn, conn.cursor() as c:
+        c.execute("SET session_track_system_variables = 'autocommit'")
+        stale = 0
+        for i in range(300):
+            c.execute("INSERT INTO rt_t (sid, v) VALUES (@@server_id, %s)", (f"trk{i}",))
+            row_id = c.lastrowid
+            if one(conn, "SELECT v FROM rt_t WHERE id = %s", (row_id,)) is None:
+                stale += 1
+        eq(stale, 0, "stale reads after the client set session_track_system_variables")
+        expect_replica(sid(conn), "reads still on a replica")
+
+
 def test_session_state_replayed():
     with connect(database=None) as conn, conn.cursor() as c:
         expect_replica(sid(conn), "first read (no state yet)")
@@ -510,6 +525,8 @@ def main():
                test_read_only_transaction_on_replica)
     checks.run("autocommit=0 on the primary, autocommit=1 back to replicas", test_autocommit_off)
     checks.run("session state replayed on the replica", test_session_state_replayed)
+    checks.run("the client's own session tracking keeps read-your-writes",
+               test_client_session_tracking_kept)
     checks.run("user variables set from expressions keep the primary's value",
                test_user_variables_not_reevaluated)
     checks.run("pin: temporary table", test_pin_temporary_table)

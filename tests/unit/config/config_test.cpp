@@ -709,3 +709,27 @@ TEST_CASE("query rules are validated with their line", "[config]") {
                    minimal) ==
           "t.toml:5: query_rules[1].name: name \"r\" is already used by query_rules[0]");
 }
+
+TEST_CASE("[routing] is read with its defaults and checked", "[config]") {
+    const Config d = load(minimal);
+    CHECK(d.routing.read_your_writes);
+    CHECK(d.routing.causal_read_timeout == std::chrono::milliseconds(100));
+    CHECK(d.routing.replica_retry == std::chrono::milliseconds(2000));
+    const Config cfg = load(minimal + "[routing]\nread_your_writes = false\n"
+                                      "causal_read_timeout_ms = 250\nreplica_retry_ms = 500\n");
+    CHECK_FALSE(cfg.routing.read_your_writes);
+    CHECK(cfg.routing.causal_read_timeout == std::chrono::milliseconds(250));
+    CHECK(cfg.routing.replica_retry == std::chrono::milliseconds(500));
+    CHECK(error_of(minimal + "[routing]\ncausal_read_timeout_ms = 0\n")
+              .find("t.toml:11: routing.causal_read_timeout_ms: must be between 1 and") == 0);
+    CHECK(error_of(minimal + "[routing]\nwait = 1\n").find("t.toml:11: routing.wait:") == 0);
+    CHECK(error_of(minimal + "[routing]\nread_your_writes = 1\n")
+              .find("t.toml:11: routing.read_your_writes:") == 0);
+}
+
+TEST_CASE("at most 64 backends", "[config]") {
+    std::string many = listener + backend + user;
+    for (int i = 0; i < 64; ++i)
+        many += "[[backends]]\nname = \"r" + std::to_string(i) + "\"\nhost = \"db\"\n";
+    CHECK(error_of(many).find("backends: at most 64 backends") != std::string::npos);
+}
