@@ -215,6 +215,7 @@ def main():
         for p in (sluice, haproxy):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=20)
+        topo("down")  # the servers it started, stopped by pid
 
     lines = [
         f"# Sluice benchmark, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
