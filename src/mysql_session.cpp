@@ -22,6 +22,7 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
 constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
+constexpr std::size_t max_idle_scratch = std::size_t{256} * 1024;
 // Capabilities whose value changes the bytes of a response: client and backend must agree
 // on them for raw packets to pass through unchanged.
 constexpr std::uint32_t response_shaping_caps =
@@ -345,6 +346,14 @@ asio::awaitable<void> MysqlSession::command_loop() {
     const std::size_t max_payload = worker_.shared().cfg.max_packet_size;
     for (;;) {
         cbuf_.shrink_to(client_buffer_size);
+        // Scratch buffers that grew for one large statement do not stay large for the
+        // session's life (thousands of idle sessions must stay small).
+        for (auto* v : {&out_, &scratch_, &request_, &wire_}) {
+            if (v->capacity() > max_idle_scratch) {
+                v->clear();
+                v->shrink_to_fit();
+            }
+        }
         if (worker_.draining() && cbuf_.empty()) {
             end_reason_ = "shutdown";
             co_return;

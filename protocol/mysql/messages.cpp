@@ -380,9 +380,15 @@ std::string tracked_gtid(Bytes state) {
 }
 
 void write_untracked_ok(const OkPacket& tracked, std::vector<std::uint8_t>& out) {
-    OkPacket ok = tracked;
-    ok.status = static_cast<std::uint16_t>(ok.status & ~status::session_state_changed);
-    write_ok(ok, out);
+    out.push_back(tracked.header);
+    wire::put_lenenc(out, tracked.affected_rows);
+    wire::put_lenenc(out, tracked.last_insert_id);
+    wire::put_fixed(out, tracked.status & ~status::session_state_changed, 2);
+    wire::put_fixed(out, tracked.warnings, 2);
+    // MariaDB and MySQL both send a non-empty message length-encoded even to clients without
+    // CLIENT_SESSION_TRACK (the documentation says string<EOF>; the servers' net_send_ok
+    // stores it with its length): do what the server would have done.
+    if (!tracked.info.empty()) wire::put_lenenc_str(out, tracked.info);
 }
 
 result<ErrPacket> parse_err(Bytes payload) noexcept {

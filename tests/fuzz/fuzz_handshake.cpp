@@ -49,7 +49,7 @@ void messages(Bytes in) {
 
 /// OK packets read with session tracking (the primary's, for read-your-writes): the state
 /// block lies inside the payload, the GTID search never fails, and the rewrite for clients
-/// without tracking parses as a plain OK with the same fields and message.
+/// without tracking parses as a plain OK with the same fields, the message length-encoded.
 void tracked_ok(Bytes in) {
     auto t = parse_tracked_ok(in);
     if (!t) return;
@@ -63,8 +63,10 @@ void tracked_ok(Bytes in) {
     write_untracked_ok(t->ok, out);
     auto plain = parse_ok(out);
     check(plain.has_value());
-    check(plain->affected_rows == t->ok.affected_rows && plain->info == t->ok.info &&
-          plain->header == t->ok.header && (plain->status & status::session_state_changed) == 0);
+    const std::size_t n = t->ok.info.size();
+    const std::size_t prefix = n == 0 ? 0 : n < 251 ? 1 : n <= 0xFFFF ? 3 : n <= 0xFFFFFF ? 4 : 9;
+    check(plain->affected_rows == t->ok.affected_rows && plain->header == t->ok.header &&
+          plain->info.size() == n + prefix && (plain->status & status::session_state_changed) == 0);
 }
 
 // The input as a stream of server packets: greeting first, then login replies.

@@ -292,7 +292,7 @@ def fresh_tables():
 
 def answer(cursor, sql):
     """What a client sees of one statement: every result (column names, rows, affected rows,
-    insert id, warnings), or the error."""
+    insert id, warnings, the OK's info message, the in-transaction flag), or the error."""
     try:
         cursor.execute(sql)
     except pymysql.MySQLError as e:
@@ -307,6 +307,12 @@ def answer(cursor, sql):
             cursor.rowcount,
             cursor.lastrowid,
             res.warning_count if res is not None else None,
+            # The OK packet's info as PyMySQL reads it: Sluice rewrites the primary's OKs for
+            # clients without session tracking, and must give the server's exact bytes.
+            res.message if res is not None else None,
+            # SERVER_STATUS_IN_TRANS of an OK (PyMySQL keeps no status for result sets)
+            res.server_status & 0x0001 if res is not None and res.server_status is not None
+            else None,
         ))
         try:
             if not cursor.nextset():

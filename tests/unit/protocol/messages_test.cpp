@@ -764,14 +764,23 @@ TEST_CASE("write_untracked_ok gives the OK a client without session tracking exp
     REQUIRE(t.has_value());
     ByteVec out;
     write_untracked_ok(t->ok, out);
-    // Status without SESSION_STATE_CHANGED, the message as a string to the end, no state.
+    // Status without SESSION_STATE_CHANGED, the message length-encoded as MariaDB sends it
+    // to such a client (a PyMySQL session on MariaDB 10.11 reads "\x0fRows matched: 1"),
+    // no state.
     const std::string msg = "Rows matched: 1";
     ByteVec expect = from_hex("00 01 00 0200 0000");
+    expect.push_back(static_cast<std::uint8_t>(msg.size()));
     expect.insert(expect.end(), msg.begin(), msg.end());
     CHECK(out == expect);
     auto plain = parse_ok(out);
     REQUIRE(plain.has_value());
-    CHECK(plain->info == msg);
+    CHECK(plain->info == static_cast<char>(msg.size()) + msg);
+    // Nothing to say: the OK ends after the warnings.
+    auto quiet = parse_tracked_ok(tracked_ok("", last_gtid_entry));
+    REQUIRE(quiet.has_value());
+    out.clear();
+    write_untracked_ok(quiet->ok, out);
+    CHECK(out == from_hex("00 01 00 0200 0000"));
 
     // An OK that ends after the warnings (nothing tracked, no message) parses too.
     auto bare = parse_tracked_ok(from_hex("00 00 00 0200 0000"));

@@ -86,8 +86,9 @@ result<TrackedOk> parse_tracked_ok(Bytes payload);
 /// the block is malformed (the block is advice: a bad one never fails the response).
 std::string tracked_gtid(Bytes state);
 
-/// The same OK as a connection without CLIENT_SESSION_TRACK receives it: the message as a
-/// string to the end, no session-state block and no SERVER_SESSION_STATE_CHANGED flag.
+/// The same OK as a connection without CLIENT_SESSION_TRACK receives it from MariaDB or MySQL:
+/// no session-state block, no SERVER_SESSION_STATE_CHANGED flag, and the message (if any)
+/// length-encoded, as those servers send it (checked against MariaDB 10.11 with PyMySQL).
 void write_untracked_ok(const OkPacket& tracked, std::vector<std::uint8_t>& out);
 
 /// ERR_Packet, protocol 4.1 (with SQLSTATE marker).
