@@ -514,6 +514,28 @@ def test_no_replica_fallback():
          f"after restarting the replicas, new sessions read from {sorted(seen)}, expected 2 and 3")
 
 
+def test_replica_lost_mid_session():
+    """The replica a session reads from goes away between two reads: the next read is answered
+    (by the primary or the other replica) without an error, and so are the ones after it."""
+    if DIRECT:
+        return
+    with connect() as conn, conn.cursor() as c:
+        first = sid(conn)
+        expect_replica(first, "first read")
+        name = {2: "replica1", 3: "replica2"}[first]
+        try:
+            topology("stop", name)
+            for i in range(20):
+                s = sid(conn)
+                true(s != first, f"read {i} after {name} stopped answered from it ({s})")
+            c.execute("INSERT INTO rt_t (sid, v) VALUES (@@server_id, 'replica lost')")
+            eq(one(conn, "SELECT sid FROM rt_t WHERE id = %s", (c.lastrowid,)), (1,),
+               "read-your-writes after the replica was lost")
+        finally:
+            topology("start", name)
+            topology("wait-sync")
+
+
 def main():
     checks = Checks()
     if not checks.run("set-up: tables on the primary, replicas caught up", setup):
@@ -539,6 +561,7 @@ def main():
     checks.run("query rules: force-primary and refuse-test", test_rules)
     checks.run("statements the lexer cannot read: the server's 1064, session usable", test_lexer_choke)
     checks.run("metrics: statement classes, backends, route reasons", test_metrics)
+    checks.run("the session's replica lost between reads: no error", test_replica_lost_mid_session)
     checks.run("no replica reachable: reads on the primary; replicas used again after restart",
                test_no_replica_fallback)
     checks.finish()
