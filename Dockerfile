@@ -28,7 +28,8 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF 
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libtomlplusplus3 \
+      libssl3 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libtomlplusplus3 libre2-9 \
+      libxxhash0 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system sluice \
