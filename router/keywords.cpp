@@ -84,7 +84,7 @@ constexpr KeywordInfo k_words[] = {
     {"CONCAT_WS", Kw::none, attr::func},
     {"CONDITION", Kw::none, attr::upper | attr::reserved},
     {"CONNECTION", Kw::connection, 0},
-    {"CONNECTION_ID", Kw::none, attr::func | attr::nondet_call},
+    {"CONNECTION_ID", Kw::none, attr::func | attr::nondet_call | attr::primary_call},
     {"CONSISTENT", Kw::none, attr::upper},
     {"CONSTRAINT", Kw::none, attr::upper | attr::reserved},
     {"CONTINUE", Kw::none, attr::upper | attr::reserved},

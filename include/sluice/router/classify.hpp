@@ -48,7 +48,8 @@ struct StatementFlags {
     bool locking_read = false;        ///< FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE anywhere
     bool select_into = false;         ///< SELECT ... INTO @var / OUTFILE / DUMPFILE
     bool primary_function = false;    ///< LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), @@identity,
-                                      ///< NEXTVAL/LASTVAL/SETVAL, NEXT VALUE FOR, GET_LOCK...
+                                      ///< NEXTVAL/LASTVAL/SETVAL, NEXT VALUE FOR, GET_LOCK...,
+                                      ///< CONNECTION_ID() (the thread KILL reaches)
     bool takes_user_lock = false;     ///< GET_LOCK(
     bool releases_user_lock = false;  ///< RELEASE_LOCK( / RELEASE_ALL_LOCKS(
     bool calc_found_rows = false;     ///< SQL_CALC_FOUND_ROWS: pin until the FOUND_ROWS() after it

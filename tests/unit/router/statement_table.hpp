@@ -276,7 +276,8 @@ inline constexpr Row k_rows[] = {
     {"SELECT UTC_TIMESTAMP()"sv, rd, "N", R},
     {"SELECT UTC_DATE"sv, rd, "N", R},
     {"SELECT UNIX_TIMESTAMP()"sv, rd, "N", R},
-    {"SELECT CONNECTION_ID()"sv, rd, "N", R},
+    // The id KILL takes on the primary: the session's primary thread (see README).
+    {"SELECT CONNECTION_ID()"sv, rd, "PN", P},
     {"SELECT USER(), CURRENT_USER"sv, rd, "N", R},
     {"SELECT DATABASE()"sv, rd, "N", R},
     {"SELECT SLEEP(1)"sv, rd, "N", R},
