@@ -93,6 +93,48 @@ std::optional<std::string> first_value(const std::vector<std::vector<std::uint8_
     return std::string(reinterpret_cast<const char*>(p.data()) + 1, p[0]);
 }
 
+struct KillRequest {
+    bool query = false;
+    std::uint64_t target = 0;
+};
+
+/// `KILL [HARD|SOFT] [CONNECTION | QUERY [ID]] n` (plain form only: with comments, `KILL
+/// USER` or an expression it is left to the server).
+std::optional<KillRequest> parse_kill(std::string_view sql) {
+    std::vector<std::string_view> words;
+    std::size_t i = 0;
+    while (i < sql.size()) {
+        while (i < sql.size() &&
+               (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == ';'))
+            ++i;
+        const std::size_t start = i;
+        while (i < sql.size() && !std::isspace(static_cast<unsigned char>(sql[i])) && sql[i] != ';')
+            ++i;
+        if (i > start) words.push_back(sql.substr(start, i - start));
+        if (words.size() > 5) return std::nullopt;
+    }
+    auto is = [](std::string_view w, std::string_view kw) {
+        return w.size() == kw.size() && contains_nocase(w, kw);
+    };
+    std::size_t w = 0;
+    if (words.empty() || !is(words[w++], "KILL")) return std::nullopt;
+    KillRequest k;
+    if (w < words.size() && (is(words[w], "HARD") || is(words[w], "SOFT"))) ++w;
+    if (w < words.size() && is(words[w], "CONNECTION")) {
+        ++w;
+    } else if (w < words.size() && is(words[w], "QUERY")) {
+        k.query = true;
+        ++w;
+        if (w < words.size() && is(words[w], "ID")) ++w;
+    }
+    if (w + 1 != words.size() || words[w].size() > 10) return std::nullopt;
+    for (char ch : words[w]) {
+        if (ch < '0' || ch > '9') return std::nullopt;
+        k.target = k.target * 10 + static_cast<std::uint64_t>(ch - '0');
+    }
+    return k;
+}
+
 } // namespace
 
 // ---- where a statement runs ----
@@ -188,6 +230,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
             r.generation = next_generation_++;
             r.mariadb = r.conn->greeting().server_version.find("MariaDB") != std::string::npos;
             r.strip_tracking = r.tracks_gtid = false;
+            publish_threads();
         }
         if (!r.conn) co_return false;
     }
@@ -287,6 +330,11 @@ void MysqlSession::replica_failed(const char* why, bool skip) noexcept {
     }
     drop_slot(replica_slot);
     last_on_replica_ = false;
+    try {
+        publish_threads();
+    } catch (const std::exception&) {
+        // The registry keeps the old thread id: a later KILL of it finds no such thread.
+    }
 }
 
 void MysqlSession::count_statement(const router::Classification& c, const router::Route& r,
@@ -408,6 +456,12 @@ void MysqlSession::reset_session_state() noexcept {
 asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
     const std::string_view sql = text_of(payload);
+    if (sql.size() < 64) {
+        if (auto k = parse_kill(sql); k && k->target >= SessionRegistry::first_id) {
+            cbuf_.consume(frame.wire_size);
+            co_return co_await on_kill(frame, k->query, k->target);
+        }
+    }
     const router::Classification c = router::classify(sql, sql_mode_);
     std::string digest;
     if (!worker_.shared().rules.empty()) digest = router::digest(sql, sql_mode_).text;
@@ -705,6 +759,66 @@ void MysqlSession::on_long_data(const mysql::MessageFrame& frame) {
             it->second.long_data.emplace_back(payload.begin(), payload.end());
     }
     cbuf_.consume(frame.wire_size);
+}
+
+} // namespace sluice
+
+namespace sluice {
+
+// ---- KILL of a Sluice connection id ----
+
+asio::awaitable<bool> MysqlSession::on_kill(const mysql::MessageFrame& frame, bool query,
+                                            std::uint64_t target) {
+    const auto threads = target <= 0xFFFFFFFFu
+                             ? worker_.shared().sessions.find(static_cast<std::uint32_t>(target))
+                             : std::nullopt;
+    if (!threads)
+        co_return co_await send_error(frame.next_seq, 1094, "HY000",
+                                      fmt::format("Unknown thread id: {}", target));
+    const std::string verb = query ? "KILL QUERY " : "KILL CONNECTION ";
+    if (threads->primary != 0) {
+        // The primary checks the privilege: killing another user's thread needs it there.
+        const std::string sql = "\x03" + verb + std::to_string(threads->primary);
+        auto reply = co_await exchange(
+            primary_slot, {reinterpret_cast<const std::uint8_t*>(sql.data()), sql.size()},
+            ResponseKind::query);
+        if (!reply) {
+            end_reason_ = "backend lost";
+            co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                                "Lost connection to the primary during KILL");
+            co_return false;
+        }
+        if (reply->error && reply->err.code != 1094) // no such thread: it ended already
+            co_return co_await send_error(frame.next_seq, reply->err.code,
+                                          reply->err.sql_state.c_str(), reply->err.message);
+    }
+    if (threads->replica != 0)
+        co_await kill_on_replica(threads->replica_index, verb + std::to_string(threads->replica));
+    if (!query) threads->worker->kill_session(static_cast<std::uint32_t>(target));
+    spdlog::info("{} {}{}", prefix(), verb, target);
+    const auto& p = backends_[primary_slot].conn;
+    co_return co_await send_ok(frame.next_seq, p ? p->status() : mysql::status::autocommit);
+}
+
+asio::awaitable<void> MysqlSession::kill_on_replica(std::size_t index, const std::string& sql) {
+    // Best effort: the query may have ended, or the replica gone, by now.
+    const std::string payload = "\x03" + sql;
+    const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                              payload.size()};
+    Backend& r = backends_[replica_slot];
+    if (r.conn && r.index == index) {
+        co_await exchange(replica_slot, bytes, ResponseKind::query);
+        co_return;
+    }
+    auto [conn, failure] = co_await open_backend(index, false);
+    if (!conn) co_return;
+    std::vector<std::uint8_t> wire;
+    mysql::write_packets(bytes, 0, wire);
+    if (!co_await conn->transport().write_all(asio::buffer(wire))) {
+        // One OK or ERR: read it so the server is done before the connection closes.
+        co_await pool::read_message(conn->transport(), conn->buffer(), 1 << 16);
+    }
+    conn->close();
 }
 
 } // namespace sluice

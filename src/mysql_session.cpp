@@ -65,6 +65,7 @@ MysqlSession::MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& l
 }
 
 MysqlSession::~MysqlSession() {
+    worker_.shared().sessions.erase(connection_id_);
     drop_slot(primary_slot);
     drop_slot(replica_slot);
     client_.close();
@@ -92,6 +93,23 @@ void MysqlSession::force_close() noexcept {
     for (auto& b : backends_) {
         if (b.conn) b.conn->close();
     }
+}
+
+void MysqlSession::kill() noexcept {
+    end_reason_ = "killed";
+    force_close();
+    end_reason_ = "killed";
+}
+
+void MysqlSession::publish_threads() {
+    SessionRegistry::Threads t;
+    t.worker = &worker_;
+    if (const auto& p = backends_[primary_slot].conn) t.primary = p->greeting().connection_id;
+    if (const auto& r = backends_[replica_slot].conn) {
+        t.replica = r->greeting().connection_id;
+        t.replica_index = backends_[replica_slot].index;
+    }
+    worker_.shared().sessions.set(connection_id_, t);
 }
 
 void MysqlSession::drop_slot(Slot slot) noexcept {
@@ -427,10 +445,22 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
         co_return co_await change_user(frame);
     case Command::field_list:
         co_return co_await primary_command(frame, ResponseKind::field_list);
+    case Command::process_kill: {
+        const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
+        if (payload.size() >= 5) {
+            const std::uint32_t target =
+                std::uint32_t{payload[1]} | (std::uint32_t{payload[2]} << 8) |
+                (std::uint32_t{payload[3]} << 16) | (std::uint32_t{payload[4]} << 24);
+            if (target >= SessionRegistry::first_id) {
+                cbuf_.consume(frame.wire_size);
+                co_return co_await on_kill(frame, false, target);
+            }
+        }
+        co_return co_await primary_command(frame, ResponseKind::single);
+    }
     case Command::ping:
     case Command::statistics:
     case Command::set_option:
-    case Command::process_kill:
     case Command::refresh:
     case Command::debug:
         // Connection-level commands: the primary is the session's home.

@@ -34,6 +34,8 @@ public:
     asio::awaitable<void> run();
     void close_if_idle() noexcept override;
     void force_close() noexcept override;
+    std::uint32_t id() const noexcept override { return connection_id_; }
+    void kill() noexcept override;
 
 private:
     enum class Relay { ok, client_lost, backend_lost, backend_protocol };
@@ -122,6 +124,12 @@ private:
     asio::awaitable<bool> on_execute(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_stmt_fetch_or_reset(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<void> on_stmt_close(const protocol::mysql::MessageFrame& frame);
+    /// KILL [QUERY] of a Sluice connection id: the target session's backend threads.
+    asio::awaitable<bool> on_kill(const protocol::mysql::MessageFrame& frame, bool query,
+                                  std::uint64_t target);
+    asio::awaitable<void> kill_on_replica(std::size_t index, const std::string& sql);
+    /// Tells the registry which backend threads serve this session now.
+    void publish_threads();
     void on_long_data(const protocol::mysql::MessageFrame& frame);
 
     router::SessionView view() const noexcept;

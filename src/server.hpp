@@ -10,9 +10,11 @@
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <variant>
 #include <vector>
@@ -60,6 +62,32 @@ struct BackendShared {
     }
 };
 
+class Worker;
+
+/// Sluice's own connection ids (the greeting's: what mysql_thread_id() returns and JDBC's
+/// cancel() sends to KILL) and the backend threads behind each session, so that a KILL of a
+/// Sluice id reaches the right backend threads instead of whatever thread has that number.
+/// Sluice ids start at `first_id`, above the thread ids servers hand out in practice, so a
+/// smaller KILL target is a backend thread id (from CONNECTION_ID(), which runs on the
+/// primary) and goes to the primary unchanged.
+class SessionRegistry {
+public:
+    static constexpr std::uint32_t first_id = 1u << 30;
+    struct Threads {
+        Worker* worker = nullptr;
+        std::uint32_t primary = 0; ///< thread id on the primary; 0: none
+        std::size_t replica_index = 0;
+        std::uint32_t replica = 0; ///< thread id on backends[replica_index]; 0: none
+    };
+    void set(std::uint32_t id, const Threads& t);
+    void erase(std::uint32_t id) noexcept;
+    std::optional<Threads> find(std::uint32_t id) const;
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::uint32_t, Threads> map_;
+};
+
 struct Shared {
     explicit Shared(const config::Config& c) : cfg(c) {}
     const config::Config& cfg;
@@ -72,7 +100,8 @@ struct Shared {
     std::vector<std::size_t> replica_indexes;
     std::atomic<std::uint32_t> next_replica{0}; ///< round-robin position over the replicas
     router::RuleSet rules;
-    std::atomic<std::uint32_t> next_connection_id{1};
+    std::atomic<std::uint32_t> next_connection_id{SessionRegistry::first_id};
+    SessionRegistry sessions;
     AuthCache auth_cache;
 
     const pool::BackendEndpoint& primary() const noexcept {
@@ -88,6 +117,10 @@ public:
     virtual void close_if_idle() noexcept = 0;
     /// Close both sides now; pending operations are cancelled.
     virtual void force_close() noexcept = 0;
+    /// The connection id the client was given.
+    virtual std::uint32_t id() const noexcept = 0;
+    /// KILL CONNECTION from another session: close now.
+    virtual void kill() noexcept = 0;
 };
 
 /// The configured query rules, compiled; the RE2 error text when a pattern does not compile.
@@ -111,6 +144,9 @@ public:
     void drain();
     /// End every session now.
     void force_close();
+    /// KILL CONNECTION: ends the session with this id if it is one of this worker's (any
+    /// thread may call it; the work runs on the worker's thread).
+    void kill_session(std::uint32_t id);
 
     asio::io_context& io() noexcept { return io_; }
     Shared& shared() noexcept { return shared_; }

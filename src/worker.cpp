@@ -179,6 +179,34 @@ void Worker::drain() {
     });
 }
 
+void Worker::kill_session(std::uint32_t id) {
+    asio::post(io_, [this, id] {
+        for (auto* s : sessions_) {
+            if (s->id() == id) {
+                s->kill();
+                return;
+            }
+        }
+    });
+}
+
+void SessionRegistry::set(std::uint32_t id, const Threads& t) {
+    const std::lock_guard lock{mutex_};
+    map_[id] = t;
+}
+
+void SessionRegistry::erase(std::uint32_t id) noexcept {
+    const std::lock_guard lock{mutex_};
+    map_.erase(id);
+}
+
+std::optional<SessionRegistry::Threads> SessionRegistry::find(std::uint32_t id) const {
+    const std::lock_guard lock{mutex_};
+    auto it = map_.find(id);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+}
+
 void Worker::force_close() {
     asio::post(io_, [this] {
         const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());

@@ -15,6 +15,8 @@ SLUICE_IT_DIRECT=1 (validation of this script against the primary itself, never 
 a replica's server_id is not required and metrics are not read.
 """
 
+import time
+
 import pymysql
 import pymysql.constants.CLIENT as CLIENT
 
@@ -536,6 +538,58 @@ def test_replica_lost_mid_session():
             topology("wait-sync")
 
 
+def test_kill():
+    """KILL of the id a client was given (the greeting's: pymysql thread_id(), JDBC cancel)
+    reaches that session's backend threads, wherever its statement runs; an unknown id gets
+    1094; a small id (CONNECTION_ID(), which runs on the primary) goes to the primary as is."""
+    if DIRECT:
+        return
+    import threading
+
+    def sleep_in(conn, sql, out):
+        t0 = time.monotonic()
+        try:
+            out["answer"] = one(conn, sql)
+        except pymysql.MySQLError as e:
+            out["answer"] = ("error", e.args[0])
+        out["seconds"] = time.monotonic() - t0
+
+    with connect() as a, connect() as b, connect() as c:
+        for sql, killer in (("SELECT SLEEP(10), @@server_id", f"KILL QUERY {a.thread_id()}"),
+                            ("/* sluice: primary */ SELECT SLEEP(10)", f"KILL QUERY {a.thread_id()}")):
+            out = {}
+            th = threading.Thread(target=sleep_in, args=(a, sql, out))
+            th.start()
+            time.sleep(0.5)
+            with b.cursor() as cur:
+                cur.execute(killer)
+            th.join(15)
+            true(out.get("seconds", 99) < 5, f"{sql} interrupted by {killer}: {out}")
+            eq(one(a, "SELECT 'alive'"), ("alive",), "the session after KILL QUERY")
+        # CONNECTION_ID() names the session's primary thread; KILL QUERY of it goes there.
+        primary_thread = one(a, "SELECT CONNECTION_ID()")[0]
+        true(primary_thread < 1 << 30, f"CONNECTION_ID() is a backend thread id: {primary_thread}")
+        out = {}
+        th = threading.Thread(target=sleep_in,
+                              args=(a, "/* sluice: primary */ SELECT SLEEP(10)", out))
+        th.start()
+        time.sleep(0.5)
+        with b.cursor() as cur:
+            cur.execute(f"KILL QUERY {primary_thread}")
+        th.join(15)
+        true(out.get("seconds", 99) < 5, f"KILL QUERY of CONNECTION_ID() interrupted: {out}")
+        # COM_PROCESS_KILL ends the session; others are untouched.
+        b.kill(a.thread_id())
+        time.sleep(0.3)
+        try:
+            one(a, "SELECT 1")
+            raise AssertionError("a killed session still answered")
+        except pymysql.MySQLError:
+            pass
+        eq(one(c, "SELECT 'c alive'"), ("c alive",), "another session after the KILL")
+        eq(error_of(b, f"KILL {(1 << 30) + 999999}")[0], 1094, "KILL of an unknown Sluice id")
+
+
 def main():
     checks = Checks()
     if not checks.run("set-up: tables on the primary, replicas caught up", setup):
@@ -561,6 +615,7 @@ def main():
     checks.run("query rules: force-primary and refuse-test", test_rules)
     checks.run("statements the lexer cannot read: the server's 1064, session usable", test_lexer_choke)
     checks.run("metrics: statement classes, backends, route reasons", test_metrics)
+    checks.run("KILL [QUERY] of a Sluice connection id", test_kill)
     checks.run("the session's replica lost between reads: no error", test_replica_lost_mid_session)
     checks.run("no replica reachable: reads on the primary; replicas used again after restart",
                test_no_replica_fallback)
