@@ -595,23 +595,33 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
     co_return !ec;
 }
 
-asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame) {
+asio::awaitable<std::pair<MysqlSession::Prepared*, bool>>
+MysqlSession::statement_of(const mysql::MessageFrame& frame, std::size_t min_size,
+                           const char* handler) {
     const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
     request_.assign(payload.begin(), payload.end());
     cbuf_.consume(frame.wire_size);
-    // COM_STMT_EXECUTE: 0x17, statement_id<4>, flags<1>, iteration_count<4>, then with
-    // parameters: null bitmap, new_params_bound_flag<1>, [types<2 each>], values.
-    if (request_.size() < 10)
-        co_return co_await send_error(frame.next_seq, mysql::er::malformed_packet, "HY000",
-                                      "Malformed communication packet");
+    if (request_.size() < min_size)
+        co_return std::pair{nullptr,
+                            co_await send_error(frame.next_seq, mysql::er::malformed_packet,
+                                                "HY000", "Malformed communication packet")};
     const std::uint32_t id = get_u32(request_, 1);
     auto it = statements_.find(id);
     if (it == statements_.end())
-        co_return co_await send_error(
-            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
-            fmt::format("Unknown prepared statement handler ({}) given to mysqld_stmt_execute",
-                        id));
-    Prepared& ps = it->second;
+        co_return std::pair{
+            nullptr, co_await send_error(frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
+                                         fmt::format("Unknown prepared statement handler ({}) "
+                                                     "given to {}",
+                                                     id, handler))};
+    co_return std::pair{&it->second, true};
+}
+
+asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame) {
+    // COM_STMT_EXECUTE: 0x17, statement_id<4>, flags<1>, iteration_count<4>, then with
+    // parameters: null bitmap, new_params_bound_flag<1>, [types<2 each>], values.
+    auto [found, go_on] = co_await statement_of(frame, 10, "mysqld_stmt_execute");
+    if (!found) co_return go_on;
+    Prepared& ps = *found;
     const std::size_t flag_at = 10 + (std::size_t{ps.params} + 7) / 8;
     const std::size_t types_size = std::size_t{ps.params} * 2;
     bool bound = false;
@@ -693,21 +703,12 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
 }
 
 asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageFrame& frame) {
-    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
-    request_.assign(payload.begin(), payload.end());
-    cbuf_.consume(frame.wire_size);
     const bool fetch = frame.first_byte == static_cast<std::uint8_t>(mysql::Command::stmt_fetch);
-    if (request_.size() < 5)
-        co_return co_await send_error(frame.next_seq, mysql::er::malformed_packet, "HY000",
-                                      "Malformed communication packet");
+    auto [found, go_on] =
+        co_await statement_of(frame, 5, fetch ? "mysqld_stmt_fetch" : "mysqld_stmt_reset");
+    if (!found) co_return go_on;
+    Prepared& ps = *found;
     const std::uint32_t id = get_u32(request_, 1);
-    auto it = statements_.find(id);
-    if (it == statements_.end())
-        co_return co_await send_error(
-            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
-            fmt::format("Unknown prepared statement handler ({}) given to {}", id,
-                        fetch ? "mysqld_stmt_fetch" : "mysqld_stmt_reset"));
-    Prepared& ps = it->second;
     if (!fetch) ps.long_data.clear();
     int slot = -1;
     if (ps.last_slot >= 0 && ps.on(static_cast<Slot>(ps.last_slot), backends_[ps.last_slot]))

@@ -121,6 +121,11 @@ private:
     asio::awaitable<bool> on_init_db(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_reset_connection(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_prepare(const protocol::mysql::MessageFrame& frame);
+    /// Copies a statement command into request_ and finds its statement. Null when Sluice
+    /// answered the client itself (malformed, unknown id), with whether the session goes on.
+    asio::awaitable<std::pair<Prepared*, bool>>
+    statement_of(const protocol::mysql::MessageFrame& frame, std::size_t min_size,
+                 const char* handler);
     asio::awaitable<bool> on_execute(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_stmt_fetch_or_reset(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<void> on_stmt_close(const protocol::mysql::MessageFrame& frame);

@@ -284,9 +284,9 @@ void write_change_user(const ChangeUser& c, std::uint32_t capabilities,
 
 // ---- OK / ERR / EOF ----
 
-result<OkPacket> parse_ok(Bytes payload) noexcept {
-    Reader r{payload};
-    OkPacket ok;
+namespace {
+/// The fields every OK_Packet starts with: header, affected rows, insert id, status, warnings.
+error_code read_ok_head(Reader& r, OkPacket& ok) noexcept {
     auto h = r.u8();
     if (!h) return h.error();
     if (*h != 0x00 && *h != 0xFE) return codec_errc::unexpected_message;
@@ -303,6 +303,14 @@ result<OkPacket> parse_ok(Bytes payload) noexcept {
     auto w = r.u16();
     if (!w) return w.error();
     ok.warnings = *w;
+    return {};
+}
+} // namespace
+
+result<OkPacket> parse_ok(Bytes payload) noexcept {
+    Reader r{payload};
+    OkPacket ok;
+    if (auto ec = read_ok_head(r, ok)) return ec;
     ok.info = wire::to_string(r.rest());
     return ok;
 }
@@ -320,22 +328,7 @@ result<TrackedOk> parse_tracked_ok(Bytes payload) {
     Reader r{payload};
     TrackedOk t;
     OkPacket& ok = t.ok;
-    auto h = r.u8();
-    if (!h) return h.error();
-    if (*h != 0x00 && *h != 0xFE) return codec_errc::unexpected_message;
-    ok.header = *h;
-    auto affected = r.lenenc();
-    if (!affected) return affected.error();
-    ok.affected_rows = *affected;
-    auto id = r.lenenc();
-    if (!id) return id.error();
-    ok.last_insert_id = *id;
-    auto st = r.u16();
-    if (!st) return st.error();
-    ok.status = *st;
-    auto w = r.u16();
-    if (!w) return w.error();
-    ok.warnings = *w;
+    if (auto ec = read_ok_head(r, ok)) return ec;
     // Servers leave the info out when it is empty and no state changed.
     if (r.remaining() == 0) return t;
     auto info = r.lenenc_bytes();

@@ -66,46 +66,10 @@ inline Where autocommit_route(const Classification& c) {
     return r.destination == Destination::replica ? Where::replica : Where::primary;
 }
 
-inline const char* class_name(StatementClass c) {
-    switch (c) {
-    case StatementClass::read:
-        return "read";
-    case StatementClass::write:
-        return "write";
-    case StatementClass::ddl:
-        return "ddl";
-    case StatementClass::begin:
-        return "begin";
-    case StatementClass::begin_read_only:
-        return "begin_read_only";
-    case StatementClass::commit:
-        return "commit";
-    case StatementClass::rollback:
-        return "rollback";
-    case StatementClass::savepoint:
-        return "savepoint";
-    case StatementClass::session_set:
-        return "session_set";
-    case StatementClass::use:
-        return "use";
-    case StatementClass::lock_tables:
-        return "lock_tables";
-    case StatementClass::unlock_tables:
-        return "unlock_tables";
-    case StatementClass::prepare_sql:
-        return "prepare_sql";
-    case StatementClass::other:
-        return "other";
-    case StatementClass::unknown:
-        return "unknown";
-    }
-    return "?";
-}
-
 } // namespace sluice::router::test
 
 template <> struct Catch::StringMaker<sluice::router::StatementClass> {
     static std::string convert(sluice::router::StatementClass c) {
-        return sluice::router::test::class_name(c);
+        return sluice::router::statement_class_name(c);
     }
 };
