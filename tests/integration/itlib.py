@@ -365,6 +365,22 @@ def topology(*args, timeout=120):
     return p.stdout
 
 
+def replica_ports():
+    """The test replicas' ports by name (CTest's environment)."""
+    return {"replica1": env_int("SLUICE_REPLICA1_PORT"),
+            "replica2": env_int("SLUICE_REPLICA2_PORT")}
+
+
+def sync_replicas(primary_conn, connect):
+    """wait_replicas_caught_up over fresh connections to each replica, `connect(port)`."""
+    replicas = {n: connect(p) for n, p in replica_ports().items()}
+    try:
+        wait_replicas_caught_up(primary_conn, replicas)
+    finally:
+        for r in replicas.values():
+            r.close()
+
+
 def wait_replicas_caught_up(primary_conn, replica_conns, timeout=30):
     """Every replica has applied the primary's current binlog position (MASTER_GTID_WAIT):
     set-up done directly on the primary is visible on the replicas before a test starts."""

@@ -21,12 +21,11 @@ import time
 import pymysql
 
 from itlib import (Checks, eq, true, env_int, HOST, DIRECT, expect_replica, scrape_metrics,
-                   metric_delta, topology, wait_replicas_caught_up)
+                   metric_delta, topology, replica_ports, sync_replicas)
 
 PORT = env_int("SLUICE_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
-REPLICA_PORTS = {"replica1": env_int("SLUICE_REPLICA1_PORT"),
-                 "replica2": env_int("SLUICE_REPLICA2_PORT")}
+REPLICA_PORTS = replica_ports()
 ADMIN = None if DIRECT else env_int("SLUICE_ADMIN_PORT")
 DB = "sluice_test"
 # 2,000 rounds per phase. Eight sessions rather than four: in phase 2 each round of a session
@@ -48,12 +47,7 @@ def setup():
         c.execute("DROP TABLE IF EXISTS ryw_t")
         c.execute("CREATE TABLE ryw_t (id BIGINT PRIMARY KEY, session INT NOT NULL, "
                   "v VARCHAR(40) NOT NULL) ENGINE=InnoDB")
-        replicas = {n: connect(p) for n, p in REPLICA_PORTS.items()}
-        try:
-            wait_replicas_caught_up(d, replicas)
-        finally:
-            for r in replicas.values():
-                r.close()
+        sync_replicas(d, connect)
 
 
 class Session(threading.Thread):

@@ -21,12 +21,10 @@ import pymysql
 import pymysql.constants.CLIENT as CLIENT
 
 from itlib import (Checks, eq, true, env_int, wait_until, HOST, DIRECT, expect_replica,
-                   scrape_metrics, metric_delta, topology, wait_replicas_caught_up)
+                   scrape_metrics, metric_delta, topology, sync_replicas)
 
 PORT = env_int("SLUICE_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
-REPLICA_PORTS = {"replica1": env_int("SLUICE_REPLICA1_PORT"),
-                 "replica2": env_int("SLUICE_REPLICA2_PORT")}
 ADMIN = None if DIRECT else env_int("SLUICE_ADMIN_PORT")
 DB = "sluice_test"
 
@@ -82,12 +80,7 @@ def setup():
                   " ENGINE=InnoDB")
         c.execute("CREATE TABLE rt_other (id INT PRIMARY KEY) ENGINE=InnoDB")
         c.executemany("INSERT INTO rt_t (sid, v) VALUES (0, %s)", [f"seed{i}" for i in range(10)])
-        replicas = {n: connect(p) for n, p in REPLICA_PORTS.items()}
-        try:
-            wait_replicas_caught_up(d, replicas)
-        finally:
-            for r in replicas.values():
-                r.close()
+        sync_replicas(d, connect)
 
 
 # ----------------------------------------------------------------------------- checks ----

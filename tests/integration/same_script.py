@@ -27,12 +27,10 @@ import pymysql
 import pymysql.constants.CLIENT as CLIENT
 
 from itlib import (Checks, eq, true, env_int, HOST, DIRECT, scrape_metrics, metric_delta,
-                   wait_replicas_caught_up)
+                   sync_replicas)
 
 PORT = env_int("SLUICE_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
-REPLICA_PORTS = {"replica1": env_int("SLUICE_REPLICA1_PORT"),
-                 "replica2": env_int("SLUICE_REPLICA2_PORT")}
 ADMIN = None if DIRECT else env_int("SLUICE_ADMIN_PORT")
 TABLES = ("ss_items", "ss_auto", "ss_ts")
 # Through Sluice, at least this many statements of one run must have gone to the replicas
@@ -282,12 +280,7 @@ def fresh_tables():
     with connect(PRIMARY_PORT) as d, d.cursor() as c:
         for t in TABLES:
             c.execute(f"DROP TABLE IF EXISTS {t}")
-        replicas = {n: connect(p) for n, p in REPLICA_PORTS.items()}
-        try:
-            wait_replicas_caught_up(d, replicas)
-        finally:
-            for r in replicas.values():
-                r.close()
+        sync_replicas(d, connect)
 
 
 def answer(cursor, sql):
