@@ -475,20 +475,24 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
                                       route.rule->error_message);
     }
-    std::span<const std::uint8_t> request = cbuf_.readable().first(frame.wire_size);
-    if (slot == replica_slot) {
-        // Kept for a retry on the primary if the replica goes away before answering.
-        request_.assign(request.begin(), request.end());
-        request = request_;
-    }
-    cbuf_.consume(frame.wire_size); // the bytes stay in place until the next read
-    Relay r = co_await forward(slot, request, ResponseKind::query);
-    if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0) {
-        replica_failed("connection lost", true);
-        slot = primary_slot;
-        route = {Destination::primary, RouteReason::no_replica};
-        co_await sync_state(primary_slot);
-        r = co_await forward(slot, request_, ResponseKind::query);
+    const std::span<const std::uint8_t> request = cbuf_.readable().first(frame.wire_size);
+    Relay r;
+    if (slot == primary_slot) {
+        // Consumed before the answer: LOAD DATA LOCAL INFILE reads the file from what follows.
+        cbuf_.consume(frame.wire_size); // the bytes stay in place until the next read
+        r = co_await forward(slot, request, ResponseKind::query);
+    } else {
+        // A read stays in the buffer until answered, for a retry on the primary if the replica
+        // goes away before answering.
+        r = co_await forward(slot, request, ResponseKind::query);
+        if (r == Relay::backend_lost && relayed_ == 0) {
+            replica_failed("connection lost", true);
+            slot = primary_slot;
+            route = {Destination::primary, RouteReason::no_replica};
+            co_await sync_state(primary_slot);
+            r = co_await forward(slot, request, ResponseKind::query);
+        }
+        cbuf_.consume(frame.wire_size);
     }
     count_statement(c, route, slot);
     if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
@@ -524,13 +528,24 @@ asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFram
 
 // ---- prepared statements ----
 
-asio::awaitable<bool> MysqlSession::ensure_prepared(Prepared& ps, Slot slot) {
-    Backend& b = backends_[slot];
-    if (ps.on(slot, b)) co_return true;
-    std::string request = "\x16" + ps.sql;
+asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::prepare_on(Prepared& ps,
+                                                                             Slot slot) {
+    const std::string request = "\x16" + ps.sql;
     auto reply = co_await exchange(
         slot, {reinterpret_cast<const std::uint8_t*>(request.data()), request.size()},
         ResponseKind::prepare);
+    if (reply && !reply->error) {
+        ps.params = scanner_.prepare_params();
+        ps.id[slot] = scanner_.statement_id();
+        ps.generation[slot] = backends_[slot].generation;
+        ps.types_sent[slot] = false;
+    }
+    co_return reply;
+}
+
+asio::awaitable<bool> MysqlSession::ensure_prepared(Prepared& ps, Slot slot) {
+    if (ps.on(slot, backends_[slot])) co_return true;
+    auto reply = co_await prepare_on(ps, slot);
     if (!reply) {
         last_error_ = {mysql::er::net_read_error, "08S01", "Lost connection to backend"};
         co_return false;
@@ -539,9 +554,6 @@ asio::awaitable<bool> MysqlSession::ensure_prepared(Prepared& ps, Slot slot) {
         last_error_ = reply->err;
         co_return false;
     }
-    ps.id[slot] = scanner_.statement_id();
-    ps.generation[slot] = b.generation;
-    ps.types_sent[slot] = false;
     co_return true;
 }
 
@@ -559,16 +571,13 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
     if (route.destination == Destination::refuse)
         co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
                                       route.rule->error_message);
-    std::string request = "\x16" + ps.sql;
-    const std::span<const std::uint8_t> bytes{reinterpret_cast<const std::uint8_t*>(request.data()),
-                                              request.size()};
-    auto reply = co_await exchange(slot, bytes, ResponseKind::prepare);
+    auto reply = co_await prepare_on(ps, slot);
     if (slot == replica_slot && (!reply || reply->error)) {
         // The replica could not prepare it (gone, or lacking a table): the primary can.
         if (!reply) replica_failed("connection lost", true);
         slot = primary_slot;
         co_await sync_state(primary_slot);
-        reply = co_await exchange(slot, bytes, ResponseKind::prepare);
+        reply = co_await prepare_on(ps, slot);
     }
     if (!reply) {
         worker_.stats().count_error(ClientError::backend_lost);
@@ -582,9 +591,6 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
     if (!reply->error) {
         const std::uint32_t id = next_statement_id_++;
         if (next_statement_id_ == 0) next_statement_id_ = 1;
-        ps.params = scanner_.prepare_params();
-        ps.id[slot] = scanner_.statement_id();
-        ps.generation[slot] = backends_[slot].generation;
         put_u32(reply->packets[0], 1, id);
         statements_.insert_or_assign(id, std::move(ps));
     }
@@ -742,10 +748,12 @@ asio::awaitable<void> MysqlSession::on_stmt_close(const mysql::MessageFrame& fra
     if (it == statements_.end()) co_return; // as a server does: no answer, no error
     for (Slot s : {primary_slot, replica_slot}) {
         if (!it->second.on(s, backends_[s])) continue;
-        std::array<std::uint8_t, 9> close{5, 0, 0, 0, 0x19, 0, 0, 0, 0}; // payload: 5 bytes
-        put_u32(close, 5, it->second.id[s]);
+        std::array<std::uint8_t, 5> close{0x19, 0, 0, 0, 0};
+        put_u32(close, 1, it->second.id[s]);
+        wire_.clear();
+        mysql::write_packets(close, 0, wire_);
         // No response; a lost connection shows at the next command.
-        co_await backends_[s].conn->transport().write_all(asio::buffer(close));
+        co_await backends_[s].conn->transport().write_all(asio::buffer(wire_));
     }
     statements_.erase(it);
 }

@@ -576,13 +576,7 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
                         }
                         scratch_.clear();
                         mysql::write_untracked_ok(ok->ok, scratch_);
-                        const std::size_t at = out_.size();
-                        out_.resize(at + 4);
-                        out_[at] = static_cast<std::uint8_t>(scratch_.size());
-                        out_[at + 1] = static_cast<std::uint8_t>(scratch_.size() >> 8);
-                        out_[at + 2] = static_cast<std::uint8_t>(scratch_.size() >> 16);
-                        out_[at + 3] = packet[3];
-                        out_.insert(out_.end(), scratch_.begin(), scratch_.end());
+                        mysql::write_packets(scratch_, packet[3], out_); // same sequence id
                         replaced = true;
                     }
                 }

@@ -152,6 +152,9 @@ private:
     void after_statement(const router::Classification& c, Slot slot);
     void record(std::string key, std::string text, bool standalone, std::uint64_t version);
     void reset_session_state() noexcept;
+    /// Prepares `ps` on `slot` and records its id there; the backend's whole reply, or nullopt
+    /// when the connection failed.
+    asio::awaitable<std::optional<Reply>> prepare_on(Prepared& ps, Slot slot);
     asio::awaitable<bool> ensure_prepared(Prepared& ps, Slot slot);
     void drop_slot(Slot slot) noexcept;
 

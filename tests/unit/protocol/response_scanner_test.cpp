@@ -663,3 +663,49 @@ TEST_CASE("ResponseScanner forgets the previous response's status when started a
     s.start(ResponseKind::query, false);
     CHECK(s.last_status() == 0);
 }
+
+// ---- what the relay reads from the scanner: OK packets and whether a status came ----
+
+namespace {
+/// Feeds a vector packet by packet; the indexes of the packets that completed as OKs.
+std::vector<std::size_t> ok_packets(const std::string& name, ResponseKind kind, bool deof,
+                                    bool& has_status) {
+    ResponseScanner s;
+    s.start(kind, deof);
+    std::vector<std::size_t> oks;
+    const auto packets = read_vector_packets(name);
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+        auto used = s.feed(packets[i]);
+        REQUIRE(used.has_value());
+        CHECK(*used == packets[i].size());
+        if (s.last_packet_ok()) oks.push_back(i);
+    }
+    CHECK(s.state() == ResponseScanner::State::done);
+    has_status = s.has_status();
+    return oks;
+}
+} // namespace
+
+TEST_CASE("ResponseScanner says which packets are OKs and whether a status came",
+          "[protocol][mysql]") {
+    using V = std::vector<std::size_t>;
+    bool st = false;
+    // An INSERT's answer is one OK; a COM_PING's too.
+    CHECK(ok_packets("eof_insert", ResponseKind::query, false, st) == V{0});
+    CHECK(st);
+    CHECK(ok_packets("deof_ping", ResponseKind::single, true, st) == V{0});
+    CHECK(st);
+    // A result set ends with an OK (0xFE) only with DEPRECATE_EOF; otherwise with an EOF.
+    const auto rows = read_vector_packets("deof_select_rows").size();
+    CHECK(ok_packets("deof_select_rows", ResponseKind::query, true, st) == V{rows - 1});
+    CHECK(st);
+    CHECK(ok_packets("eof_select_rows", ResponseKind::query, false, st).empty());
+    CHECK(st);
+    // Prepare responses, errors and COM_STATISTICS' text carry no status and no OK.
+    CHECK(ok_packets("deof_prepare_params_columns", ResponseKind::prepare, true, st).empty());
+    CHECK_FALSE(st);
+    CHECK(ok_packets("eof_error", ResponseKind::query, false, st).empty());
+    CHECK_FALSE(st);
+    CHECK(ok_packets("deof_statistics", ResponseKind::single, true, st).empty());
+    CHECK_FALSE(st);
+}

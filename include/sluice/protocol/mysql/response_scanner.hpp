@@ -49,9 +49,8 @@ public:
     bool ended_with_error() const noexcept { return error_; }
     /// For a prepare: the statement id from the prepare-OK.
     std::uint32_t statement_id() const noexcept { return stmt_id_; }
-    /// For a prepare: the parameter and column counts from the prepare-OK.
+    /// For a prepare: the parameter count from the prepare-OK.
     std::uint16_t prepare_params() const noexcept { return prep_params_; }
-    std::uint16_t prepare_columns() const noexcept { return prep_columns_; }
     /// Whether the packet that completed last was an OK_Packet (0x00, or 0xFE ending a result
     /// set with CLIENT_DEPRECATE_EOF): one that may carry session-state information.
     bool last_packet_ok() const noexcept { return last_ok_; }
