@@ -156,13 +156,19 @@ router::SessionView MysqlSession::view() const noexcept {
     return v;
 }
 
+bool MysqlSession::replica_usable(std::size_t index,
+                                  std::chrono::steady_clock::time_point now) const noexcept {
+    if (worker_.shared().backends[index]->skipped(now)) return false;
+    return index != lagging_replica_ || now >= lagging_until_;
+}
+
 bool MysqlSession::replica_possible() const noexcept {
     const Shared& shared = worker_.shared();
     if (shared.replica_indexes.empty() || replica_refused_version_ == state_version_) return false;
     if (backends_[replica_slot].conn) return true;
     const auto now = std::chrono::steady_clock::now();
     return std::any_of(shared.replica_indexes.begin(), shared.replica_indexes.end(),
-                       [&](std::size_t i) { return !shared.backends[i]->skipped(now); });
+                       [&](std::size_t i) { return replica_usable(i, now); });
 }
 
 asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classification& c,
@@ -205,7 +211,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
                                        n];
             BackendShared& bs = *shared.backends[index];
             const auto now = std::chrono::steady_clock::now();
-            if (bs.skipped(now)) continue;
+            if (!replica_usable(index, now)) continue;
             auto [conn, failure] = co_await open_backend(index, false);
             if (!conn) {
                 if (failure.server_error) {
@@ -315,7 +321,13 @@ asio::awaitable<bool> MysqlSession::causal_wait() {
         co_return true;
     }
     waits[static_cast<std::size_t>(CausalWait::timeout)].add();
-    replica_failed("it had not applied the session's last write in time", true);
+    // Behind this session's write, not broken: only this session looks elsewhere for a
+    // while; other sessions, which have not written, still read there.
+    lagging_replica_ = r.index;
+    lagging_until_ = std::chrono::steady_clock::now() + shared.cfg.routing.replica_retry;
+    spdlog::debug("{} replica {} had not applied the session's last write in time", prefix(),
+                  shared.backends[r.index]->endpoint.name);
+    replica_failed("behind the session's last write", false);
     co_return false;
 }
 

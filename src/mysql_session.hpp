@@ -139,6 +139,9 @@ private:
 
     router::SessionView view() const noexcept;
     bool replica_possible() const noexcept;
+    /// Not skipped by every session (it failed) nor by this one (it lagged behind our write).
+    bool replica_usable(std::size_t index,
+                        std::chrono::steady_clock::time_point now) const noexcept;
     /// Where a statement runs: the route, then the replica made ready (connected, state
     /// replayed, the session's last write visible), or the primary when it cannot be.
     asio::awaitable<Slot> choose(const router::Classification& c, std::string_view digest,
@@ -192,7 +195,10 @@ private:
     std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
     std::uint32_t next_generation_ = 1;
     router::SqlMode sql_mode_;
-    std::string last_gtid_;        ///< of the session's last write, from the primary's OK
+    std::string last_gtid_; ///< of the session's last write, from the primary's OK
+    /// A replica that did not show the session's write in time; avoided until lagging_until_.
+    std::size_t lagging_replica_ = static_cast<std::size_t>(-1);
+    std::chrono::steady_clock::time_point lagging_until_{};
     bool wrote_untracked_ = false; ///< wrote, and the primary does not report GTIDs
     bool retrack_ = false;         ///< the client changed session tracking: switch GTIDs on again
     bool last_on_replica_ = false;

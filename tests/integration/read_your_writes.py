@@ -186,6 +186,7 @@ def test_replica1_stopped():
             true(timeout >= 1, f'sluice_causal_waits_total{{outcome="timeout"}} grew by {timeout:g} '
                                "with replica1's SQL thread stopped")
             eq(error, 0, 'sluice_causal_waits_total{outcome="error"} growth')
+            check_timeout_moves_only_its_session()
     finally:
         errors = []
         for args in (("start-sql", "replica1"), ("wait-sync",)):
@@ -195,6 +196,34 @@ def test_replica1_stopped():
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+def check_timeout_moves_only_its_session():
+    """A timed-out wait sends that session elsewhere, not everyone: right after one, fresh
+    sessions that have not written still read from replica1 (round robin gives it some)."""
+    before = scrape_metrics(ADMIN)
+    timed_out = False
+    try:
+        for i in range(8):  # new writers until one lands on replica1 and its wait times out
+            with connect() as w, w.cursor() as c:
+                c.execute("INSERT INTO ryw_t (id, session, v) VALUES (%s, 99, 'lag')",
+                          (3000000 + i,))
+                c.execute("SELECT v FROM ryw_t WHERE id = %s", (3000000 + i,))
+                eq(c.fetchone(), ("lag",), "the writer reads its own row")
+            if causal(before, scrape_metrics(ADMIN), "timeout") >= 1:
+                timed_out = True
+                break
+        true(timed_out, "no writer's wait timed out on replica1 in 8 sessions")
+        readers = []
+        for _ in range(4):
+            with connect() as r, r.cursor() as c:
+                c.execute("SELECT @@server_id")
+                readers.append(c.fetchone()[0])
+        true(2 in readers, f"fresh sessions right after another session's timeout read from "
+                           f"server_ids {readers}: replica1 (2) was avoided by everyone")
+    finally:
+        with connect(PRIMARY_PORT) as d, d.cursor() as c:
+            c.execute("DELETE FROM ryw_t WHERE id >= 3000000")
 
 
 def test_replica1_caught_up():

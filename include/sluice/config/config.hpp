@@ -83,8 +83,9 @@ struct Routing {
     /// How long a replica may take to show the session's last write before the read goes to
     /// the primary instead.
     std::chrono::milliseconds causal_read_timeout{100};
-    /// How long a replica that failed (connect error, lost connection, a read-your-writes wait
-    /// that timed out) is skipped when sessions choose their replica.
+    /// How long a replica that failed (connect error, lost connection) is skipped when
+    /// sessions choose their replica; and how long a session whose read-your-writes wait timed
+    /// out on a replica avoids that replica.
     std::chrono::milliseconds replica_retry{2000};
 };
 
