@@ -86,14 +86,14 @@ asio::awaitable<ConnectOutcome> connect_and_login(const BackendEndpoint& endpoin
     if (tls) {
         if (!(login.greeting().capabilities & mysql::cap::ssl))
             co_return failed(pool_errc::tls_unavailable);
-        if (auto wec = co_await send_payload(transport, login.ssl_request(), seq))
-            co_return failed(wec);
-        if (auto tec = co_await transport.start_tls_client(*endpoint.tls, endpoint.host,
-                                                           endpoint.verify_hostname))
-            co_return failed(tec);
+        const auto wec = co_await send_payload(transport, login.ssl_request(), seq);
+        if (wec) co_return failed(wec);
+        const auto tec = co_await transport.start_tls_client(*endpoint.tls, endpoint.host,
+                                                             endpoint.verify_hostname);
+        if (tec) co_return failed(tec);
     }
-    if (auto wec = co_await send_payload(transport, login.handshake_response(), seq))
-        co_return failed(wec);
+    const auto hec = co_await send_payload(transport, login.handshake_response(), seq);
+    if (hec) co_return failed(hec);
 
     for (;;) {
         auto f = co_await read_message(transport, buf, login_max_payload);
@@ -105,7 +105,8 @@ asio::awaitable<ConnectOutcome> connect_and_login(const BackendEndpoint& endpoin
         if (action->kind == mysql::AuthAction::Kind::fail)
             co_return failed(pool_errc::login_refused, action->error);
         for (const auto& p : action->packets) {
-            if (auto wec = co_await send_payload(transport, p, seq)) co_return failed(wec);
+            const auto pec = co_await send_payload(transport, p, seq);
+            if (pec) co_return failed(pec);
         }
         if (action->kind == mysql::AuthAction::Kind::send_and_succeed) break;
     }

@@ -14,7 +14,7 @@ PACKAGES=(
     # real servers and clients for tests, demo and benchmarks
     mariadb-server mariadb-client redis-server sysbench haproxy openssl procps
     python3 python3-pymysql python3-mysqldb freetds-bin
-    libmariadb-java default-jdk-headless
+    libmariadb-java default-jdk-headless php-cli php-mysql curl
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -36,7 +37,8 @@ Options:
   -h, --help               print this help and exit
 
 Signals: SIGTERM and SIGINT stop accepting, let running statements finish for up to
-shutdown_grace_ms, then close the remaining connections.
+shutdown_grace_ms, then close the remaining connections; a second one closes them at
+once. SIGHUP is logged and ignored (reload is not supported yet). SIGPIPE is ignored.
 See sluice.example.toml for every configuration key.
 )";
 
@@ -110,6 +112,10 @@ void probe_primary(sluice::Shared& shared) {
 }
 
 int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
+    // A peer that closed its socket is an error value on the write, never a signal.
+    std::signal(SIGPIPE, SIG_IGN);
+    // Until the signal set below takes SIGHUP over, a hang-up during start-up is ignored too.
+    std::signal(SIGHUP, SIG_IGN);
     spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
     spdlog::set_level(spdlog::level::from_str(cfg.logging.level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -152,6 +158,15 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
 
     asio::io_context main_io;
     asio::signal_set signals{main_io, SIGINT, SIGTERM};
+    // Operators send SIGHUP expecting a reload; until reload exists it changes nothing.
+    asio::signal_set hangup{main_io, SIGHUP};
+    std::function<void(const boost::system::error_code&, int)> on_hangup =
+        [&](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            spdlog::warn("SIGHUP: reload is not supported yet; ignored");
+            hangup.async_wait(on_hangup);
+        };
+    hangup.async_wait(on_hangup);
     asio::steady_timer grace{main_io};
     bool stopping = false;
     std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -193,6 +208,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
     // Workers are done: stop waiting for signals and the grace timer.
     asio::post(main_io, [&] {
         signals.cancel();
+        hangup.cancel();
         grace.cancel();
     });
     signal_thread.join();

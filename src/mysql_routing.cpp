@@ -187,13 +187,15 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
                   router::route_reason_name(route.reason));
     if (route.destination == Destination::refuse) co_return primary_slot;
     if (route.destination == Destination::replica) {
-        if (!co_await ensure_replica()) {
+        const bool ready = co_await ensure_replica();
+        if (!ready) {
             route = {Destination::primary, RouteReason::no_replica};
-        } else if (wait_for_writes && !backends_[replica_slot].in_trans() &&
-                   !co_await causal_wait()) {
-            route = {Destination::primary, RouteReason::read_your_writes};
-        } else {
+        } else if (!wait_for_writes || backends_[replica_slot].in_trans()) {
             co_return replica_slot;
+        } else {
+            const bool caught_up = co_await causal_wait();
+            if (caught_up) co_return replica_slot;
+            route = {Destination::primary, RouteReason::read_your_writes};
         }
     }
     co_await sync_state(primary_slot);
@@ -273,21 +275,25 @@ asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
     };
     if (!database_.empty() && b.database != database_) {
         std::string init = "\x02" + database_;
-        if (!co_await run(init, ResponseKind::single)) co_return slot == primary_slot;
+        const bool done = co_await run(init, ResponseKind::single);
+        if (!done) co_return slot == primary_slot;
         b.database = database_;
     }
     std::string sql;
     for (const Assignment& a : assignments_) {
         if (a.version <= b.synced) continue;
         if (a.standalone) {
-            if (!co_await run("\x03SET " + a.text, ResponseKind::query))
-                co_return slot == primary_slot;
+            const bool done = co_await run("\x03SET " + a.text, ResponseKind::query);
+            if (!done) co_return slot == primary_slot;
             continue;
         }
         sql += sql.empty() ? "\x03SET " : ", ";
         sql += a.text;
     }
-    if (!sql.empty() && !co_await run(sql, ResponseKind::query)) co_return slot == primary_slot;
+    if (!sql.empty()) {
+        const bool done = co_await run(sql, ResponseKind::query);
+        if (!done) co_return slot == primary_slot;
+    }
     b.synced = state_version_;
     co_return true;
 }
@@ -516,7 +522,8 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
 asio::awaitable<bool> MysqlSession::on_init_db(const mysql::MessageFrame& frame) {
     std::string db{text_of(mysql::assemble_payload(cbuf_.readable(), frame, scratch_))};
     co_await sync_state(primary_slot);
-    if (!co_await primary_command(frame, ResponseKind::single)) co_return false;
+    const bool go_on = co_await primary_command(frame, ResponseKind::single);
+    if (!go_on) co_return false;
     if (!scanner_.ended_with_error()) {
         router::Classification use;
         use.cls = StatementClass::use;
@@ -527,7 +534,10 @@ asio::awaitable<bool> MysqlSession::on_init_db(const mysql::MessageFrame& frame)
 }
 
 asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFrame& frame) {
-    if (!co_await primary_command(frame, ResponseKind::single)) co_return false;
+    // Bound to a local first: GCC 12.2 drops the resume point of a co_await in an `if`
+    // condition of a coroutine without locals (PR106188), and this one crashed with SIGILL.
+    const bool go_on = co_await primary_command(frame, ResponseKind::single);
+    if (!go_on) co_return false;
     if (!scanner_.ended_with_error()) {
         // The server forgot the session's state and prepared statements; the replica
         // connection goes, so no state is left behind there either.
@@ -619,18 +629,19 @@ MysqlSession::statement_of(const mysql::MessageFrame& frame, std::size_t min_siz
     const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
     request_.assign(payload.begin(), payload.end());
     cbuf_.consume(frame.wire_size);
-    if (request_.size() < min_size)
-        co_return std::pair{nullptr,
-                            co_await send_error(frame.next_seq, mysql::er::malformed_packet,
-                                                "HY000", "Malformed communication packet")};
+    if (request_.size() < min_size) {
+        const bool sent = co_await send_error(frame.next_seq, mysql::er::malformed_packet, "HY000",
+                                              "Malformed communication packet");
+        co_return std::pair{nullptr, sent};
+    }
     const std::uint32_t id = get_u32(request_, 1);
     auto it = statements_.find(id);
-    if (it == statements_.end())
-        co_return std::pair{
-            nullptr, co_await send_error(frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
-                                         fmt::format("Unknown prepared statement handler ({}) "
-                                                     "given to {}",
-                                                     id, handler))};
+    if (it == statements_.end()) {
+        const bool sent = co_await send_error(
+            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
+            fmt::format("Unknown prepared statement handler ({}) given to {}", id, handler));
+        co_return std::pair{nullptr, sent};
+    }
     co_return std::pair{&it->second, true};
 }
 
@@ -835,7 +846,8 @@ asio::awaitable<void> MysqlSession::kill_on_replica(std::size_t index, const std
     if (!conn) co_return;
     std::vector<std::uint8_t> wire;
     mysql::write_packets(bytes, 0, wire);
-    if (!co_await conn->transport().write_all(asio::buffer(wire))) {
+    const auto ec = co_await conn->transport().write_all(asio::buffer(wire));
+    if (!ec) {
         // One OK or ERR: read it so the server is done before the connection closes.
         co_await pool::read_message(conn->transport(), conn->buffer(), 1 << 16);
     }

@@ -177,7 +177,8 @@ asio::awaitable<bool> MysqlSession::handshake() {
     out_.clear();
     mysql::write_greeting(greeting, out_);
     std::uint8_t seq = 0;
-    if (!co_await send_client(out_, seq)) co_return false;
+    const bool greeted = co_await send_client(out_, seq);
+    if (!greeted) co_return false;
 
     auto frame = co_await pool::read_message(client_, cbuf_, 1 << 16);
     if (!frame) {
@@ -197,7 +198,8 @@ asio::awaitable<bool> MysqlSession::handshake() {
         // The client may have sent its TLS ClientHello right behind the SSLRequest.
         const std::vector<std::uint8_t> early(cbuf_.readable().begin(), cbuf_.readable().end());
         cbuf_.consume(early.size());
-        if (auto ec = co_await client_.start_tls_server(*listener_.tls, early)) {
+        const auto ec = co_await client_.start_tls_server(*listener_.tls, early);
+        if (ec) {
             end_reason_ = "TLS handshake failed";
             spdlog::info("{} TLS handshake failed: {}", prefix(), ec.message());
             co_return false;
@@ -231,7 +233,8 @@ asio::awaitable<bool> MysqlSession::handshake() {
 
     auto action =
         login_.on_handshake_response(*response, client_.tls(), password_lookup(), cache_check());
-    if (!co_await authenticate(std::move(action), seq)) co_return false;
+    const bool authenticated = co_await authenticate(std::move(action), seq);
+    if (!authenticated) co_return false;
     user_ = login_.user();
     database_ = response->database;
     charset_ = response->charset;
@@ -241,7 +244,8 @@ asio::awaitable<bool> MysqlSession::handshake() {
 asio::awaitable<bool> MysqlSession::authenticate(mysql::AuthAction action, std::uint8_t& seq) {
     for (;;) {
         for (auto& p : action.packets) {
-            if (!co_await send_client(p, seq)) co_return false;
+            const bool sent = co_await send_client(p, seq);
+            if (!sent) co_return false;
         }
         if (action.kind == mysql::AuthAction::Kind::fail) {
             worker_.stats().count_error(ClientError::auth_failed);
@@ -328,7 +332,9 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
     b.tracks_gtid = false;
     const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
     b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
-    if (track && tracking && !co_await track_gtids()) {
+    bool tracked = true;
+    if (track && tracking) tracked = co_await track_gtids();
+    if (!tracked) {
         end_reason_ = "backend lost";
         co_await send_error(seq, mysql::er::net_read_error, "08S01",
                             "Lost connection to the primary during login");
@@ -410,7 +416,8 @@ asio::awaitable<void> MysqlSession::command_loop() {
         const auto started = std::chrono::steady_clock::now();
         worker_.stats().count_command(frame->first_byte);
         worker_.stats().bytes_from_clients.add(frame->wire_size);
-        if (!co_await dispatch(*frame)) co_return;
+        const bool go_on = co_await dispatch(*frame);
+        if (!go_on) co_return;
         worker_.stats().observe_latency(std::chrono::steady_clock::now() - started);
     }
 }
@@ -489,8 +496,8 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
     scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
     if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
     pool::BackendConn& b = *backends_[slot].conn;
-    if (auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size())))
-        co_return Relay::backend_lost;
+    const auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size()));
+    if (ec) co_return Relay::backend_lost;
     co_return co_await relay(slot);
 }
 
@@ -592,8 +599,8 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
         // Result packets go to the client as they arrive, one write per read.
         const std::span<const std::uint8_t> send =
             rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);
-        if (auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size())))
-            co_return Relay::client_lost;
+        const auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size()));
+        if (ec) co_return Relay::client_lost;
         relayed_ += send.size();
         worker_.stats().bytes_to_clients.add(send.size());
         bbuf.consume(used);
@@ -639,8 +646,8 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile(Slot slot) 
         }
         if (pos > 0) {
             const auto bytes = cbuf_.readable().first(pos);
-            if (auto ec = co_await backend.write_all(asio::buffer(bytes.data(), bytes.size())))
-                co_return Relay::backend_lost;
+            const auto wec = co_await backend.write_all(asio::buffer(bytes.data(), bytes.size()));
+            if (wec) co_return Relay::backend_lost;
             worker_.stats().bytes_from_clients.add(pos);
             cbuf_.consume(pos);
         }
@@ -659,7 +666,8 @@ MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, Respons
     pool::BackendConn& conn = *backend.conn;
     scratch_.clear();
     mysql::write_packets(payload, 0, scratch_);
-    if (auto ec = co_await conn.transport().write_all(asio::buffer(scratch_))) {
+    const auto ec = co_await conn.transport().write_all(asio::buffer(scratch_));
+    if (ec) {
         drop_slot(slot);
         co_return std::nullopt;
     }
@@ -711,7 +719,8 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
         co_return false;
     }
     auto action = login_.on_change_user(*request, client_.tls(), password_lookup(), cache_check());
-    if (!co_await authenticate(std::move(action), seq)) co_return false;
+    const bool authenticated = co_await authenticate(std::move(action), seq);
+    if (!authenticated) co_return false;
     // A changed user starts from a fresh session: new backend logins give exactly that.
     drop_slot(primary_slot);
     drop_slot(replica_slot);

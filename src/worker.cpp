@@ -131,6 +131,8 @@ void Worker::start_thread() {
             io_.run();
         } catch (const std::exception& e) {
             spdlog::critical("worker {} stopped: {}", index_, e.what());
+        } catch (...) {
+            spdlog::critical("worker {} stopped by an exception of unknown type", index_);
         }
     });
 }
@@ -160,6 +162,11 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, ListenerShare
                            } catch (const std::exception& ex) {
                                spdlog::error("worker {}: session ended by exception: {}", index_,
                                              ex.what());
+                           } catch (...) {
+                               // Whatever was thrown ends this one session, never the process.
+                               spdlog::error("worker {}: session ended by an exception of "
+                                             "unknown type",
+                                             index_);
                            }
                        });
     }
