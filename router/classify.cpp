@@ -4,6 +4,8 @@
 #include "keywords.hpp"
 #include "lexer.hpp"
 
+#include <algorithm>
+
 namespace sluice::router {
 
 namespace {
@@ -115,6 +117,7 @@ private:
     StatementClass with_query();
     StatementClass main_verb();
     StatementClass show();
+    bool names_catalog() const noexcept;
     StatementClass explain();
     StatementClass analyze();
     StatementClass explained(bool runs, bool table_name_ok);
@@ -161,6 +164,7 @@ private:
     bool prev_var_ = false;       // the token before it was
     bool suppress_var_ = false;   // the next token is a SET target, not a read of it
     bool skip_lock_ = false;      // the next word names a sequence (NEXT VALUE FOR share)
+    bool word_is_ = false;        // the token before is the word IS
     bool pending_global_ = false;
     Token pending_use_;
     int nesting_ = 0; // SET STATEMENT ... FOR recursion
@@ -193,12 +197,25 @@ void Classifier::scan() noexcept {
     StatementFlags& f = out_.flags;
     const bool suppress = suppress_var_;
     suppress_var_ = false;
+    const bool after_is = word_is_;
+    word_is_ = false;
     switch (tok_.kind) {
+    case TokenKind::placeholder:
+        f.has_placeholder = true;
+        break;
+    case TokenKind::quoted_ident:
+        if (detail::iequals(tok_.text, "`INFORMATION_SCHEMA`") ||
+            detail::iequals(tok_.text, "\"INFORMATION_SCHEMA\""))
+            f.reads_catalog = true;
+        break;
     case TokenKind::word: {
         if (const detail::KeywordInfo* k = detail::lookup_keyword(tok_.text, tok_.hash)) {
             kw_ = k->kw;
             attrs_ = k->attrs;
         }
+        word_is_ = detail::iequals(tok_.text, "IS");
+        if (after_is && kw_ == Kw::null_) f.tests_is_null = true;
+        if (detail::iequals(tok_.text, "INFORMATION_SCHEMA")) f.reads_catalog = true;
         const bool skip_lock = skip_lock_;
         skip_lock_ = false;
         if ((attrs_ & attr::nondet_bare) && !after_dot_) f.non_deterministic = true;
@@ -395,6 +412,7 @@ StatementClass Classifier::statement() {
         return analyze();
     case Kw::call:
         var_out_args_ = true;
+        out_.flags.runs_hidden_statements = true;
         return StatementClass::write;
     case Kw::insert:
     case Kw::update:
@@ -442,6 +460,7 @@ StatementClass Classifier::statement() {
         advance();
         if (kw_ == Kw::not_) { // BEGIN NOT ATOMIC ... END: runs anything
             compound_ = true;
+            out_.flags.runs_hidden_statements = true;
             return StatementClass::write;
         }
         return StatementClass::begin;
@@ -480,6 +499,7 @@ StatementClass Classifier::statement() {
         return StatementClass::prepare_sql;
     case Kw::execute:
         advance();
+        out_.flags.runs_hidden_statements = true;
         return kw_ == Kw::immediate ? StatementClass::write : StatementClass::prepare_sql;
     case Kw::get:
         advance();
@@ -560,7 +580,9 @@ StatementClass Classifier::show() {
                                                           : StatementClass::read;
     case Kw::full:
         advance();
-        return kw_ == Kw::processlist ? StatementClass::other : StatementClass::read;
+        if (kw_ == Kw::processlist) return StatementClass::other;
+        if (names_catalog()) out_.flags.reads_catalog = true; // SHOW FULL TABLES / COLUMNS
+        return StatementClass::read;
     case Kw::warnings:
     case Kw::errors:
     case Kw::profile:
@@ -570,8 +592,19 @@ StatementClass Classifier::show() {
         out_.flags.primary_function = true;
         return StatementClass::read;
     default:
+        if (names_catalog()) out_.flags.reads_catalog = true;
         return StatementClass::read;
     }
+}
+
+// The word after SHOW [FULL | EXTENDED] names schema objects (what DDL changes).
+bool Classifier::names_catalog() const noexcept {
+    constexpr std::string_view words[] = {
+        "CREATE",    "TABLES",   "TABLE",    "COLUMNS", "FIELDS",    "INDEX",
+        "INDEXES",   "KEYS",     "TRIGGERS", "EVENTS",  "DATABASES", "SCHEMAS",
+        "PROCEDURE", "FUNCTION", "PACKAGE",  "OPEN",    "EXTENDED",  "SEQUENCES"};
+    return std::any_of(std::begin(words), std::end(words),
+                       [&](std::string_view w) { return detail::iequals(tok_.text, w); });
 }
 
 // EXPLAIN / DESCRIBE / DESC: of a table, or of a statement (run only with ANALYZE).

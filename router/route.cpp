@@ -70,6 +70,8 @@ const char* route_reason_name(RouteReason r) noexcept {
         return "diagnostics";
     case RouteReason::read_your_writes:
         return "read_your_writes";
+    case RouteReason::catalog:
+        return "catalog";
     case RouteReason::count_:
         break;
     }
@@ -172,6 +174,11 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
         return {Destination::replica, RouteReason::transaction};
     }
     if (s.pinned) return {Destination::primary, RouteReason::pin};
+    // State only the primary has: what a hidden statement put in user variables, and the
+    // row that `IS NULL` finds under SQL_AUTO_IS_NULL.
+    if ((s.user_variables_on_primary && c.flags.reads_user_variable) ||
+        (s.auto_is_null && c.flags.tests_is_null))
+        return {Destination::primary, RouteReason::pin};
     if (c.flags.reads_diagnostics && s.last_on_replica && replica_available &&
         !c.flags.locking_read && !c.flags.select_into && !c.flags.takes_user_lock &&
         !c.flags.releases_user_lock && !c.flags.assigns_user_variable && !c.flags.multi_statement &&
@@ -189,6 +196,8 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
     }
     if (c.hint.target == Hint::Target::primary) return {Destination::primary, RouteReason::hint};
     if (unsafe) return {Destination::primary, *unsafe};
+    if (c.flags.reads_catalog && c.hint.target != Hint::Target::replica)
+        return {Destination::primary, RouteReason::catalog};
     RouteReason reason = RouteReason::read;
     if (c.cls == StatementClass::begin_read_only) reason = RouteReason::transaction;
     if (c.hint.target == Hint::Target::replica || c.hint.max_lag_ms) reason = RouteReason::hint;

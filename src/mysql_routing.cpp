@@ -40,6 +40,23 @@ bool contains_nocase(std::string_view text, std::string_view word) {
            }) != text.end();
 }
 
+/// Whether the value of an assignment `name = value` (as a SessionChange holds it) turns a
+/// boolean variable on: 1, ON, TRUE, quoted or not. Anything else (0, OFF, DEFAULT, an
+/// expression) reads as off.
+bool assigns_true(std::string_view assignment) {
+    const auto eq = assignment.find('=');
+    if (eq == std::string_view::npos) return false;
+    std::string_view v = assignment.substr(eq + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\'' || v.front() == '"'))
+        v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\'' || v.back() == '"'))
+        v.remove_suffix(1);
+    const auto is = [v](std::string_view word) {
+        return v.size() == word.size() && contains_nocase(v, word);
+    };
+    return is("1") || is("on") || is("true");
+}
+
 /// Character sets whose multi-byte characters may contain 0x5C ('\'): text in them cannot
 /// be lexed byte by byte, so such sessions stay on the primary.
 bool lexer_unsafe(std::string_view charset_text) {
@@ -151,6 +168,8 @@ router::SessionView MysqlSession::view() const noexcept {
                lexer_unsafe_charset_ || lexer_unsafe(charset_) || wrote_untracked_ ||
                user_locks_ > 0 || handlers_ > 0;
     v.last_on_replica = last_on_replica_ && r.conn != nullptr;
+    v.user_variables_on_primary = user_variables_hidden_;
+    v.auto_is_null = auto_is_null_;
     v.user = user_;
     v.schema = database_;
     return v;
@@ -377,6 +396,12 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
     using Kind = router::SessionChange::Kind;
     const std::uint64_t next = state_version_ + 1;
     bool changed = false;
+    if (c.flags.has_placeholder && !c.session_changes.empty()) {
+        // A prepared SET of `?`: the value is in the execute's binary parameters, not in the
+        // text, so the text cannot be replayed; the primary keeps the session.
+        unreplayable_variable_ = true;
+        return;
+    }
     if (c.cls == StatementClass::use && !c.use_database.empty()) {
         database_ = c.use_database;
         backends_[slot].database = database_;
@@ -410,6 +435,7 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
                     retrack_ = backends_[primary_slot].tracks_gtid;
                 if (ch.name.starts_with("character_set") && lexer_unsafe(ch.text))
                     lexer_unsafe_charset_ = true;
+                if (ch.name == "sql_auto_is_null") auto_is_null_ = assigns_true(ch.text);
                 record(ch.name, ch.text, false, next);
                 break;
             case Kind::transaction_isolation:
@@ -462,6 +488,7 @@ void MysqlSession::reset_session_state() noexcept {
     ++state_version_;
     replica_refused_version_ = 0;
     temp_tables_ = lock_tables_ = found_rows_pending_ = unreplayable_variable_ = false;
+    user_variables_hidden_ = auto_is_null_ = false;
     lexer_unsafe_charset_ = false;
     user_locks_ = handlers_ = 0;
     statements_.clear();
@@ -514,6 +541,8 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     }
     count_statement(c, route, slot);
     if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
+    // Even a CALL that failed half-way may have set variables before it failed.
+    if (c.flags.runs_hidden_statements) user_variables_hidden_ = true;
     if (!scanner_.ended_with_error()) after_statement(c, slot);
     last_on_replica_ = slot == replica_slot;
     co_return true;
@@ -711,7 +740,10 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         } else {
             mysql::write_packets(request_, 0, wire_);
         }
-        r = co_await forward(slot, wire_, ResponseKind::query);
+        // A cursor (flags: CURSOR_TYPE_READ_ONLY and friends) ends the response at the
+        // column definitions; its rows come through COM_STMT_FETCH.
+        const bool cursor = request_.size() > 5 && (request_[5] & 0x07) != 0;
+        r = co_await forward(slot, wire_, cursor ? ResponseKind::cursor : ResponseKind::query);
         if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0 && attempt == 0) {
             replica_failed("connection lost", true);
             slot = primary_slot;
@@ -726,6 +758,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     if (!ps.types.empty()) ps.types_sent[slot] = true;
     ps.long_data.clear();
     ps.last_slot = slot;
+    if (ps.cls.flags.runs_hidden_statements) user_variables_hidden_ = true;
     if (!scanner_.ended_with_error()) after_statement(ps.cls, slot);
     last_on_replica_ = slot == replica_slot;
     co_return true;

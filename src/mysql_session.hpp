@@ -206,7 +206,9 @@ private:
     // Pins: state that lives on the primary only.
     bool temp_tables_ = false, lock_tables_ = false, found_rows_pending_ = false;
     bool unreplayable_variable_ = false;
-    bool lexer_unsafe_charset_ = false; ///< big5, sjis ...: text cannot be classified safely
+    bool user_variables_hidden_ = false; ///< a CALL / compound block / EXECUTE ran: @vars unknown
+    bool auto_is_null_ = false;          ///< SQL_AUTO_IS_NULL = 1
+    bool lexer_unsafe_charset_ = false;  ///< big5, sjis ...: text cannot be classified safely
     int user_locks_ = 0, handlers_ = 0;
 
     std::unordered_map<std::uint32_t, Prepared> statements_;

@@ -33,6 +33,7 @@ void ResponseScanner::start(ResponseKind kind, bool deprecate_eof) noexcept {
     stmt_id_ = 0;
     switch (kind) {
     case ResponseKind::query:
+    case ResponseKind::cursor:
     case ResponseKind::prepare:
         phase_ = Phase::first;
         break;
@@ -97,10 +98,19 @@ result<std::size_t> ResponseScanner::feed(Bytes in) noexcept {
     return pos;
 }
 
+bool ResponseScanner::cursor_opened(std::uint16_t status) const noexcept {
+    // Only an execute that asked for a cursor gets one. Stored programs that use cursors
+    // leave CURSOR_EXISTS set in their result sets' flags (MariaDB 10.11), and those
+    // results say more follow; they are sent whole like any other.
+    return kind_ == ResponseKind::cursor && (status & status::cursor_exists) &&
+           !(status & status::more_results_exists);
+}
+
 bool ResponseScanner::after_result(std::uint16_t status) noexcept {
     status_ = status;
     status_seen_ = true;
-    if ((status & status::more_results_exists) && kind_ == ResponseKind::query) {
+    if ((status & status::more_results_exists) &&
+        (kind_ == ResponseKind::query || kind_ == ResponseKind::cursor)) {
         phase_ = Phase::first;
         return false;
     }
@@ -180,16 +190,26 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         return {};
     }
     case Phase::column_defs:
+        // A definition starts with the catalog's length (0x03 "def"), never with 0xFF.
+        if (first == 0xFF && !big) {
+            error_ = true;
+            return finished(done);
+        }
         if (--remaining_ == 0) phase_ = deprecate_eof_ ? Phase::rows : Phase::columns_eof;
         return {};
     case Phase::columns_eof: {
+        // A statement that fails once it runs (a cursor's execution, a stored program)
+        // sends its ERR right after the column definitions.
+        if (first == 0xFF && !big) {
+            error_ = true;
+            return finished(done);
+        }
         if (!terminator) return codec_errc::malformed;
         auto st = eof_status();
         if (!st) return st.error();
         status_ = *st;
         status_seen_ = true;
-        // A cursor was opened: rows come later through COM_STMT_FETCH.
-        if (status_ & status::cursor_exists) return finished(done);
+        if (cursor_opened(*st)) return finished(done);
         phase_ = Phase::rows;
         return {};
     }
@@ -202,6 +222,12 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
             auto st = eof_status();
             if (!st) return st.error();
             last_ok_ = payload_len_ != 5;
+            // With CLIENT_DEPRECATE_EOF a cursor's definitions still end with this packet.
+            if (cursor_opened(*st)) {
+                status_ = *st;
+                status_seen_ = true;
+                return finished(done);
+            }
             done = after_result(*st);
             return {};
         }

@@ -66,7 +66,7 @@ Outcome scan(ResponseKind kind, bool deprecate_eof, Bytes in, Bytes sizes) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 2) return 0;
     // The first byte picks the kind and CLIENT_DEPRECATE_EOF, the second an extra chunking.
-    const auto kind = static_cast<ResponseKind>(data[0] % 5);
+    const auto kind = static_cast<ResponseKind>(data[0] % 6); // every ResponseKind
     const bool deprecate_eof = data[0] & 0x80;
     const std::uint8_t odd[] = {data[1], 1, 7, 2};
     const Bytes in{data + 2, size - 2};

@@ -75,6 +75,19 @@ struct StatementFlags {
     /// CALL p(@v) (maybe an OUT parameter), GET DIAGNOSTICS @v = .... Only the backend that
     /// ran it knows the value, so it cannot be replayed (SET @v = ... is a SessionChange).
     bool assigns_user_variable = false;
+    /// Runs statements Sluice cannot see (CALL, BEGIN NOT ATOMIC ... END, EXECUTE of an SQL
+    /// prepared statement): afterwards the session's user variables are only known where it ran.
+    bool runs_hidden_statements = false;
+    /// Reads the catalog: SHOW CREATE / TABLES / TABLE STATUS / COLUMNS / INDEX / TRIGGERS /
+    /// EVENTS / DATABASES / PROCEDURE|FUNCTION STATUS|CODE ..., or names information_schema.
+    /// DDL runs on the primary and does not always replicate as written (a storage engine
+    /// chosen by the session): the primary's catalog is the one the session created.
+    bool reads_catalog = false;
+    /// `x IS NULL`: under SQL_AUTO_IS_NULL=1 it finds the row the session inserted last,
+    /// which only the primary connection knows.
+    bool tests_is_null = false;
+    /// A `?` placeholder (in a COM_STMT_PREPARE text): a SET of it cannot be replayed as text.
+    bool has_placeholder = false;
 };
 
 /// A hint in a leading comment: /* sluice: primary */, /* sluice: replica */,

@@ -37,6 +37,7 @@ enum class RouteReason : std::uint8_t {
     no_replica,       ///< a replica was wanted but none is available: fallback to the primary
     diagnostics,      ///< SHOW WARNINGS, FOUND_ROWS() ...: where the previous statement ran
     read_your_writes, ///< the replica did not show the session's last write in time: primary
+    catalog,          ///< SHOW CREATE / TABLE STATUS / INDEX, information_schema: the primary
     count_
 };
 const char* route_reason_name(RouteReason r) noexcept;
@@ -83,6 +84,11 @@ struct SessionView {
     std::string_view schema;
     /// The session's previous statement ran on its replica (diagnostics go there too).
     bool last_on_replica = false;
+    /// A statement Sluice could not see into (CALL, a compound block, EXECUTE) may have set
+    /// user variables: statements that read them go to the primary.
+    bool user_variables_on_primary = false;
+    /// SQL_AUTO_IS_NULL is on: `id IS NULL` means the row the primary inserted last.
+    bool auto_is_null = false;
 };
 
 struct Route {

@@ -315,11 +315,38 @@ TEST_CASE("ResponseScanner follows real binary result sets and cursors", "[proto
                      {State::done, status::autocommit});
         // With a cursor: column definitions, then an EOF (or 0xFE OK) with
         // SERVER_STATUS_CURSOR_EXISTS and no rows.
-        check_vector(prefix + "execute_cursor", ResponseKind::query, deof, {State::done, 0x0062});
+        check_vector(prefix + "execute_cursor", ResponseKind::cursor, deof, {State::done, 0x0062});
+        // #7: a cursor whose statement fails when it runs: the definitions, then the ERR.
+        check_vector(prefix + "execute_cursor_error", ResponseKind::cursor, deof,
+                     {State::done, {}, true});
         // COM_STMT_FETCH: rows up to an EOF; the last one has SERVER_STATUS_LAST_ROW_SENT.
         check_vector(prefix + "fetch_some", ResponseKind::rows, deof, {State::done, 0x0042});
         check_vector(prefix + "fetch_rest", ResponseKind::rows, deof, {State::done, 0x0082});
     }
+}
+
+TEST_CASE("#7: stored programs with cursors leave CURSOR_EXISTS in flags; their results go on",
+          "[protocol][mysql]") {
+    for (bool deof : {false, true}) {
+        const std::string prefix = deof ? "deof_" : "eof_";
+        INFO(prefix);
+        // CALL and BEGIN NOT ATOMIC ... END whose cursor was opened, fetched and closed: the
+        // result set that follows says CURSOR_EXISTS | MORE_RESULTS, and the final OK ends it.
+        for (auto kind : {ResponseKind::query, ResponseKind::cursor}) {
+            check_vector(prefix + "call_cursor", kind, deof, {State::done, 0x0022});
+            check_vector(prefix + "compound_cursor", kind, deof, {State::done, 0x0022});
+        }
+    }
+}
+
+TEST_CASE("#7: only an execute that asked for a cursor stops at CURSOR_EXISTS",
+          "[protocol][mysql]") {
+    // The same bytes as a plain query: the response is not over, rows may follow.
+    const ByteVec cursor = read_vector("eof_execute_cursor");
+    const Outcome o = scan(ResponseKind::query, false, cursor, 0);
+    CHECK_FALSE(o.error);
+    CHECK(o.state == State::running);
+    CHECK(o.consumed == cursor.size());
 }
 
 TEST_CASE("ResponseScanner follows real COM_FIELD_LIST and single-packet responses",

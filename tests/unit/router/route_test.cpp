@@ -133,6 +133,42 @@ TEST_CASE("decide_route keeps a pinned session on the primary", "[router]") {
           Route{Destination::primary, RouteReason::pin});
 }
 
+TEST_CASE("#7: after a hidden statement, reads of user variables go to the primary", "[router]") {
+    SessionView s = autocommit;
+    s.user_variables_on_primary = true;
+    CHECK(decide_route(classify("SELECT @query"), "", s, no_rules, true) ==
+          Route{Destination::primary, RouteReason::pin});
+    CHECK(decide_route(classify("SELECT a FROM t"), "", s, no_rules, true).destination ==
+          Destination::replica);
+    s.user_variables_on_primary = false;
+    CHECK(decide_route(classify("SELECT @query"), "", s, no_rules, true).destination ==
+          Destination::replica);
+}
+
+TEST_CASE("#7: under SQL_AUTO_IS_NULL, IS NULL reads go to the primary", "[router]") {
+    SessionView s = autocommit;
+    s.auto_is_null = true;
+    CHECK(decide_route(classify("SELECT * FROM t WHERE id IS NULL"), "", s, no_rules, true) ==
+          Route{Destination::primary, RouteReason::pin});
+    CHECK(decide_route(classify("SELECT * FROM t WHERE id IS NOT NULL"), "", s, no_rules, true)
+              .destination == Destination::replica);
+    s.auto_is_null = false;
+    CHECK(decide_route(classify("SELECT * FROM t WHERE id IS NULL"), "", s, no_rules, true)
+              .destination == Destination::replica);
+}
+
+TEST_CASE("#7: catalog reads go to the primary unless a rule or a replica hint says otherwise",
+          "[router]") {
+    CHECK(decide_route(classify("SHOW CREATE TABLE t"), "", autocommit, no_rules, true) ==
+          Route{Destination::primary, RouteReason::catalog});
+    CHECK(decide_route(classify("/* sluice: replica */ SHOW CREATE TABLE t"), "", autocommit,
+                       no_rules, true)
+              .destination == Destination::replica);
+    const RuleSet rs = rules({{"cat", "^SHOW", "", "", Destination::replica, 0, "", {}}});
+    CHECK(decide_route(classify("SHOW TABLE STATUS"), "SHOW TABLE STATUS", autocommit, rs, true)
+              .destination == Destination::replica);
+}
+
 TEST_CASE("decide_route falls back to the primary when no replica is available", "[router]") {
     CHECK(decide_route(read(), "", autocommit, no_rules, false) ==
           Route{Destination::primary, RouteReason::no_replica});

@@ -17,6 +17,8 @@ namespace sluice::router::test {
 ///   D drops_temp_table  M multi_statement    N non_deterministic  U reads_user_variable
 ///   B bad_syntax        G reads_diagnostics  H chains_transaction X releases_connection
 ///   O opens_handler     Z closes_handler     A assigns_user_variable
+///   V runs_hidden_statements                 Y reads_catalog      W tests_is_null
+///   Q has_placeholder
 inline std::string flag_letters(const StatementFlags& f) {
     std::string s;
     if (f.locking_read) s += 'L';
@@ -38,12 +40,16 @@ inline std::string flag_letters(const StatementFlags& f) {
     if (f.opens_handler) s += 'O';
     if (f.closes_handler) s += 'Z';
     if (f.assigns_user_variable) s += 'A';
+    if (f.runs_hidden_statements) s += 'V';
+    if (f.reads_catalog) s += 'Y';
+    if (f.tests_is_null) s += 'W';
+    if (f.has_placeholder) s += 'Q';
     return s;
 }
 
 /// The same letters in canonical order, whatever order a table row wrote them in.
 inline std::string canonical_letters(std::string_view letters) {
-    static constexpr std::string_view order = "LIPKRCFTDMNUBGHXOZA";
+    static constexpr std::string_view order = "LIPKRCFTDMNUBGHXOZAVYWQ";
     std::string s;
     for (char c : order) {
         if (letters.find(c) != std::string_view::npos) s += c;

@@ -9,7 +9,11 @@ namespace sluice::protocol::mysql {
 
 /// The shape of the response a command gets, which decides where that response ends.
 enum class ResponseKind : std::uint8_t {
-    query,      ///< COM_QUERY, COM_STMT_EXECUTE: OK | ERR | LOCAL INFILE | result sets
+    query, ///< COM_QUERY, COM_STMT_EXECUTE: OK | ERR | LOCAL INFILE | result sets
+    /// COM_STMT_EXECUTE that asked for a cursor: as `query`, but a result set whose column
+    /// definitions end with SERVER_STATUS_CURSOR_EXISTS (and no more results) ends the
+    /// response there: its rows come through COM_STMT_FETCH.
+    cursor,
     prepare,    ///< COM_STMT_PREPARE: ERR | prepare-OK, parameter and column definitions
     rows,       ///< COM_STMT_FETCH: rows up to EOF/OK | ERR
     field_list, ///< COM_FIELD_LIST: column definitions up to EOF/OK | ERR
@@ -70,6 +74,7 @@ private:
 
     error_code on_packet(bool& done) noexcept; // classify the packet just consumed
     bool after_result(std::uint16_t status) noexcept;
+    bool cursor_opened(std::uint16_t status) const noexcept;
 
     ResponseKind kind_ = ResponseKind::single;
     Phase phase_ = Phase::single;
