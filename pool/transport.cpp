@@ -5,7 +5,9 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 namespace sluice::pool {
 
@@ -53,6 +55,13 @@ asio::awaitable<error_code> Transport::write_all(asio::const_buffer buf) {
     }
     auto [ec, n] = co_await asio::async_write(socket_, buf, use_tuple);
     co_return ec;
+}
+
+bool Transport::peer_gone() noexcept {
+    std::uint8_t byte = 0;
+    const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    return true; // 0: closed; 1: bytes nobody asked for
 }
 
 void Transport::close() noexcept {

@@ -109,6 +109,14 @@ void probe_primary(sluice::Shared& shared) {
     shared.server_capabilities = (proxy_capabilities & primary_caps) | mysql::cap::long_password |
                                  mysql::cap::protocol_41 | mysql::cap::secure_connection |
                                  mysql::cap::plugin_auth;
+    // MariaDB's COM_STMT_BULK_EXECUTE (Connector/J useBulkStmts, batch inserts) passes
+    // through when the primary has it. Its extended capabilities are only read when the
+    // greeting does not claim CLIENT_MYSQL (the CLIENT_LONG_PASSWORD bit), as MariaDB's own.
+    if (greeting && !(primary_caps & mysql::cap::long_password) &&
+        (greeting->mariadb_ext_capabilities & mysql::mariadb_cap::stmt_bulk)) {
+        shared.server_ext_capabilities = mysql::mariadb_cap::stmt_bulk;
+        shared.server_capabilities &= ~mysql::cap::long_password;
+    }
 }
 
 int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {

@@ -4,6 +4,7 @@
 
 #include "mysql_session.hpp"
 #include "sluice/protocol/mysql/packet.hpp"
+#include "sluice/router/rewrite.hpp"
 #include "sluice/router/route.hpp"
 
 #include <algorithm>
@@ -224,6 +225,13 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
 asio::awaitable<bool> MysqlSession::ensure_replica() {
     Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
+    if (r.conn && unusable(r)) {
+        // The replica closed this session's connection (its timeouts, a statement it
+        // refused): this session reconnects; the replica is not at fault for anyone else.
+        spdlog::debug("{} replica connection closed; reconnecting", prefix());
+        drop_slot(replica_slot);
+        publish_threads();
+    }
     if (!r.conn) {
         const std::size_t n = shared.replica_indexes.size();
         for (std::size_t tries = 0; tries < n && !r.conn; ++tries) {
@@ -265,6 +273,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
 }
 
 asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
+    if (slot == primary_slot) co_await revive_primary();
     Backend& b = backends_[slot];
     if (!b.conn || b.synced == state_version_) co_return true;
     auto fail = [&](std::string_view what) {
@@ -334,7 +343,7 @@ asio::awaitable<bool> MysqlSession::causal_wait() {
     if (!reply || reply->error) {
         waits[static_cast<std::size_t>(CausalWait::error)].add();
         if (!reply)
-            replica_failed("connection lost", true);
+            replica_failed("connection lost", false);
         else
             spdlog::debug("{} read-your-writes wait failed: {}", prefix(), reply->err.message);
         co_return false;
@@ -380,6 +389,15 @@ void MysqlSession::count_statement(const router::Classification& c, const router
     st.statements[static_cast<std::size_t>(c.cls)].add();
     st.routes[static_cast<std::size_t>(r.reason)].add();
     st.backend_statements[backends_[s].index].add();
+}
+
+std::optional<std::string> MysqlSession::own_connection_id(const router::Classification& c,
+                                                           std::string_view sql) const {
+    // Both functions set primary_function; only then is the text searched.
+    if (!c.flags.primary_function ||
+        (!contains_nocase(sql, "connection_id") && !contains_nocase(sql, "is_used_lock")))
+        return std::nullopt;
+    return router::rewrite_connection_id(sql, sql_mode_, connection_id_);
 }
 
 // ---- what a statement did to the session ----
@@ -496,18 +514,31 @@ void MysqlSession::reset_session_state() noexcept {
     last_on_replica_ = false;
 }
 
+void MysqlSession::forget_primary_state() noexcept {
+    // The assignments stay: they are replayed on the next connection like anywhere else.
+    temp_tables_ = lock_tables_ = found_rows_pending_ = unreplayable_variable_ = false;
+    user_variables_hidden_ = false;
+    user_locks_ = handlers_ = 0;
+}
+
 // ---- text protocol ----
 
 asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
-    const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
-    const std::string_view sql = text_of(payload);
+    // A statement of 16 MiB or more arrives in several packets. It is not copied into one
+    // piece to be classified (that would hold it twice): it goes to the primary as written,
+    // like any statement Sluice cannot classify.
+    const bool multi_packet = frame.packets > 1;
+    const std::string_view sql =
+        multi_packet ? std::string_view{}
+                     : text_of(mysql::assemble_payload(cbuf_.readable(), frame, scratch_));
     if (sql.size() < 64) {
         if (auto k = parse_kill(sql); k && k->target >= SessionRegistry::first_id) {
             cbuf_.consume(frame.wire_size);
             co_return co_await on_kill(frame, k->query, k->target);
         }
     }
-    const router::Classification c = router::classify(sql, sql_mode_);
+    router::Classification c; // StatementClass::unknown: the primary
+    if (!multi_packet) c = router::classify(sql, sql_mode_);
     std::string digest;
     if (!worker_.shared().rules.empty()) digest = router::digest(sql, sql_mode_).text;
 
@@ -520,7 +551,14 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
                                       route.rule->error_message);
     }
-    const std::span<const std::uint8_t> request = cbuf_.readable().first(frame.wire_size);
+    std::span<const std::uint8_t> request = cbuf_.readable().first(frame.wire_size);
+    if (auto own = own_connection_id(c, sql)) {
+        own->insert(own->begin(), '\x03');
+        wire_.clear();
+        mysql::write_packets({reinterpret_cast<const std::uint8_t*>(own->data()), own->size()}, 0,
+                             wire_);
+        request = wire_;
+    }
     Relay r;
     if (slot == primary_slot) {
         // Consumed before the answer: LOAD DATA LOCAL INFILE reads the file from what follows.
@@ -531,7 +569,7 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         // goes away before answering.
         r = co_await forward(slot, request, ResponseKind::query);
         if (r == Relay::backend_lost && relayed_ == 0) {
-            replica_failed("connection lost", true);
+            replica_failed("connection lost", false);
             slot = primary_slot;
             route = {Destination::primary, RouteReason::no_replica};
             co_await sync_state(primary_slot);
@@ -572,7 +610,16 @@ asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFram
         // connection goes, so no state is left behind there either.
         drop_slot(replica_slot);
         reset_session_state();
-        backends_[primary_slot].synced = state_version_;
+        Backend& p = backends_[primary_slot];
+        p.synced = state_version_;
+        publish_threads();
+        // The server also forgot the session tracking that reports each write's GTID:
+        // without it read-your-writes would silently stop.
+        if (p.tracks_gtid) {
+            p.tracks_gtid = false;
+            const bool alive = co_await track_gtids();
+            if (!alive) drop_slot(primary_slot);
+        }
     }
     co_return true;
 }
@@ -615,6 +662,7 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
     cbuf_.consume(frame.wire_size);
     ps.cls = router::classify(ps.sql, sql_mode_);
     if (!worker_.shared().rules.empty()) ps.digest = router::digest(ps.sql, sql_mode_).text;
+    if (auto own = own_connection_id(ps.cls, ps.sql)) ps.sql = std::move(*own);
 
     // Prepared where its executions will most likely run.
     router::Route route;
@@ -625,7 +673,7 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
     auto reply = co_await prepare_on(ps, slot);
     if (slot == replica_slot && (!reply || reply->error)) {
         // The replica could not prepare it (gone, or lacking a table): the primary can.
-        if (!reply) replica_failed("connection lost", true);
+        if (!reply) replica_failed("connection lost", false);
         slot = primary_slot;
         co_await sync_state(primary_slot);
         reply = co_await prepare_on(ps, slot);
@@ -705,7 +753,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         bool ready = co_await ensure_prepared(ps, slot);
         if (!ready && slot == replica_slot) {
             // The replica could not prepare it (gone, or lacking a table): the primary can.
-            if (!backends_[replica_slot].conn) replica_failed("connection lost", true);
+            if (!backends_[replica_slot].conn) replica_failed("connection lost", false);
             slot = primary_slot;
             route = {Destination::primary, RouteReason::no_replica};
             co_await sync_state(primary_slot);
@@ -745,7 +793,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         const bool cursor = request_.size() > 5 && (request_[5] & 0x07) != 0;
         r = co_await forward(slot, wire_, cursor ? ResponseKind::cursor : ResponseKind::query);
         if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0 && attempt == 0) {
-            replica_failed("connection lost", true);
+            replica_failed("connection lost", false);
             slot = primary_slot;
             route = {Destination::primary, RouteReason::no_replica};
             co_await sync_state(primary_slot);
@@ -761,6 +809,38 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     if (ps.cls.flags.runs_hidden_statements) user_variables_hidden_ = true;
     if (!scanner_.ended_with_error()) after_statement(ps.cls, slot);
     last_on_replica_ = slot == replica_slot;
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::on_bulk(const mysql::MessageFrame& frame) {
+    // COM_STMT_BULK_EXECUTE: 0xFA, statement_id<4>, bulk_flags<2>, then parameter types
+    // (when SEND_TYPES_TO_SERVER) and rows of values. Batches of INSERT/UPDATE/DELETE: the
+    // primary runs them, with its own id for the statement.
+    auto [found, go_on] = co_await statement_of(frame, 7, "mysqld_stmt_bulk_execute");
+    if (!found) co_return go_on;
+    Prepared& ps = *found;
+    router::Route route{Destination::primary, RouteReason::write};
+    co_await sync_state(primary_slot);
+    const bool ready = co_await ensure_prepared(ps, primary_slot);
+    if (!ready) {
+        if (!backends_[primary_slot].conn) {
+            end_reason_ = "backend lost";
+            co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                                "Lost connection to the primary during query");
+            co_return false;
+        }
+        co_return co_await send_error(frame.next_seq, last_error_.code,
+                                      last_error_.sql_state.c_str(), last_error_.message);
+    }
+    put_u32(request_, 1, ps.id[primary_slot]);
+    wire_.clear();
+    mysql::write_packets(request_, 0, wire_);
+    const Relay r = co_await forward(primary_slot, wire_, ResponseKind::query);
+    count_statement(ps.cls, route, primary_slot);
+    if (r != Relay::ok) co_return co_await relay_failed(primary_slot, r, frame.next_seq);
+    ps.last_slot = primary_slot;
+    if (!scanner_.ended_with_error()) after_statement(ps.cls, primary_slot);
+    last_on_replica_ = false;
     co_return true;
 }
 

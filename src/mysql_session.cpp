@@ -23,6 +23,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
 constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
 constexpr std::size_t max_idle_scratch = std::size_t{256} * 1024;
+constexpr auto idle_check_after = std::chrono::milliseconds(250);
 // Capabilities whose value changes the bytes of a response: client and backend must agree
 // on them for raw packets to pass through unchanged.
 constexpr std::uint32_t response_shaping_caps =
@@ -112,8 +113,16 @@ void MysqlSession::publish_threads() {
     worker_.shared().sessions.set(connection_id_, t);
 }
 
+bool MysqlSession::unusable(Backend& b) noexcept {
+    // Only after a pause: a busy session's connections were just used (one syscall saved per
+    // statement on the hot path).
+    return b.broken ||
+           (check_idle_ && (!b.conn->buffer().empty() || b.conn->transport().peer_gone()));
+}
+
 void MysqlSession::drop_slot(Slot slot) noexcept {
     Backend& b = backends_[slot];
+    b.broken = false;
     if (b.conn) {
         b.conn->close();
         b.conn.reset();
@@ -174,6 +183,7 @@ asio::awaitable<bool> MysqlSession::handshake() {
     if (listener_.tls) caps |= mysql::cap::ssl;
     auto greeting = login_.make_greeting(shared.server_version, connection_id_, caps,
                                          45 /* utf8mb4_general_ci */, mysql::status::autocommit);
+    greeting.mariadb_ext_capabilities = shared.server_ext_capabilities;
     out_.clear();
     mysql::write_greeting(greeting, out_);
     std::uint8_t seq = 0;
@@ -230,37 +240,41 @@ asio::awaitable<bool> MysqlSession::handshake() {
         co_return false;
     }
     client_caps_ = (response->capabilities & caps) | mysql::cap::protocol_41;
+    if (!(client_caps_ & mysql::cap::long_password))
+        client_ext_caps_ = response->mariadb_ext_capabilities & shared.server_ext_capabilities;
 
     auto action =
         login_.on_handshake_response(*response, client_.tls(), password_lookup(), cache_check());
-    const bool authenticated = co_await authenticate(std::move(action), seq);
-    if (!authenticated) co_return false;
+    const Auth authenticated = co_await authenticate(std::move(action), seq);
+    if (authenticated != Auth::ok) co_return false;
     user_ = login_.user();
     database_ = response->database;
     charset_ = response->charset;
     co_return co_await connect_primary(seq);
 }
 
-asio::awaitable<bool> MysqlSession::authenticate(mysql::AuthAction action, std::uint8_t& seq) {
+asio::awaitable<MysqlSession::Auth> MysqlSession::authenticate(mysql::AuthAction action,
+                                                               std::uint8_t& seq) {
     for (;;) {
         for (auto& p : action.packets) {
             const bool sent = co_await send_client(p, seq);
-            if (!sent) co_return false;
+            if (!sent) co_return Auth::lost;
         }
         if (action.kind == mysql::AuthAction::Kind::fail) {
             worker_.stats().count_error(ClientError::auth_failed);
             end_reason_ = "authentication failed";
             spdlog::info("{} login refused: {}", prefix(), action.error.message);
-            co_return false;
+            co_return Auth::refused;
         }
         if (action.kind == mysql::AuthAction::Kind::send_and_succeed) {
             worker_.shared().auth_cache.insert(login_.user());
-            co_return true;
+            password_ = login_.password();
+            co_return Auth::ok;
         }
         auto frame = co_await pool::read_message(client_, cbuf_, 1 << 16);
         if (!frame) {
             end_reason_ = "closed during authentication";
-            co_return false;
+            co_return Auth::lost;
         }
         seq = frame->next_seq;
         action = login_.on_auth_data(mysql::assemble_payload(cbuf_.readable(), *frame, scratch_));
@@ -273,10 +287,11 @@ MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     Shared& shared = worker_.shared();
     mysql::BackendLogin::Options opts;
     opts.user = user_;
-    opts.password = login_.password();
+    opts.password = password_;
     opts.database = database_;
     opts.charset = charset_;
     opts.capabilities = client_caps_ & ~mysql::cap::ssl;
+    opts.mariadb_ext_capabilities = client_ext_caps_;
     // The primary reports each write's GTID in its OK packets (read-your-writes).
     if (track_gtid) opts.capabilities |= mysql::cap::session_track;
     opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
@@ -322,11 +337,26 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
             fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
         co_return false;
     }
+    const bool attached = co_await attach_primary(std::move(conn), track);
+    if (!attached) {
+        end_reason_ = "backend lost";
+        co_await send_error(seq, mysql::er::net_read_error, "08S01",
+                            "Lost connection to the primary during login");
+        co_return false;
+    }
+    Backend& b = backends_[primary_slot];
+    b.synced = state_version_;
+    sql_mode_.no_backslash_escapes = (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
+    co_return co_await send_ok(seq, b.conn->status());
+}
+
+asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::BackendConn> conn,
+                                                   bool track) {
     Backend& b = backends_[primary_slot];
     b.conn = std::move(conn);
-    b.index = shared.primary_index;
-    b.synced = state_version_;
-    b.database = database_;
+    b.index = worker_.shared().primary_index;
+    b.synced = 0;
+    b.database = database_; // named in the login
     b.generation = next_generation_++;
     b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
     b.tracks_gtid = false;
@@ -334,14 +364,42 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
     b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
     bool tracked = true;
     if (track && tracking) tracked = co_await track_gtids();
-    if (!tracked) {
-        end_reason_ = "backend lost";
-        co_await send_error(seq, mysql::er::net_read_error, "08S01",
-                            "Lost connection to the primary during login");
-        co_return false;
+    // KILL of this session's id reaches its backend threads from login on, whether or not
+    // it ever reads from a replica, and after COM_CHANGE_USER the new primary thread.
+    if (tracked) publish_threads();
+    co_return tracked;
+}
+
+asio::awaitable<void> MysqlSession::revive_primary() {
+    Backend& b = backends_[primary_slot];
+    if (b.conn && !unusable(b)) co_return;
+    if (b.conn) {
+        // Closed while the session was idle (a restart, wait_timeout), or after it refused a
+        // statement: nothing of the next statement has reached it.
+        primary_lost_state_ = primary_state_lost();
+        spdlog::info("{} primary connection closed while idle; reconnecting", prefix());
+        drop_slot(primary_slot);
     }
-    sql_mode_.no_backslash_escapes = (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
-    co_return co_await send_ok(seq, b.conn->status());
+    // A transaction, temporary tables or locks died with the old connection: the client
+    // hears about it (relay_failed) before the session goes on without them.
+    if (primary_lost_state_) co_return;
+    Shared& shared = worker_.shared();
+    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
+    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
+    if (!conn) {
+        const auto& ep = shared.primary();
+        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
+                     failure.ec.message());
+        co_return;
+    }
+    const bool attached = co_await attach_primary(std::move(conn), track);
+    if (!attached) drop_slot(primary_slot);
+}
+
+bool MysqlSession::primary_state_lost() const noexcept {
+    const Backend& p = backends_[primary_slot];
+    return p.in_trans() || temp_tables_ || lock_tables_ || user_locks_ > 0 || handlers_ > 0 ||
+           unreplayable_variable_ || user_variables_hidden_;
 }
 
 asio::awaitable<bool> MysqlSession::track_gtids() {
@@ -416,9 +474,13 @@ asio::awaitable<void> MysqlSession::command_loop() {
         const auto started = std::chrono::steady_clock::now();
         worker_.stats().count_command(frame->first_byte);
         worker_.stats().bytes_from_clients.add(frame->wire_size);
+        // After a pause, backend connections are checked before use: one may have been
+        // closed by its server meanwhile. Busy sessions skip the check.
+        check_idle_ = started - last_done_ > idle_check_after;
         const bool go_on = co_await dispatch(*frame);
         if (!go_on) co_return;
-        worker_.stats().observe_latency(std::chrono::steady_clock::now() - started);
+        last_done_ = std::chrono::steady_clock::now();
+        worker_.stats().observe_latency(last_done_ - started);
     }
 }
 
@@ -435,6 +497,9 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
         co_return co_await on_prepare(frame);
     case Command::stmt_execute:
         co_return co_await on_execute(frame);
+    case Command::stmt_bulk_execute:
+        if (client_ext_caps_ & mysql::mariadb_cap::stmt_bulk) co_return co_await on_bulk(frame);
+        break; // not negotiated: an unknown command, as the server would say
     case Command::stmt_fetch:
     case Command::stmt_reset:
         co_return co_await on_stmt_fetch_or_reset(frame);
@@ -473,16 +538,18 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
         // Connection-level commands: the primary is the session's home.
         co_return co_await primary_command(frame, ResponseKind::single);
     default:
-        worker_.stats().count_error(ClientError::unknown_command);
-        cbuf_.consume(frame.wire_size);
-        // As a server does: the command is refused and the connection stays usable.
-        co_return co_await send_error(frame.next_seq, mysql::er::unknown_com, "08S01",
-                                      "Unknown command");
+        break;
     }
+    worker_.stats().count_error(ClientError::unknown_command);
+    cbuf_.consume(frame.wire_size);
+    // As a server does: the command is refused and the connection stays usable.
+    co_return co_await send_error(frame.next_seq, mysql::er::unknown_com, "08S01",
+                                  "Unknown command");
 }
 
 asio::awaitable<bool> MysqlSession::primary_command(const mysql::MessageFrame& frame,
                                                     ResponseKind kind) {
+    co_await sync_state(primary_slot);
     const Relay r = co_await forward(primary_slot, cbuf_.readable().first(frame.wire_size), kind);
     cbuf_.consume(frame.wire_size);
     if (r != Relay::ok) co_return co_await relay_failed(primary_slot, r, frame.next_seq);
@@ -497,7 +564,16 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
     if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
     pool::BackendConn& b = *backends_[slot].conn;
     const auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size()));
-    if (ec) co_return Relay::backend_lost;
+    if (ec) {
+        // The server may have refused the statement and closed the connection before taking
+        // all of it (1153: more than its max_allowed_packet): its ERR is the answer. The
+        // connection is replaced before the session's next statement.
+        backends_[slot].broken = true;
+        // A replica's refusal is not relayed: the primary gets the statement instead.
+        if (slot != primary_slot) co_return Relay::backend_lost;
+        const Relay r = co_await relay(slot);
+        co_return r == Relay::ok&& scanner_.ended_with_error() ? Relay::ok : Relay::backend_lost;
+    }
     co_return co_await relay(slot);
 }
 
@@ -516,15 +592,28 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
             spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
                          name);
         if (slot == replica_slot)
-            replica_failed("connection lost", true);
+            replica_failed("connection lost", false);
         else
             drop_slot(slot);
         end_reason_ =
             r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
-        if (relayed_ == 0 && r == Relay::backend_lost)
+        if (relayed_ != 0 || r != Relay::backend_lost) co_return false; // the stream is broken
+        if (slot == primary_slot && (primary_lost_state_ || primary_state_lost())) {
+            // What the session held on the primary is gone: it says so, and goes on without.
+            primary_lost_state_ = false;
+            const bool sent = co_await send_error(
+                reply_seq, mysql::er::net_read_error, "08S01",
+                fmt::format("Lost connection to backend '{}': the session's open transaction, "
+                            "temporary tables, locks and user variables there are gone",
+                            name));
+            forget_primary_state();
+            co_return sent;
+        }
+        const bool sent =
             co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
                                 fmt::format("Lost connection to backend '{}' during query", name));
-        co_return false;
+        // Nothing reached the client: the next statement gets a new connection.
+        co_return sent&& slot == primary_slot;
     }
     co_return false;
 }
@@ -719,8 +808,13 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
         co_return false;
     }
     auto action = login_.on_change_user(*request, client_.tls(), password_lookup(), cache_check());
-    const bool authenticated = co_await authenticate(std::move(action), seq);
-    if (!authenticated) co_return false;
+    const Auth authenticated = co_await authenticate(std::move(action), seq);
+    // Refused: as on a direct connection, the session goes on as the user it was.
+    if (authenticated == Auth::refused) {
+        end_reason_ = "client closed";
+        co_return true;
+    }
+    if (authenticated != Auth::ok) co_return false;
     // A changed user starts from a fresh session: new backend logins give exactly that.
     drop_slot(primary_slot);
     drop_slot(replica_slot);

@@ -52,6 +52,7 @@ private:
         bool strip_tracking = false;  ///< OKs carry session tracking the client did not ask for
         bool tracks_gtid = false;     ///< the backend reports each write's GTID
         bool mariadb = true;          ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
+        bool broken = false;          ///< a write to it failed: replaced before its next use
         bool in_trans() const noexcept;
     };
 
@@ -91,8 +92,22 @@ private:
     protocol::mysql::ServerLogin::PasswordLookup password_lookup() const;
     protocol::mysql::ServerLogin::CacheCheck cache_check() const;
     asio::awaitable<bool> handshake();
-    asio::awaitable<bool> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
+    enum class Auth { ok, refused, lost };
+    /// Runs an authentication exchange with the client to its end; `refused` after the
+    /// client was sent its error.
+    asio::awaitable<Auth> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
     asio::awaitable<bool> connect_primary(std::uint8_t& seq);
+    /// Makes `conn` the session's primary connection (GTID tracking switched on when `track`);
+    /// false when the connection failed meanwhile. The state is replayed before its next use.
+    asio::awaitable<bool> attach_primary(std::unique_ptr<pool::BackendConn> conn, bool track);
+    /// Before the primary serves a statement: a connection closed while the session was idle
+    /// is replaced, unless it took session state with it (then the slot stays empty and the
+    /// statement gets an error that says so).
+    asio::awaitable<void> revive_primary();
+    /// Whether the primary connection holds state a new connection cannot be given.
+    bool primary_state_lost() const noexcept;
+    /// After that state was lost: the session goes on without it.
+    void forget_primary_state() noexcept;
     /// Switches on GTID reporting on the primary connection; false when the connection failed.
     asio::awaitable<bool> track_gtids();
     asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
@@ -127,6 +142,9 @@ private:
     statement_of(const protocol::mysql::MessageFrame& frame, std::size_t min_size,
                  const char* handler);
     asio::awaitable<bool> on_execute(const protocol::mysql::MessageFrame& frame);
+    /// COM_STMT_BULK_EXECUTE (MariaDB): a batch of executions of one statement, a write on
+    /// the primary.
+    asio::awaitable<bool> on_bulk(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_stmt_fetch_or_reset(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<void> on_stmt_close(const protocol::mysql::MessageFrame& frame);
     /// KILL [QUERY] of a Sluice connection id: the target session's backend threads.
@@ -138,6 +156,10 @@ private:
     void on_long_data(const protocol::mysql::MessageFrame& frame);
 
     router::SessionView view() const noexcept;
+    /// The statement with CONNECTION_ID() replaced by the session's own id (the one in the
+    /// greeting, which KILL and mysql_thread_id() know), or nullopt when it has no such call.
+    std::optional<std::string> own_connection_id(const router::Classification& c,
+                                                 std::string_view sql) const;
     bool replica_possible() const noexcept;
     /// Not skipped by every session (it failed) nor by this one (it lagged behind our write).
     bool replica_usable(std::size_t index,
@@ -160,6 +182,9 @@ private:
     asio::awaitable<std::optional<Reply>> prepare_on(Prepared& ps, Slot slot);
     asio::awaitable<bool> ensure_prepared(Prepared& ps, Slot slot);
     void drop_slot(Slot slot) noexcept;
+    /// A connection not to send the next statement to: broken, or, after the session was
+    /// idle, closed by its server or sent something unasked.
+    bool unusable(Backend& b) noexcept;
 
     asio::awaitable<bool> send_client(std::vector<std::uint8_t>& payload, std::uint8_t& seq);
     asio::awaitable<bool> send_error(std::uint8_t seq, std::uint16_t code, const char* state,
@@ -178,12 +203,17 @@ private:
     protocol::mysql::ErrPacket last_error_; ///< a lazy prepare's refusal
     std::string peer_;
     std::string user_;
+    std::string password_; ///< of user_, for the backend logins made for this session
     std::uint32_t client_caps_ = 0;
+    std::uint32_t client_ext_caps_ = 0; ///< MariaDB extended capabilities of the session
     std::uint32_t connection_id_ = 0;
     std::uint64_t queries_ = 0;
     std::uint64_t relayed_ = 0; ///< bytes of the current response already sent to the client
     std::chrono::steady_clock::time_point opened_;
     bool idle_ = false;
+    bool check_idle_ = false;         ///< the session was idle: check connections before use
+    bool primary_lost_state_ = false; ///< the primary connection died holding session state
+    std::chrono::steady_clock::time_point last_done_{};
     bool counted_ = false;
     const char* end_reason_ = "client closed";
 

@@ -92,7 +92,8 @@ struct Shared {
     explicit Shared(const config::Config& c) : cfg(c) {}
     const config::Config& cfg;
     std::string server_version;
-    std::uint32_t server_capabilities = 0; ///< offered to clients (before CLIENT_SSL)
+    std::uint32_t server_capabilities = 0;     ///< offered to clients (before CLIENT_SSL)
+    std::uint32_t server_ext_capabilities = 0; ///< MariaDB extended ones offered to clients
     std::vector<std::unique_ptr<ListenerShared>> listeners;
     std::unique_ptr<asio::ssl::context> backend_tls;
     std::vector<std::unique_ptr<BackendShared>> backends; ///< in config order

@@ -269,6 +269,7 @@ result<AuthAction> BackendLogin::on_greeting(Bytes payload) {
 std::vector<std::uint8_t> BackendLogin::ssl_request() const {
     HandshakeResponse r;
     r.capabilities = capabilities_;
+    r.mariadb_ext_capabilities = ext_capabilities();
     r.max_packet = 0x40000000;
     r.charset = options_.charset;
     r.is_ssl_request = true;
@@ -283,6 +284,7 @@ std::vector<std::uint8_t> BackendLogin::scramble_for(std::string_view plugin, By
 std::vector<std::uint8_t> BackendLogin::handshake_response() const {
     HandshakeResponse r;
     r.capabilities = capabilities_;
+    r.mariadb_ext_capabilities = ext_capabilities();
     r.max_packet = 0x40000000;
     r.charset = options_.charset;
     r.user = options_.user;

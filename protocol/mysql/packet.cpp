@@ -112,6 +112,7 @@ const char* command_name(std::uint8_t cmd) noexcept {
         "binlog_dump_gtid",
         "reset_connection",
     };
+    if (cmd == 0xFA) return "stmt_bulk_execute";
     return cmd < std::size(names) ? names[cmd] : "unknown";
 }
 

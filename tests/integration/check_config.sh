@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # check_config: the command line -- --check-config on the sample and on broken configs,
-# --version, --help, bad arguments. Needs no servers.
+# --version, --help, bad arguments. Needs no servers. Every run's stderr is read with
+# tests/fixtures/sluice.sh check-log: no sanitizer report (leaks at exit included).
 set -euo pipefail
 : "${SLUICE_BIN:?}" "${SLUICE_EXAMPLE_CONFIG:?}"
 SLUICE_HOST=${SLUICE_HOST:-127.0.0.1} SLUICE_PORT=${SLUICE_PORT:-0} SLUICE_PRIMARY_PORT=${SLUICE_PRIMARY_PORT:-0}
 SLUICE_LOG=
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -x "$SLUICE_BIN" ] || { echo "FAIL - sluice binary $SLUICE_BIN not found" >&2; exit 1; }
+fixture=${SLUICE_FIXTURE:-$(dirname "${BASH_SOURCE[0]}")/../fixtures/sluice.sh}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -17,6 +19,8 @@ run_sluice() {
     "$SLUICE_BIN" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
     out=$(<"$tmp/out")
     err=$(<"$tmp/err")
+    local bad
+    if ! bad=$(bash "$fixture" check-log "$tmp/err" 2>&1); then fail "sluice $*: stderr: $bad"; fi
 }
 
 run_sluice --check-config "$SLUICE_EXAMPLE_CONFIG"

@@ -391,3 +391,120 @@ def wait_replicas_caught_up(primary_conn, replica_conns, timeout=30):
         with conn.cursor() as c:
             c.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))
             eq(c.fetchone()[0], 0, f"{name} reached the primary's position {pos!r} within {timeout}s")
+
+
+# ------------------------------------------------ where statements ran, from the servers ----
+
+SERVER_NAMES = ("primary", "replica1", "replica2")
+SERVER_IDS = {"primary": PRIMARY_ID, "replica1": 2, "replica2": 3}
+
+
+def server_ports():
+    """The test servers' ports by name (CTest's environment)."""
+    return {"primary": env_int("SLUICE_PRIMARY_PORT"), **replica_ports()}
+
+
+def server_counters():
+    """{server name: {status variable: int}}: SHOW GLOBAL STATUS read directly on each server
+    (Com_* counters, Questions, Master_gtid_wait_count). Reading them runs no SELECT."""
+    import pymysql
+    out = {}
+    for name, port in server_ports().items():
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="app", password="app",
+                               connect_timeout=5, read_timeout=30, autocommit=True)
+        try:
+            with conn.cursor() as c:
+                c.execute("SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Com\\_%' OR Variable_name "
+                          "IN ('Questions', 'Master_gtid_wait_count')")
+                out[name] = {k: int(v) for k, v in c.fetchall()}
+        finally:
+            conn.close()
+    for name, counters in out.items():
+        true("Com_select" in counters and "Master_gtid_wait_count" in counters,
+             f"{name}: Com_select / Master_gtid_wait_count missing from SHOW GLOBAL STATUS")
+    return out
+
+
+def server_delta(before, after, name, variable):
+    """How much a server's own counter grew between two server_counters() snapshots."""
+    return after[name][variable] - before[name][variable]
+
+
+def selects_served(before, after):
+    """{server name: SELECTs it ran between two server_counters() snapshots}, as the servers
+    count them (Com_select), without Sluice's read-your-writes waits (SELECT
+    MASTER_GTID_WAIT(...), which each server counts in Master_gtid_wait_count too)."""
+    return {name: server_delta(before, after, name, "Com_select")
+            - server_delta(before, after, name, "Master_gtid_wait_count")
+            for name in SERVER_NAMES}
+
+
+# ------------------------------------------------------ caching_sha2_password, raw ----
+
+def sha2_scramble(password, nonce):
+    """caching_sha2_password's fast-path token: SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) + nonce)."""
+    if not password:
+        return b""
+    h1 = hashlib.sha256(password).digest()
+    h3 = hashlib.sha256(hashlib.sha256(h1).digest() + nonce).digest()
+    return bytes(a ^ b for a, b in zip(h1, h3))
+
+
+def sha2_login(port, user, password, ca=None, timeout=10.0):
+    """Logs in with caching_sha2_password on a raw socket (over TLS, verified with CA, if CA is
+    given) and returns (Raw, path): path is "full" if the server asked for the password
+    (AuthMoreData 0x04, perform_full_authentication: a cold cache), "fast" if it answered
+    0x03 (fast_auth_success). Raises AssertionError with the ERR if the login is refused."""
+    import ssl
+    r = Raw(port, timeout=timeout)
+    try:
+        seq, greeting = r.read_packet()
+        true(greeting[:1] == b"\x0a", f"greeting: {greeting[:16]!r}")
+        pos = greeting.index(b"\0", 1) + 1 + 4
+        nonce = greeting[pos:pos + 8]
+        pos += 8 + 1
+        caps = struct.unpack_from("<H", greeting, pos)[0]
+        pos += 2 + 1 + 2
+        caps |= struct.unpack_from("<H", greeting, pos)[0] << 16
+        pos += 2
+        auth_len = greeting[pos]
+        pos += 1 + 10
+        nonce += greeting[pos:pos + max(13, auth_len - 8)].rstrip(b"\0")
+        client_caps = (CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 |
+                       CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH |
+                       CLIENT_MULTI_RESULTS) & caps
+        head = lambda c: struct.pack("<IIB", c, 1 << 24, 45) + b"\0" * 23
+        if ca:
+            CLIENT_SSL = 0x800
+            true(caps & CLIENT_SSL, "the listener offers no TLS")
+            client_caps |= CLIENT_SSL
+            seq += 1
+            r.send_packet(head(client_caps), seq)
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.check_hostname = False
+            r.sock = ctx.wrap_socket(r.sock)
+        token = sha2_scramble(password.encode(), nonce[:20])
+        seq += 1
+        r.send_packet(head(client_caps) + user.encode() + b"\0" + bytes([len(token)]) + token
+                      + b"caching_sha2_password\0", seq)
+        seq, reply = r.read_packet()
+        if reply[:1] == b"\xff":
+            raise AssertionError(f"login refused: {parse_err(reply)}")
+        true(reply[:1] == b"\x01" and len(reply) == 2,
+             f"expected AuthMoreData (0x01 0x03/0x04) after the caching_sha2 token, got {reply[:16]!r}")
+        if reply[1] == 0x04:
+            path = "full"
+            true(ca is not None, "the server asked for the cleartext password without TLS")
+            r.send_packet(password.encode() + b"\0", seq + 1)
+        else:
+            eq(reply[1], 0x03, "AuthMoreData status byte (0x03 fast_auth_success)")
+            path = "fast"
+        _, ok = r.read_packet()
+        if ok[:1] == b"\xff":
+            raise AssertionError(f"login refused after the {path} path: {parse_err(ok)}")
+        true(ok[:1] == b"\x00", f"expected OK after the {path} path, got {ok[:16]!r}")
+        r.caps = client_caps
+        return r, path
+    except BaseException:
+        r.close()
+        raise

@@ -4,6 +4,11 @@
 Queries, executemany, callproc, multi-statement results with nextset, COM_PING, COM_INIT_DB,
 COM_CHANGE_USER, COM_STATISTICS, COM_SET_OPTION, TLS (on the require_tls listener, so a
 success proves the client side is encrypted), get_server_info.
+
+The connections run with autocommit on, as applications usually do, so reads take the replica
+connection: where a read ran is read from @@server_id in the same statement (replicas 2 and
+3, primary 1). One check keeps MySQLdb's own default, autocommit off: everything is then one
+transaction on the primary until commit.
 """
 
 import urllib.request
@@ -27,7 +32,7 @@ MULTI_STATEMENTS_ON, MULTI_STATEMENTS_OFF = 0, 1
 
 def connect(port=PORT, **kw):
     args = dict(host=HOST, port=port, user="app", passwd="app", db=DB, charset="utf8mb4",
-                connect_timeout=5, read_timeout=30, write_timeout=30,
+                connect_timeout=5, read_timeout=30, write_timeout=30, autocommit=True,
                 client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS)
     args.update(kw)
     return MySQLdb.connect(**args)
@@ -50,24 +55,35 @@ def metric(name):
     raise AssertionError(f"metric {name} not in /metrics")
 
 
+def expect_replica(server_id, what):
+    true(server_id in (2, 3), f"{what}: expected a replica's @@server_id (2 or 3), got {server_id!r}")
+
+
+def direct_primary():
+    return MySQLdb.connect(host="127.0.0.1", port=PRIMARY_PORT, user="app", passwd="app", db=DB,
+                           autocommit=True)
+
+
 def test_query_and_executemany():
     conn = connect()
     try:
-        primary = MySQLdb.connect(host="127.0.0.1", port=PRIMARY_PORT, user="app", passwd="app")
-        eq(one(conn, "SELECT @@server_id"), one(primary, "SELECT @@server_id"),
-           "@@server_id through sluice = primary's")
-        primary.close()
+        eq(conn.get_autocommit(), True, "autocommit of the connection")
+        expect_replica(one(conn, "SELECT @@server_id")[0], "autocommit SELECT @@server_id")
         c = conn.cursor()
         c.execute("DROP TABLE IF EXISTS mdb_t")
         c.execute("CREATE TABLE mdb_t (id INT PRIMARY KEY, name VARCHAR(32), score DOUBLE)")
         rows = [(i, f"n{i}'q", i * 1.5) for i in range(1, 201)]
         n = c.executemany("INSERT INTO mdb_t VALUES (%s, %s, %s)", rows)
         eq(n, 200, "executemany affected rows")
-        conn.commit()
-        eq(c.execute("SELECT id, name, score FROM mdb_t ORDER BY id"), 200, "rows selected")
-        eq(list(c.fetchall()), rows, "rows read back")
-        c.execute("SELECT COUNT(*), SUM(score) FROM mdb_t WHERE name LIKE %s", ("n1%",))
-        eq(c.fetchone(), (111, sum(r[2] for r in rows if r[1].startswith("n1"))), "filtered aggregate")
+        # Read right after the writes, on a replica (read-your-writes), which names itself.
+        eq(c.execute("SELECT id, name, score, @@server_id FROM mdb_t ORDER BY id"), 200, "rows selected")
+        got = list(c.fetchall())
+        eq([r[:3] for r in got], rows, "rows read back")
+        expect_replica(got[0][3], "the read of the rows just written")
+        c.execute("SELECT COUNT(*), SUM(score), @@server_id FROM mdb_t WHERE name LIKE %s", ("n1%",))
+        count, total, where = c.fetchone()
+        eq((count, total), (111, sum(r[2] for r in rows if r[1].startswith("n1"))), "filtered aggregate")
+        expect_replica(where, "the aggregate read")
         try:
             c.execute("INSERT INTO mdb_t VALUES (1, 'dup', 0)")
             raise AssertionError("duplicate key accepted")
@@ -78,6 +94,40 @@ def test_query_and_executemany():
         c.close()
     finally:
         conn.close()
+
+
+def test_autocommit_off():
+    """MySQLdb's default, autocommit off: an implicit transaction on the primary, invisible to
+    others until commit(); rollback() undoes; back on a replica once autocommit is on."""
+    conn = connect(autocommit=False)
+    d = direct_primary()
+    try:
+        eq(conn.get_autocommit(), False, "autocommit of the connection")
+        eq(one(conn, "SELECT @@server_id, @@autocommit"), (1, 0),
+           "SELECT @@server_id with autocommit off: on the primary")
+        one(d, "DROP TABLE IF EXISTS mdb_ac")
+        one(d, "CREATE TABLE mdb_ac (id INT PRIMARY KEY, sid INT)")
+        c = conn.cursor()
+        c.execute("INSERT INTO mdb_ac VALUES (1, @@server_id)")
+        eq(one(conn, "SELECT sid, @@server_id FROM mdb_ac WHERE id = 1"), (1, 1),
+           "the transaction reads its own row, on the primary")
+        eq(one(d, "SELECT COUNT(*) FROM mdb_ac"), (0,), "the row is invisible outside before commit")
+        conn.commit()
+        eq(one(d, "SELECT id, sid FROM mdb_ac"), ((1, 1)), "the row on the primary after commit")
+        c.execute("INSERT INTO mdb_ac VALUES (2, @@server_id)")
+        conn.rollback()
+        eq(one(d, "SELECT COUNT(*) FROM mdb_ac"), (1,), "rollback() undid the second INSERT")
+        eq(one(conn, "SELECT @@server_id")[0], 1, "a read after commit with autocommit off")
+        conn.rollback()
+        conn.autocommit(True)
+        row = one(conn, "SELECT COUNT(*), @@server_id FROM mdb_ac")
+        eq(row[0], 1, "rows read after autocommit(True)")
+        expect_replica(row[1], "a read after autocommit(True)")
+        c.close()
+        one(d, "DROP TABLE mdb_ac")
+    finally:
+        conn.close()
+        d.close()
 
 
 def test_callproc():
@@ -94,8 +144,12 @@ def test_callproc():
         eq(c.fetchall(), ((1,), (2,), (3,), (4,)), "second result set of callproc")
         while c.nextset():
             pass
-        c.execute("SELECT @_mdb_proc_0, @_mdb_proc_1, @_mdb_proc_2")
-        eq(c.fetchone(), (5, 12, "sum=12"), "IN/INOUT/OUT parameters after callproc")
+        # The procedure set the OUT variables on the primary: wherever Sluice sends this read,
+        # it must see them (issue #7: user variables are unknown after a CALL).
+        c.execute("SELECT @_mdb_proc_0, @_mdb_proc_1, @_mdb_proc_2, @@server_id")
+        row = c.fetchone()
+        eq(row[:3], (5, 12, "sum=12"), f"IN/INOUT/OUT parameters after callproc (read on "
+                                       f"server_id {row[3]})")
         c.execute("DROP PROCEDURE mdb_proc")
         c.close()
     finally:
@@ -141,9 +195,13 @@ def test_ping_select_db_stat():
         true("Uptime" in stat and "Threads" in stat, f"COM_STATISTICS answer: {stat!r}")
         conn.ping()
         info = conn.get_server_info()
-        true("MariaDB" in info and info.startswith("10."), f"get_server_info() = {info!r}")
-        eq(one(conn, "SELECT VERSION()")[0], info.replace("5.5.5-", ""),
-           "get_server_info() matches the primary's VERSION()")
+        d = direct_primary()
+        try:
+            eq(info, d.get_server_info(), "get_server_info() through sluice = the primary's")
+            eq(one(conn, "SELECT VERSION()")[0], one(d, "SELECT VERSION()")[0],
+               "SELECT VERSION() through sluice = the primary's")
+        finally:
+            d.close()
     finally:
         conn.close()
 
@@ -226,7 +284,9 @@ def test_tls():
 
 def main():
     checks = Checks()
-    checks.run("query, executemany, duplicate key", test_query_and_executemany)
+    checks.run("autocommit on: reads on a replica, executemany, duplicate key",
+               test_query_and_executemany)
+    checks.run("autocommit off: a transaction on the primary until commit", test_autocommit_off)
     checks.run("callproc with two result sets and OUT parameters", test_callproc)
     checks.run("multi-statement results with nextset", test_multi_statement_nextset)
     checks.run("ping, select_db, stat, get_server_info", test_ping_select_db_stat)

@@ -10,7 +10,10 @@
  *
  * Checked: a prepared read runs on a replica and a prepared write on the primary (read back
  * directly); a prepared read sees the row the session just inserted (read-your-writes: 200
- * rounds with statements prepared once, 100 with the read prepared after the write); a 1 MiB blob sent with mysql_stmt_send_long_data; a read-only cursor with
+ * rounds with statements prepared once, 100 with the read prepared after the write; each read
+ * names the server that answered it, and at least 80% of them must be replicas: a test where
+ * every read after a write went to the primary would prove nothing); a 1 MiB blob sent with
+ * mysql_stmt_send_long_data; a read-only cursor with
  * prefetch 2 (COM_STMT_FETCH), on a replica and in a transaction; one statement executed on
  * a replica and then on the primary (and the reverse) with the parameters bound once -- the
  * second COM_STMT_EXECUTE carries no parameter types, so Sluice must supply them to a backend
@@ -281,10 +284,18 @@ out:
     return ok;
 }
 
+/* At least 80% of the reads after a write were answered by a replica (server_id 2 or 3). */
+static int replicas_answered(int on_replica, int rounds, const char* what) {
+    printf("     %s: %d of %d reads answered by a replica\n", what, on_replica, rounds);
+    if (direct_mode || on_replica * 10 >= rounds * 8) return 1;
+    return fail("%s: replicas answered %d of %d reads after a write, expected >= 80%%", what,
+                on_replica, rounds);
+}
+
 static int t_read_your_writes(void) {
     MYSQL* s = sluice();
     if (!s) return 0;
-    int ok = 0, rounds = 200, on_primary = 0;
+    int ok = 0, rounds = 200, on_primary = 0, on_replica = 0;
     long long id = 0, sid = 0;
     char v[64], got[64];
     unsigned long vlen = 0, gotlen = 0;
@@ -316,32 +327,40 @@ static int t_read_your_writes(void) {
             goto out;
         }
         on_primary += sid == 1;
+        on_replica += sid == 2 || sid == 3;
     }
     printf("     %d rounds with statements prepared once, no stale read; %d reads answered by "
            "the primary\n", rounds, on_primary);
+    if (!replicas_answered(on_replica, rounds, "statements prepared once")) goto out;
     /* A write, then a read prepared only now: the COM_STMT_PREPARE must not let the read
      * skip the wait for the write. */
+    on_replica = 0;
     for (int i = 0; i < 100; i++) {
-        char q[128], what[64];
-        long long n = -1;
-        MYSQL_BIND res1;
+        char q[160], what[64];
+        long long n = -1, where = -1;
+        MYSQL_BIND res1[2];
         snprintf(q, sizeof q, "INSERT INTO ps_t (id, sid, v) VALUES (%d, @@server_id, 'text-%d')",
                  3000 + i, i);
         if (!sql(s, q)) goto out;
-        snprintf(q, sizeof q, "SELECT COUNT(*) FROM ps_t WHERE id = %d AND v = 'text-%d'", 3000 + i, i);
+        snprintf(q, sizeof q, "SELECT COUNT(*), @@server_id FROM ps_t WHERE id = %d AND v = 'text-%d'",
+                 3000 + i, i);
         MYSQL_STMT* fresh = prepare(s, q);
         if (!fresh) goto out;
-        bind_longlong(&res1, &n);
+        bind_longlong(&res1[0], &n);
+        bind_longlong(&res1[1], &where);
         snprintf(what, sizeof what, "round %d: read prepared after the write", i);
-        int good = exec_one_row(fresh, &res1, what);
+        int good = exec_one_row(fresh, res1, what);
         mysql_stmt_close(fresh);
         if (!good) goto out;
         if (n != 1) {
-            fail("%s: the row just inserted is missing (a stale read)", what);
+            fail("%s: the row just inserted is missing (a stale read on server_id %lld)", what,
+                 where);
             goto out;
         }
+        on_replica += where == 2 || where == 3;
     }
     printf("     100 rounds of text INSERT then a newly prepared SELECT, no stale read\n");
+    if (!replicas_answered(on_replica, 100, "reads prepared after the write")) goto out;
     ok = 1;
 out:
     if (w) mysql_stmt_close(w);

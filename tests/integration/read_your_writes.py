@@ -9,6 +9,12 @@ with replica1's SQL thread stopped (topology.sh stop-sql replica1), so replica1 
 up: still no stale read and no error, and sluice_causal_waits_total{outcome="timeout"} grew.
 The SQL thread is always restarted and the replicas resynchronised at the end.
 
+Every read names the server that answered it in the same statement (`SELECT (SELECT v ...),
+@@server_id`): a test that passed because every read after a write went to the primary would
+prove nothing, so the reads after writes must still reach the replicas -- in phase 1 at least
+MIN_REPLICA_SHARE of them and on both replicas, in phase 2 at least MIN_REPLICA_SHARE_LAGGING
+of them (replica2's sessions, and replica1's once they moved on).
+
 SLUICE_IT_DIRECT=1 (validation of this script against the primary itself, never in CTest):
 which replica a session uses and the metrics are not checked.
 """
@@ -32,6 +38,12 @@ DB = "sluice_test"
 # on the stopped replica costs one causal-wait timeout, and the sessions run in parallel.
 CONNECTIONS = int(os.environ.get("SLUICE_RYW_CONNECTIONS", "8"))
 ROUNDS = int(os.environ.get("SLUICE_RYW_ROUNDS", "250"))
+# Share of the reads after writes the replicas (server_id 2, 3) must have answered. With the
+# replicas in sync a wait almost never times out (and a session that timed out reads
+# elsewhere only for replica_retry_ms); with replica1 stopped, about half the sessions sit on
+# replica2 from the start.
+MIN_REPLICA_SHARE = 0.8
+MIN_REPLICA_SHARE_LAGGING = 0.6
 
 
 def connect(port=PORT, **kw):
@@ -62,6 +74,7 @@ class Session(threading.Thread):
         self.stale = []          # ids whose immediate read did not return the written row
         self.errors = []         # "round N: error" strings
         self.read_latency = []   # seconds per SELECT
+        self.served = {}         # server_id -> reads after a write it answered
 
     def run(self):
         try:
@@ -81,14 +94,19 @@ class Session(threading.Thread):
                         c.execute("INSERT INTO ryw_t (id, session, v) VALUES (%s, %s, %s)",
                                   (row_id, self.number, value))
                         t0 = time.perf_counter()
-                        c.execute("SELECT v FROM ryw_t WHERE id = %s", (row_id,))
+                        # The row (NULL if missing) and the server that answered, in one
+                        # statement.
+                        c.execute("SELECT (SELECT v FROM ryw_t WHERE id = %s), @@server_id",
+                                  (row_id,))
                         got = c.fetchall()
                         self.read_latency.append(time.perf_counter() - t0)
                     except Exception as e:  # noqa: BLE001 -- counted, the session stops
                         self.errors.append(f"round {i}: {type(e).__name__}: {e}")
                         return
                     self.rounds += 1
-                    if got != ((value,),):
+                    served_by = got[0][1] if len(got) == 1 else None
+                    self.served[served_by] = self.served.get(served_by, 0) + 1
+                    if len(got) != 1 or got[0][0] != value:
                         self.stale.append((row_id, got))
         finally:
             conn.close()
@@ -126,6 +144,33 @@ def run_phase(phase, label):
     return sessions
 
 
+def served_by(sessions):
+    """{server_id: reads after a write it answered} over SESSIONS."""
+    out = {}
+    for s in sessions:
+        for server_id, n in s.served.items():
+            out[server_id] = out.get(server_id, 0) + n
+    return out
+
+
+def check_replicas_served(sessions, label, min_share, both_replicas):
+    """The reads after writes reached the replicas, as the servers answered."""
+    served = served_by(sessions)
+    total = sum(served.values())
+    on_replicas = sum(n for server_id, n in served.items() if server_id in (2, 3))
+    print(f"     {label}: reads after a write answered by server_id "
+          f"{dict(sorted(served.items(), key=lambda kv: str(kv[0])))}")
+    if DIRECT:
+        return
+    true(total > 0 and on_replicas >= min_share * total,
+         f"{label}: the replicas answered {on_replicas} of {total} reads after a write "
+         f"(by server_id: {served}); expected >= {min_share:.0%}")
+    if both_replicas:
+        for server_id in (2, 3):
+            true(served.get(server_id, 0) > 0,
+                 f"{label}: server_id {server_id} answered no read after a write ({served})")
+
+
 def check_sessions(sessions, label, both_replicas):
     errors = [f"session {s.number}: {e}" for s in sessions for e in s.errors]
     stale = [(s.number, s.server_id, row) for s in sessions for row in s.stale]
@@ -147,6 +192,7 @@ def test_replicas_in_sync():
     before = None if DIRECT else scrape_metrics(ADMIN)
     sessions = run_phase(1, "replicas in sync")
     check_sessions(sessions, "replicas in sync", both_replicas=True)
+    check_replicas_served(sessions, "replicas in sync", MIN_REPLICA_SHARE, both_replicas=True)
     if DIRECT:
         return
     after = scrape_metrics(ADMIN)
@@ -176,6 +222,8 @@ def test_replica1_stopped():
                 eq(c.fetchone()[0], 0, "rows of phase 2 on replica1 (its SQL thread is stopped)")
         # Here only sessions on replica1 matter (checked below), wherever the others went.
         check_sessions(sessions, "replica1 SQL thread stopped", both_replicas=False)
+        check_replicas_served(sessions, "replica1 SQL thread stopped", MIN_REPLICA_SHARE_LAGGING,
+                              both_replicas=False)
         on_replica1 = [s.number for s in sessions if s.server_id == 2]
         if not DIRECT:
             true(on_replica1, "no session read from replica1 in phase 2")
@@ -237,7 +285,8 @@ def main():
     checks = Checks()
     if not checks.run("set-up: table on the primary, replicas caught up", setup):
         checks.finish()
-    checks.run(f"{CONNECTIONS} x {ROUNDS} INSERT + SELECT, replicas in sync: no stale read",
+    checks.run(f"{CONNECTIONS} x {ROUNDS} INSERT + SELECT, replicas in sync: no stale read, the "
+               "replicas answer the reads after writes",
                test_replicas_in_sync)
     checks.run(f"{CONNECTIONS} x {ROUNDS} INSERT + SELECT, replica1 SQL thread stopped: no stale "
                "read, no error, causal waits time out", test_replica1_stopped)

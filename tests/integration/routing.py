@@ -21,7 +21,8 @@ import pymysql
 import pymysql.constants.CLIENT as CLIENT
 
 from itlib import (Checks, eq, true, env_int, wait_until, HOST, DIRECT, expect_replica,
-                   scrape_metrics, metric_delta, topology, sync_replicas)
+                   scrape_metrics, metric_delta, topology, sync_replicas, server_counters,
+                   server_delta, selects_served)
 
 PORT = env_int("SLUICE_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
@@ -207,16 +208,24 @@ def test_autocommit_off():
 
 def test_client_session_tracking_kept():
     """A client that sets its own session_track_system_variables must not switch off the
-    GTID reporting Sluice relies on: 300 write-then-read rounds, none stale."""
+    GTID reporting Sluice relies on: 300 write-then-read rounds, none stale, and the reads
+    answered by replicas (each names its server), not all sent to the primary."""
     with connect() as conn, conn.cursor() as c:
         c.execute("SET session_track_system_variables = 'autocommit'")
-        stale = 0
+        stale, served = 0, {}
         for i in range(300):
             c.execute("INSERT INTO rt_t (sid, v) VALUES (@@server_id, %s)", (f"trk{i}",))
             row_id = c.lastrowid
-            if one(conn, "SELECT v FROM rt_t WHERE id = %s", (row_id,)) is None:
+            v, where = one(conn, "SELECT (SELECT v FROM rt_t WHERE id = %s), @@server_id", (row_id,))
+            served[where] = served.get(where, 0) + 1
+            if v != f"trk{i}":
                 stale += 1
         eq(stale, 0, "stale reads after the client set session_track_system_variables")
+        print(f"     reads after a write answered by server_id {served}")
+        if not DIRECT:
+            on_replicas = served.get(2, 0) + served.get(3, 0)
+            true(on_replicas >= 240, f"replicas answered {on_replicas} of 300 reads after a "
+                                     f"write ({served}), expected >= 80%")
         expect_replica(sid(conn), "reads still on a replica")
 
 
@@ -386,6 +395,7 @@ def test_metrics():
         print("     skipped (SLUICE_IT_DIRECT=1)")
         return
     before = scrape_metrics(ADMIN)
+    servers_before = server_counters()
     with connect() as conn, conn.cursor() as c:
         for _ in range(6):
             c.execute("SELECT @@server_id")
@@ -424,6 +434,7 @@ def test_metrics():
         true(c.nextset(), "second result of a multi-statement")
         eq(c.fetchall(), ((7,),), "second result of a multi-statement")
     after = scrape_metrics(ADMIN)
+    servers_after = server_counters()
 
     def at_least(name, label, value, n):
         d = metric_delta(before, after, name, **{label: value})
@@ -444,12 +455,29 @@ def test_metrics():
                 metric_delta(before, after, "sluice_backend_statements_total", backend="replica2"))
     true(replicas >= 8, f"replica1 + replica2 statements grew by {replicas:g}, expected >= 8")
     print(f"     backend statements: primary +{primary:g}, replicas +{replicas:g}")
+    # The same, from the servers' own counters: the metric must not be the only witness.
+    served = selects_served(servers_before, servers_after)
+    grew = lambda name, var: server_delta(servers_before, servers_after, name, var)
+    print(f"     the servers ran SELECTs: {served}; the primary: Com_insert "
+          f"+{grew('primary', 'Com_insert')}, Com_create_table +{grew('primary', 'Com_create_table')}")
+    true(served["replica1"] + served["replica2"] >= 8,
+         f"the replicas ran {served['replica1'] + served['replica2']} SELECTs, expected >= 8")
+    true(served["primary"] >= 7, f"the primary ran {served['primary']} SELECTs, expected >= 7 "
+                                 "(transaction, hint, rule, FOR UPDATE, LAST_INSERT_ID(), "
+                                 "LOCK TABLES, multi-statement)")
+    for var, n in (("Com_insert", 3), ("Com_create_table", 1), ("Com_drop_table", 1),
+                   ("Com_lock_tables", 1), ("Com_savepoint", 1)):
+        # (not checked on the replicas: their replication applier counts writes too)
+        true(grew("primary", var) >= n, f"the primary's {var} grew by {grew('primary', var)}, "
+                                        f"expected >= {n}")
 
     # Reads only: they go to the replicas, not to the primary.
     before = scrape_metrics(ADMIN)
+    servers_before = server_counters()
     with connect() as conn, conn.cursor() as c:
         for _ in range(20):
             c.execute("SELECT COUNT(*) FROM rt_t")
+    servers_after = server_counters()
     after = scrape_metrics(ADMIN)
     at_least("sluice_statements_total", "class", "read", 20)
     at_least("sluice_routes_total", "reason", "read", 20)
@@ -458,6 +486,10 @@ def test_metrics():
     r2 = metric_delta(before, after, "sluice_backend_statements_total", backend="replica2")
     true(r1 + r2 >= 20, f"20 reads: replica statements grew by {r1 + r2:g}, expected >= 20")
     true(primary < 5, f"20 reads: primary statements grew by {primary:g}, expected < 5")
+    served = selects_served(servers_before, servers_after)
+    print(f"     20 reads: the servers ran SELECTs {served}")
+    eq(served["replica1"] + served["replica2"], 20, "20 reads: SELECTs the replicas ran")
+    eq(served["primary"], 0, "20 reads: SELECTs the primary ran")
 
 
 def test_no_replica_fallback():
@@ -534,7 +566,7 @@ def test_replica_lost_mid_session():
 def test_kill():
     """KILL of the id a client was given (the greeting's: pymysql thread_id(), JDBC cancel)
     reaches that session's backend threads, wherever its statement runs; an unknown id gets
-    1094; a small id (CONNECTION_ID(), which runs on the primary) goes to the primary as is."""
+    1094; CONNECTION_ID() answers that same id."""
     if DIRECT:
         return
     import threading
@@ -559,16 +591,17 @@ def test_kill():
             th.join(15)
             true(out.get("seconds", 99) < 5, f"{sql} interrupted by {killer}: {out}")
             eq(one(a, "SELECT 'alive'"), ("alive",), "the session after KILL QUERY")
-        # CONNECTION_ID() names the session's primary thread; KILL QUERY of it goes there.
-        primary_thread = one(a, "SELECT CONNECTION_ID()")[0]
-        true(primary_thread < 1 << 30, f"CONNECTION_ID() is a backend thread id: {primary_thread}")
+        # CONNECTION_ID() is the id the client was given, as on a direct connection (issue
+        # #7), and KILL QUERY of it reaches the session wherever its statement runs.
+        own_id = one(a, "SELECT CONNECTION_ID()")[0]
+        eq(own_id, a.thread_id(), "CONNECTION_ID() is the greeting's id")
         out = {}
         th = threading.Thread(target=sleep_in,
                               args=(a, "/* sluice: primary */ SELECT SLEEP(10)", out))
         th.start()
         time.sleep(0.5)
         with b.cursor() as cur:
-            cur.execute(f"KILL QUERY {primary_thread}")
+            cur.execute(f"KILL QUERY {own_id}")
         th.join(15)
         true(out.get("seconds", 99) < 5, f"KILL QUERY of CONNECTION_ID() interrupted: {out}")
         # COM_PROCESS_KILL ends the session; others are untouched.

@@ -41,6 +41,10 @@ public:
     asio::awaitable<error_code> write_all(asio::const_buffer buf);
     /// Closes the socket now, cancelling whatever is pending on it. Never fails.
     void close() noexcept;
+    /// For an idle connection, where nothing is expected: whether the peer closed it or sent
+    /// something unasked (a server's "shutdown in progress" ERR, a TLS alert). One
+    /// non-blocking peek; nothing is consumed.
+    bool peer_gone() noexcept;
 
 private:
     tcp::socket socket_; // moved into tls_ when TLS starts

@@ -111,8 +111,11 @@ public:
     struct Options {
         std::string user, password, database;
         std::uint32_t capabilities = 0; ///< wanted; intersected with the server's
-        std::uint8_t charset = 45;      ///< utf8mb4_general_ci
-        bool tls = false;               ///< upgrade with SSLRequest before the response
+        /// MariaDB extended capabilities wanted; intersected with the server's, sent only to
+        /// a server that offers them (no CLIENT_MYSQL in its greeting).
+        std::uint32_t mariadb_ext_capabilities = 0;
+        std::uint8_t charset = 45; ///< utf8mb4_general_ci
+        bool tls = false;          ///< upgrade with SSLRequest before the response
         std::vector<std::pair<std::string, std::string>> attributes;
     };
     explicit BackendLogin(Options options) : options_(std::move(options)) {}
@@ -131,6 +134,12 @@ public:
 
     const Greeting& greeting() const noexcept { return greeting_; }
     std::uint32_t capabilities() const noexcept { return capabilities_; }
+    /// The MariaDB extended capabilities both sides have (0 with a MySQL server, or when the
+    /// login itself announces CLIENT_MYSQL).
+    std::uint32_t ext_capabilities() const noexcept {
+        if ((greeting_.capabilities | capabilities_) & cap::long_password) return 0;
+        return options_.mariadb_ext_capabilities & greeting_.mariadb_ext_capabilities;
+    }
     const OkPacket& final_ok() const noexcept { return ok_; }
 
 private:

@@ -44,6 +44,16 @@ inline constexpr std::uint32_t ssl_verify_server_cert = 1u << 30;
 inline constexpr std::uint32_t remember_options = 1u << 31;
 } // namespace cap
 
+/// MariaDB's extended capabilities: the greeting's and the handshake response's last 4
+/// reserved bytes, used when CLIENT_LONG_PASSWORD (MariaDB: CLIENT_MYSQL) is not set.
+namespace mariadb_cap {
+inline constexpr std::uint32_t progress = 1u << 0;       // MARIADB_CLIENT_PROGRESS
+inline constexpr std::uint32_t com_multi = 1u << 1;      // MARIADB_CLIENT_COM_MULTI
+inline constexpr std::uint32_t stmt_bulk = 1u << 2;      // MARIADB_CLIENT_STMT_BULK_OPERATIONS
+inline constexpr std::uint32_t extended_types = 1u << 3; // MARIADB_CLIENT_EXTENDED_TYPE_INFO
+inline constexpr std::uint32_t cache_metadata = 1u << 4; // MARIADB_CLIENT_CACHE_METADATA
+} // namespace mariadb_cap
+
 namespace status {
 inline constexpr std::uint16_t in_trans = 0x0001;              // SERVER_STATUS_IN_TRANS
 inline constexpr std::uint16_t autocommit = 0x0002;            // SERVER_STATUS_AUTOCOMMIT
@@ -89,6 +99,7 @@ enum class Command : std::uint8_t {
     daemon = 0x1D,              // COM_DAEMON
     binlog_dump_gtid = 0x1E,    // COM_BINLOG_DUMP_GTID
     reset_connection = 0x1F,    // COM_RESET_CONNECTION
+    stmt_bulk_execute = 0xFA,   // COM_STMT_BULK_EXECUTE (MariaDB)
 };
 
 /// Name of a command for logs and metric labels ("query", "stmt_execute", ... "unknown").
