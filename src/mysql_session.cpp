@@ -460,15 +460,22 @@ asio::awaitable<void> MysqlSession::command_loop() {
             }
             co_return;
         }
-        if (frame->first_seq != 0 || frame->payload_size == 0) {
-            worker_.stats().count_error(frame->payload_size == 0 ? ClientError::malformed_packet
-                                                                 : ClientError::bad_sequence);
+        if (frame->first_seq != 0) {
+            worker_.stats().count_error(ClientError::bad_sequence);
             end_reason_ = "malformed command packet";
             co_await send_error(static_cast<std::uint8_t>(frame->first_seq + 1),
                                 mysql::er::net_packets_out_of_order, "08S01",
-                                frame->payload_size == 0 ? "Malformed packet: empty command"
-                                                         : "Got packets out of order");
+                                "Got packets out of order");
             co_return;
+        }
+        if (frame->payload_size == 0) {
+            // No command byte: an unknown command to a server too, and the session goes on.
+            worker_.stats().count_error(ClientError::unknown_command);
+            cbuf_.consume(frame->wire_size);
+            const bool sent = co_await send_error(frame->next_seq, mysql::er::unknown_com, "08S01",
+                                                  "Unknown command");
+            if (!sent) co_return;
+            continue;
         }
         ++queries_;
         const auto started = std::chrono::steady_clock::now();
