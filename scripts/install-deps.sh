@@ -16,6 +16,27 @@ PACKAGES=(
     python3 python3-pymysql python3-mysqldb freetds-bin
     libmariadb-java default-jdk-headless php-cli php-mysql curl
 )
+# Node.js for tests/integration/node (mysql2 from npm): Debian's nodejs (18) and npm only
+# when there is no node / npm on PATH already (the test runs on node 18 and later).
+if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
+
+# tests/integration/node/node_modules from package-lock.json. npm ci only when the lock file
+# changed since the last successful install (a stamp inside node_modules), so a second run,
+# or an offline one after the first, touches neither node_modules nor the network.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+node_deps() {
+    local dir=$REPO/tests/integration/node want stamp
+    want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    stamp=$dir/node_modules/.sluice-lock.sha256
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "install-deps: tests/integration/node/node_modules matches package-lock.json"
+        return 0
+    fi
+    echo "install-deps: npm ci in tests/integration/node"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+    echo "$want" >"$stamp"
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,6 +46,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages present"
+    node_deps
     exit 0
 fi
 
@@ -45,3 +67,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
+node_deps

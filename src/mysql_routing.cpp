@@ -610,6 +610,7 @@ asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFram
         // connection goes, so no state is left behind there either.
         drop_slot(replica_slot);
         reset_session_state();
+        login_sql_mode_gone_ = true;
         Backend& p = backends_[primary_slot];
         p.synced = state_version_;
         publish_threads();

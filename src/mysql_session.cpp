@@ -291,6 +291,10 @@ MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     opts.database = database_;
     opts.charset = charset_;
     opts.capabilities = client_caps_ & ~mysql::cap::ssl;
+    // CLIENT_IGNORE_SPACE puts IGNORE_SPACE into the session's sql_mode at login only: a
+    // server's COM_RESET_CONNECTION / COM_CHANGE_USER leaves the global sql_mode, and so do
+    // the backend sessions Sluice opens after one.
+    if (login_sql_mode_gone_) opts.capabilities &= ~mysql::cap::ignore_space;
     opts.mariadb_ext_capabilities = client_ext_caps_;
     // The primary reports each write's GTID in its OK packets (read-your-writes).
     if (track_gtid) opts.capabilities |= mysql::cap::session_track;
@@ -823,6 +827,7 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     }
     if (authenticated != Auth::ok) co_return false;
     // A changed user starts from a fresh session: new backend logins give exactly that.
+    login_sql_mode_gone_ = true;
     drop_slot(primary_slot);
     drop_slot(replica_slot);
     reset_session_state();

@@ -238,6 +238,7 @@ private:
     bool unreplayable_variable_ = false;
     bool user_variables_hidden_ = false; ///< a CALL / compound block / EXECUTE ran: @vars unknown
     bool auto_is_null_ = false;          ///< SQL_AUTO_IS_NULL = 1
+    bool login_sql_mode_gone_ = false;   ///< reset or change_user: no IGNORE_SPACE from login
     bool lexer_unsafe_charset_ = false;  ///< big5, sjis ...: text cannot be classified safely
     int user_locks_ = 0, handlers_ = 0;
 
