@@ -64,6 +64,13 @@ bool Transport::peer_gone() noexcept {
     return true; // 0: closed; 1: bytes nobody asked for
 }
 
+bool Transport::peer_closed() noexcept {
+    std::uint8_t byte = 0;
+    const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    return n == 0;
+}
+
 void Transport::close() noexcept {
     error_code ignored;
     socket().shutdown(tcp::socket::shutdown_both, ignored);

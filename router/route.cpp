@@ -1,5 +1,6 @@
 #include "sluice/router/route.hpp"
 
+#include <algorithm>
 #include <re2/re2.h>
 
 namespace sluice::router {
@@ -171,7 +172,33 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
         // primary state the session keeps.
         if (c.flags.takes_user_lock || c.flags.releases_user_lock || c.flags.creates_temp_table)
             return {Destination::primary, RouteReason::pin};
-        return {Destination::replica, RouteReason::transaction};
+        // The replica answers reads, refuses writes (the transaction is read-only there) and
+        // takes transaction control. Anything else could change the replica itself: DDL,
+        // FLUSH and the like commit implicitly and write its binary log, which breaks its
+        // replication (a GTID of its own): the primary runs those.
+        // autocommit is the primary's: whether the statements after the transaction open a
+        // new one is its status to tell, and a replica connection stays in autocommit.
+        const bool sets_autocommit = std::any_of(
+            c.session_changes.begin(), c.session_changes.end(),
+            [](const SessionChange& ch) { return ch.kind == SessionChange::Kind::autocommit; });
+        if (sets_autocommit) return {Destination::primary, RouteReason::transaction};
+        switch (c.cls) {
+        case StatementClass::read:
+        case StatementClass::write:
+        case StatementClass::session_set:
+        case StatementClass::use:
+        case StatementClass::begin:
+        case StatementClass::begin_read_only:
+        case StatementClass::commit:
+        case StatementClass::rollback:
+        case StatementClass::savepoint:
+            if (!c.flags.multi_statement && !c.flags.runs_hidden_statements)
+                return {Destination::replica, RouteReason::transaction};
+            break;
+        default:
+            break;
+        }
+        return {Destination::primary, RouteReason::transaction};
     }
     if (s.pinned) return {Destination::primary, RouteReason::pin};
     // State only the primary has: what a hidden statement put in user variables, and the

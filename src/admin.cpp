@@ -13,6 +13,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <system_error>
 #include <thread>
 
 namespace sluice {
@@ -264,7 +265,11 @@ void AdminServer::start() {
     const tcp::endpoint ep{asio::ip::make_address(impl_->cfg.address), impl_->cfg.port};
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
-    impl_->acceptor.bind(ep);
+    boost::system::error_code ec;
+    impl_->acceptor.bind(ep, ec);
+    if (ec)
+        throw std::system_error(ec, "admin listener on " + impl_->cfg.address + ":" +
+                                        std::to_string(impl_->cfg.port));
     impl_->acceptor.listen();
     asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
     impl_->thread = std::thread([this] { impl_->io.run(); });

@@ -179,6 +179,7 @@ router::SessionView MysqlSession::view() const noexcept {
 bool MysqlSession::replica_usable(std::size_t index,
                                   std::chrono::steady_clock::time_point now) const noexcept {
     if (worker_.shared().backends[index]->skipped(now)) return false;
+    if (refused_version_ == state_version_ && ((refused_by_ >> index) & 1)) return false;
     return index != lagging_replica_ || now >= lagging_until_;
 }
 
@@ -243,13 +244,23 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
             if (!replica_usable(index, now)) continue;
             auto [conn, failure] = co_await open_backend(index, false);
             if (!conn) {
-                if (failure.server_error) {
-                    // The replica refused this session (its database or user is missing
-                    // there): the primary serves it until its state changes.
-                    spdlog::warn("{} replica {} refused the session: {}", prefix(),
-                                 bs.endpoint.name, failure.server_error->message);
-                    replica_refused_version_ = state_version_;
-                    co_return false;
+                const std::uint16_t code =
+                    failure.server_error ? failure.server_error->code : std::uint16_t{0};
+                // Refusals of the server as a whole (too many connections, this host
+                // blocked or not allowed) skip it for everyone, like a server that is down.
+                if (failure.server_error && code != 1040 && code != 1129 && code != 1130) {
+                    // It refused this session (its user or database is missing or locked
+                    // there): this session tries the other replicas, and this one again once
+                    // its state changes.
+                    spdlog::warn("{} replica {} refused the session's login ({}): trying "
+                                 "another",
+                                 prefix(), bs.endpoint.name, code);
+                    spdlog::debug("{} replica {}: {}", prefix(), bs.endpoint.name,
+                                  failure.server_error->message);
+                    if (refused_version_ != state_version_) refused_by_ = 0;
+                    refused_version_ = state_version_;
+                    refused_by_ |= std::uint64_t{1} << index;
+                    continue;
                 }
                 spdlog::warn("{} cannot reach replica {} ({}:{}): {}; skipped for {} ms", prefix(),
                              bs.endpoint.name, bs.endpoint.host, bs.endpoint.port,
@@ -278,13 +289,16 @@ asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
     if (!b.conn || b.synced == state_version_) co_return true;
     auto fail = [&](std::string_view what) {
         if (slot == replica_slot) {
-            spdlog::warn("{} replica {} cannot take the session's state ({}): reads go to the "
+            // The server's message can quote the session's values: debug only.
+            spdlog::warn("{} replica {} cannot take the session's state: reads go to the "
                          "primary",
-                         prefix(), worker_.shared().backends[b.index]->endpoint.name, what);
+                         prefix(), worker_.shared().backends[b.index]->endpoint.name);
+            spdlog::debug("{} replica state replay: {}", prefix(), what);
             replica_refused_version_ = state_version_;
             drop_slot(replica_slot);
         } else {
-            spdlog::warn("{} primary did not take the session's state: {}", prefix(), what);
+            spdlog::warn("{} primary did not take the session's state", prefix());
+            spdlog::debug("{} primary state replay: {}", prefix(), what);
             b.synced = state_version_;
         }
     };
@@ -488,7 +502,7 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
     if (f.closes_handler && handlers_ > 0) --handlers_;
     if (f.assigns_user_variable) unreplayable_variable_ = true;
 
-    if (slot == primary_slot) {
+    if (slot == primary_slot && backends_[primary_slot].conn) {
         const Backend& p = backends_[primary_slot];
         sql_mode_.no_backslash_escapes =
             (p.conn->status() & mysql::status::no_backslash_escapes) != 0;
@@ -589,8 +603,8 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
 asio::awaitable<bool> MysqlSession::on_init_db(const mysql::MessageFrame& frame) {
     std::string db{text_of(mysql::assemble_payload(cbuf_.readable(), frame, scratch_))};
     co_await sync_state(primary_slot);
-    const bool go_on = co_await primary_command(frame, ResponseKind::single);
-    if (!go_on) co_return false;
+    const Outcome outcome = co_await primary_command(frame, ResponseKind::single);
+    if (outcome != Outcome::answered) co_return outcome != Outcome::end;
     if (!scanner_.ended_with_error()) {
         router::Classification use;
         use.cls = StatementClass::use;
@@ -603,8 +617,8 @@ asio::awaitable<bool> MysqlSession::on_init_db(const mysql::MessageFrame& frame)
 asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFrame& frame) {
     // Bound to a local first: GCC 12.2 drops the resume point of a co_await in an `if`
     // condition of a coroutine without locals (PR106188), and this one crashed with SIGILL.
-    const bool go_on = co_await primary_command(frame, ResponseKind::single);
-    if (!go_on) co_return false;
+    const Outcome outcome = co_await primary_command(frame, ResponseKind::single);
+    if (outcome != Outcome::answered) co_return outcome != Outcome::end;
     if (!scanner_.ended_with_error()) {
         // The server forgot the session's state and prepared statements; the replica
         // connection goes, so no state is left behind there either.
@@ -915,6 +929,16 @@ namespace sluice {
 
 asio::awaitable<bool> MysqlSession::on_kill(const mysql::MessageFrame& frame, bool query,
                                             std::uint64_t target) {
+    if (target == connection_id_) {
+        // As a server answers a connection that kills itself: the statement is interrupted,
+        // and KILL CONNECTION ends the session.
+        if (query)
+            co_return co_await send_error(frame.next_seq, 1317, "70100",
+                                          "Query execution was interrupted");
+        end_reason_ = "killed itself";
+        co_await send_error(frame.next_seq, 1927, "70100", "Connection was killed");
+        co_return false;
+    }
     const auto threads = target <= 0xFFFFFFFFu
                              ? worker_.shared().sessions.find(static_cast<std::uint32_t>(target))
                              : std::nullopt;

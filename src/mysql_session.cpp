@@ -88,7 +88,18 @@ void MysqlSession::close_if_idle() noexcept {
     }
 }
 
+void MysqlSession::check_client(std::chrono::steady_clock::time_point now) noexcept {
+    // Only requests running for a second or more are checked: one peek each.
+    if (idle_ || closed_ || now - command_started_ < std::chrono::seconds(1)) return;
+    if (!client_.peer_closed()) return;
+    spdlog::info("{} client gone while its statement ran: closing its backend connections",
+                 prefix());
+    force_close();
+    end_reason_ = "client gone during a statement";
+}
+
 void MysqlSession::force_close() noexcept {
+    closed_ = true;
     end_reason_ = "shutdown grace period over";
     client_.close();
     for (auto& b : backends_) {
@@ -285,6 +296,12 @@ asio::awaitable<MysqlSession::Auth> MysqlSession::authenticate(mysql::AuthAction
 asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
 MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     Shared& shared = worker_.shared();
+    if (closed_) {
+        // Being closed (shutdown, KILL, client gone): no new backend work starts.
+        co_return std::pair{
+            std::unique_ptr<pool::BackendConn>{},
+            pool::ConnectFailure{make_error_code(asio::error::operation_aborted), std::nullopt}};
+    }
     mysql::BackendLogin::Options opts;
     opts.user = user_;
     opts.password = password_;
@@ -483,6 +500,7 @@ asio::awaitable<void> MysqlSession::command_loop() {
         }
         ++queries_;
         const auto started = std::chrono::steady_clock::now();
+        command_started_ = started;
         worker_.stats().count_command(frame->first_byte);
         worker_.stats().bytes_from_clients.add(frame->wire_size);
         // After a pause, backend connections are checked before use: one may have been
@@ -527,7 +545,7 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
     case Command::change_user:
         co_return co_await change_user(frame);
     case Command::field_list:
-        co_return co_await primary_command(frame, ResponseKind::field_list);
+        co_return co_await on_primary(frame, ResponseKind::field_list);
     case Command::process_kill: {
         const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
         if (payload.size() >= 5) {
@@ -539,7 +557,7 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
                 co_return co_await on_kill(frame, false, target);
             }
         }
-        co_return co_await primary_command(frame, ResponseKind::single);
+        co_return co_await on_primary(frame, ResponseKind::single);
     }
     case Command::ping:
     case Command::statistics:
@@ -547,7 +565,7 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
     case Command::refresh:
     case Command::debug:
         // Connection-level commands: the primary is the session's home.
-        co_return co_await primary_command(frame, ResponseKind::single);
+        co_return co_await on_primary(frame, ResponseKind::single);
     default:
         break;
     }
@@ -558,14 +576,23 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
                                   "Unknown command");
 }
 
-asio::awaitable<bool> MysqlSession::primary_command(const mysql::MessageFrame& frame,
-                                                    ResponseKind kind) {
+asio::awaitable<bool> MysqlSession::on_primary(const mysql::MessageFrame& frame,
+                                               ResponseKind kind) {
+    const Outcome outcome = co_await primary_command(frame, kind);
+    co_return outcome != Outcome::end;
+}
+
+asio::awaitable<MysqlSession::Outcome>
+MysqlSession::primary_command(const mysql::MessageFrame& frame, ResponseKind kind) {
     co_await sync_state(primary_slot);
     const Relay r = co_await forward(primary_slot, cbuf_.readable().first(frame.wire_size), kind);
     cbuf_.consume(frame.wire_size);
-    if (r != Relay::ok) co_return co_await relay_failed(primary_slot, r, frame.next_seq);
+    if (r != Relay::ok) {
+        const bool go_on = co_await relay_failed(primary_slot, r, frame.next_seq);
+        co_return go_on ? Outcome::failed : Outcome::end;
+    }
     last_on_replica_ = false;
-    co_return true;
+    co_return Outcome::answered;
 }
 
 asio::awaitable<MysqlSession::Relay>

@@ -36,6 +36,7 @@ public:
     void force_close() noexcept override;
     std::uint32_t id() const noexcept override { return connection_id_; }
     void kill() noexcept override;
+    void check_client(std::chrono::steady_clock::time_point now) noexcept override;
 
 private:
     enum class Relay { ok, client_lost, backend_lost, backend_protocol };
@@ -128,8 +129,14 @@ private:
                                                    protocol::mysql::ResponseKind kind);
     /// After a relay that did not return ok: the client's error, logs, whether to go on.
     asio::awaitable<bool> relay_failed(Slot slot, Relay r, std::uint8_t reply_seq);
-    asio::awaitable<bool> primary_command(const protocol::mysql::MessageFrame& frame,
-                                          protocol::mysql::ResponseKind kind);
+    /// How a command sent to the primary went: answered by it; failed (the client was told,
+    /// the session goes on); or the session ends.
+    enum class Outcome { answered, failed, end };
+    /// A connection-level command the primary answers; whether the session goes on.
+    asio::awaitable<bool> on_primary(const protocol::mysql::MessageFrame& frame,
+                                     protocol::mysql::ResponseKind kind);
+    asio::awaitable<Outcome> primary_command(const protocol::mysql::MessageFrame& frame,
+                                             protocol::mysql::ResponseKind kind);
 
     // ---- routing (mysql_routing.cpp) ----
     asio::awaitable<bool> on_query(const protocol::mysql::MessageFrame& frame);
@@ -214,6 +221,8 @@ private:
     bool check_idle_ = false;         ///< the session was idle: check connections before use
     bool primary_lost_state_ = false; ///< the primary connection died holding session state
     std::chrono::steady_clock::time_point last_done_{};
+    std::chrono::steady_clock::time_point command_started_{};
+    bool closed_ = false; ///< force_close() or kill(): no new backend connection, no retry
     bool counted_ = false;
     const char* end_reason_ = "client closed";
 
@@ -223,6 +232,8 @@ private:
     std::vector<Assignment> assignments_;
     std::uint64_t state_version_ = 1;
     std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
+    std::uint64_t refused_by_ = 0;      ///< replicas (bit per backend index) that refused the login
+    std::uint64_t refused_version_ = 0; ///< ... at this state version
     std::uint32_t next_generation_ = 1;
     router::SqlMode sql_mode_;
     std::string last_gtid_; ///< of the session's last write, from the primary's OK

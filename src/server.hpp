@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -122,6 +123,10 @@ public:
     virtual std::uint32_t id() const noexcept = 0;
     /// KILL CONNECTION from another session: close now.
     virtual void kill() noexcept = 0;
+    /// The worker's sweep, once a second: a session whose request has run for a while
+    /// checks whether its client has gone (closed its socket), and if so closes, as a server
+    /// would: nothing else reads the client's socket while a backend works.
+    virtual void check_client(std::chrono::steady_clock::time_point now) noexcept = 0;
 };
 
 /// The configured query rules, compiled; the RE2 error text when a pattern does not compile.
@@ -156,16 +161,23 @@ public:
     bool draining() const noexcept { return draining_; }
 
     void add_session(ClientSession* s) { sessions_.insert(s); }
-    void remove_session(ClientSession* s) { sessions_.erase(s); }
+    void remove_session(ClientSession* s) {
+        sessions_.erase(s);
+        // The sweep's timer is the last work of a drained worker: its io_context ends now.
+        if (draining_ && sessions_.empty()) sweep_timer_.cancel();
+    }
 
 private:
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ListenerShared& listener);
+    /// Once a second: ClientSession::check_client on every session.
+    asio::awaitable<void> sweep();
 
     unsigned index_;
     Shared& shared_;
     asio::io_context io_{1};
     std::vector<std::pair<tcp::acceptor, ListenerShared*>> acceptors_;
     std::unordered_set<ClientSession*> sessions_;
+    asio::steady_timer sweep_timer_{io_};
     WorkerStats stats_;
     bool draining_ = false;
     std::thread thread_;

@@ -126,6 +126,7 @@ void Worker::start_thread() {
     for (auto& [acceptor, listener] : acceptors_) {
         asio::co_spawn(io_, accept_loop(acceptor, *listener), asio::detached);
     }
+    asio::co_spawn(io_, sweep(), asio::detached);
     thread_ = std::thread([this] {
         try {
             io_.run();
@@ -172,6 +173,19 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, ListenerShare
     }
 }
 
+asio::awaitable<void> Worker::sweep() {
+    for (;;) {
+        sweep_timer_.expires_after(std::chrono::seconds(1));
+        auto [ec] = co_await sweep_timer_.async_wait(use_tuple);
+        // Ends with the worker: drained with no session left, its io_context runs out.
+        if (ec || (draining_ && sessions_.empty())) co_return;
+        const auto now = std::chrono::steady_clock::now();
+        const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
+        for (auto* s : sessions)
+            s->check_client(now);
+    }
+}
+
 void Worker::drain() {
     asio::post(io_, [this] {
         draining_ = true;
@@ -179,6 +193,7 @@ void Worker::drain() {
             error_code ignored;
             acceptor.close(ignored);
         }
+        if (sessions_.empty()) sweep_timer_.cancel();
         // Copy: closing a session can end it and remove it from the set.
         const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
         for (auto* s : sessions)

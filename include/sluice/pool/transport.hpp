@@ -45,6 +45,9 @@ public:
     /// something unasked (a server's "shutdown in progress" ERR, a TLS alert). One
     /// non-blocking peek; nothing is consumed.
     bool peer_gone() noexcept;
+    /// Whether the peer closed the connection (an end of stream or a reset is waiting to be
+    /// read); bytes waiting to be read are not a close. One non-blocking peek.
+    bool peer_closed() noexcept;
 
 private:
     tcp::socket socket_; // moved into tls_ when TLS starts

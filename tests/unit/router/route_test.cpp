@@ -108,6 +108,25 @@ TEST_CASE("decide_route keeps reads of a read-only transaction on the replica", 
           Route{Destination::primary, RouteReason::pin});
 }
 
+TEST_CASE("#7: in a read-only transaction, what could change the replica runs on the primary",
+          "[router]") {
+    const SessionView ro{true, true, false, "app", "shop"};
+    for (const char* sql : {"FLUSH STATUS", "ANALYZE TABLE t", "CREATE TABLE t2 (a INT)",
+                            "DROP TABLE t", "LOCK TABLES t READ", "CALL p()",
+                            "SELECT 1; FLUSH STATUS", "EXECUTE s", "OPTIMIZE TABLE t",
+                            "SET autocommit = 0", "SET @a = 1, autocommit = 1"}) {
+        INFO(sql);
+        CHECK(decide_route(classify(sql), "", ro, no_rules, true) ==
+              Route{Destination::primary, RouteReason::transaction});
+    }
+    for (const char* sql : {"SELECT * FROM t", "INSERT INTO t VALUES (1)", "COMMIT", "ROLLBACK",
+                            "SET @a = 1", "USE db", "SAVEPOINT s"}) {
+        INFO(sql);
+        CHECK(decide_route(classify(sql), "", ro, no_rules, true) ==
+              Route{Destination::replica, RouteReason::transaction});
+    }
+}
+
 TEST_CASE("decide_route sends diagnostics where the previous statement ran", "[router]") {
     auto warnings = classify("SHOW WARNINGS");
     SessionView after_replica = autocommit;
