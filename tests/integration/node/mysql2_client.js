@@ -56,6 +56,8 @@ const REPLICA_IDS = [2, 3];
 
 // ------------------------------------------------------------------------------ checks ----
 
+let finished = false; // set by Checks.finish() when every check ran and passed
+
 class Checks {
   constructor() {
     this.failures = [];
@@ -111,6 +113,7 @@ class Checks {
       process.exit(1);
     }
     console.log(`all ${this.count} checks passed`);
+    finished = true;
     process.exit(0);
   }
 }
@@ -791,6 +794,15 @@ async function main() {
   await checks.run('destroy() mid-result: backend thread closed, fresh connection works', testDestroyMidResult);
   checks.finish();
 }
+
+// Node exits with status 0 when nothing is left to wait for, even in the middle of main() (a
+// promise that will never settle, e.g. a connection to a daemon that died): that is a failure.
+process.on('exit', (code) => {
+  if (code === 0 && !finished) {
+    console.error('FAIL - the test stopped before its last check (a promise never settled)');
+    process.exitCode = 1;
+  }
+});
 
 main().catch((e) => {
   console.error(`FAIL - unexpected: ${e && e.stack}`);
