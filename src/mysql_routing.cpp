@@ -774,16 +774,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
             co_await sync_state(primary_slot);
             ready = co_await ensure_prepared(ps, slot);
         }
-        if (!ready) {
-            if (!backends_[primary_slot].conn) {
-                end_reason_ = "backend lost";
-                co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
-                                    "Lost connection to the primary during query");
-                co_return false;
-            }
-            co_return co_await send_error(frame.next_seq, last_error_.code,
-                                          last_error_.sql_state.c_str(), last_error_.message);
-        }
+        if (!ready) co_return co_await not_prepared(frame);
         wire_.clear();
         for (auto& chunk : ps.long_data) {
             put_u32(chunk, 1, ps.id[slot]);
@@ -827,6 +818,17 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     co_return true;
 }
 
+asio::awaitable<bool> MysqlSession::not_prepared(const mysql::MessageFrame& frame) {
+    if (!backends_[primary_slot].conn) {
+        end_reason_ = "backend lost";
+        co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                            "Lost connection to the primary during query");
+        co_return false;
+    }
+    co_return co_await send_error(frame.next_seq, last_error_.code, last_error_.sql_state.c_str(),
+                                  last_error_.message);
+}
+
 asio::awaitable<bool> MysqlSession::on_bulk(const mysql::MessageFrame& frame) {
     // COM_STMT_BULK_EXECUTE: 0xFA, statement_id<4>, bulk_flags<2>, then parameter types
     // (when SEND_TYPES_TO_SERVER) and rows of values. Batches of INSERT/UPDATE/DELETE: the
@@ -837,16 +839,7 @@ asio::awaitable<bool> MysqlSession::on_bulk(const mysql::MessageFrame& frame) {
     router::Route route{Destination::primary, RouteReason::write};
     co_await sync_state(primary_slot);
     const bool ready = co_await ensure_prepared(ps, primary_slot);
-    if (!ready) {
-        if (!backends_[primary_slot].conn) {
-            end_reason_ = "backend lost";
-            co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
-                                "Lost connection to the primary during query");
-            co_return false;
-        }
-        co_return co_await send_error(frame.next_seq, last_error_.code,
-                                      last_error_.sql_state.c_str(), last_error_.message);
-    }
+    if (!ready) co_return co_await not_prepared(frame);
     put_u32(request_, 1, ps.id[primary_slot]);
     wire_.clear();
     mysql::write_packets(request_, 0, wire_);

@@ -152,6 +152,9 @@ private:
     /// COM_STMT_BULK_EXECUTE (MariaDB): a batch of executions of one statement, a write on
     /// the primary.
     asio::awaitable<bool> on_bulk(const protocol::mysql::MessageFrame& frame);
+    /// A statement the primary could not prepare for an execute: its refusal (kept in
+    /// last_error_) goes to the client, or the session ends with the lost connection.
+    asio::awaitable<bool> not_prepared(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<bool> on_stmt_fetch_or_reset(const protocol::mysql::MessageFrame& frame);
     asio::awaitable<void> on_stmt_close(const protocol::mysql::MessageFrame& frame);
     /// KILL [QUERY] of a Sluice connection id: the target session's backend threads.
