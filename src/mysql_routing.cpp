@@ -224,6 +224,8 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
 }
 
 asio::awaitable<bool> MysqlSession::ensure_replica() {
+    // A session being closed starts nothing new, and its failures say nothing of a replica.
+    if (closed_) co_return false;
     Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
     if (r.conn && unusable(r)) {

@@ -392,6 +392,7 @@ asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::Backend
 }
 
 asio::awaitable<void> MysqlSession::revive_primary() {
+    if (closed_) co_return;
     Backend& b = backends_[primary_slot];
     if (b.conn && !unusable(b)) co_return;
     if (b.conn) {
@@ -610,7 +611,8 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
         // A replica's refusal is not relayed: the primary gets the statement instead.
         if (slot != primary_slot) co_return Relay::backend_lost;
         const Relay r = co_await relay(slot);
-        co_return r == Relay::ok&& scanner_.ended_with_error() ? Relay::ok : Relay::backend_lost;
+        const bool refused = r == Relay::ok && scanner_.ended_with_error();
+        co_return refused ? Relay::ok : Relay::backend_lost;
     }
     co_return co_await relay(slot);
 }
@@ -624,8 +626,12 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         end_reason_ = "client gone mid-result";
         co_return false;
     case Relay::backend_lost:
-    case Relay::backend_protocol:
+    case Relay::backend_protocol: {
         worker_.stats().count_error(ClientError::backend_lost);
+        // Asked before the connection is dropped: its status says whether a transaction
+        // was open.
+        const bool state_lost =
+            slot == primary_slot && (primary_lost_state_ || primary_state_lost());
         if (r == Relay::backend_protocol)
             spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
                          name);
@@ -636,7 +642,7 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         end_reason_ =
             r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
         if (relayed_ != 0 || r != Relay::backend_lost) co_return false; // the stream is broken
-        if (slot == primary_slot && (primary_lost_state_ || primary_state_lost())) {
+        if (state_lost) {
             // What the session held on the primary is gone: it says so, and goes on without.
             primary_lost_state_ = false;
             const bool sent = co_await send_error(
@@ -651,7 +657,9 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
             co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
                                 fmt::format("Lost connection to backend '{}' during query", name));
         // Nothing reached the client: the next statement gets a new connection.
-        co_return sent&& slot == primary_slot;
+        const bool go_on = sent && slot == primary_slot;
+        co_return go_on;
+    }
     }
     co_return false;
 }
