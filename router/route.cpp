@@ -170,8 +170,10 @@ Route decide_route(const Classification& c, std::string_view digest_text, const 
         // The replica answers for the transaction, refusals of writes included, as the
         // server the client would be talking to does; locks and temporary tables are
         // primary state the session keeps.
-        if (c.flags.takes_user_lock || c.flags.releases_user_lock || c.flags.creates_temp_table)
+        if (c.flags.takes_user_lock || c.flags.releases_user_lock)
             return {Destination::primary, RouteReason::pin};
+        // The transaction refuses it there (1792), as a server does.
+        if (c.flags.creates_temp_table) return {Destination::replica, RouteReason::transaction};
         // The replica answers reads, refuses writes (the transaction is read-only there) and
         // takes transaction control. Anything else could change the replica itself: DDL,
         // FLUSH and the like commit implicitly and write its binary log, which breaks its

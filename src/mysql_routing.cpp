@@ -599,6 +599,23 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     if (c.flags.runs_hidden_statements) user_variables_hidden_ = true;
     if (!scanner_.ended_with_error()) after_statement(c, slot);
     last_on_replica_ = slot == replica_slot;
+    const bool implicit_commit = c.cls == StatementClass::ddl || c.cls == StatementClass::other ||
+                                 c.cls == StatementClass::lock_tables ||
+                                 c.cls == StatementClass::unlock_tables;
+    if (slot == primary_slot && route.reason == RouteReason::transaction && implicit_commit &&
+        view().read_only_transaction && !scanner_.ended_with_error()) {
+        // DDL, FLUSH, LOCK TABLES and the like, which the primary ran for a read-only
+        // transaction on the replica, commit a transaction implicitly on a server: so does
+        // Sluice, on the replica where that transaction lives.
+        // COM_QUERY (0x03) "COMMIT"; the command byte is its own literal: "\x03C" would be
+        // one hex escape.
+        static constexpr std::string_view commit = "\x03"
+                                                   "COMMIT";
+        const auto reply = co_await exchange(
+            replica_slot, {reinterpret_cast<const std::uint8_t*>(commit.data()), commit.size()},
+            ResponseKind::query);
+        if (!reply) replica_failed("connection lost", false);
+    }
     co_return true;
 }
 

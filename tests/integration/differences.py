@@ -819,6 +819,38 @@ def test_e_information_schema():
                 conn.close()
 
 
+# ------------------------------------------------------------------------------ n ----
+
+def test_n_read_only_transaction():
+    """Inside START TRANSACTION READ ONLY: a temporary table is refused (1792), DDL commits the
+    transaction implicitly and runs, the session is then out of the transaction and can write;
+    as directly. (The session fuzzer found FLUSH there breaking a replica's replication.)"""
+    seen = {}
+    for where, port in WHERE.items():
+        with connect(port, autocommit=True) as c, c.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS diff_n")
+            out = []
+            for q in ("START TRANSACTION READ ONLY", "CREATE TEMPORARY TABLE diff_n_tmp (a INT)",
+                      "CREATE TABLE diff_n (a INT)", "SELECT @@in_transaction",
+                      "INSERT INTO diff_n VALUES (1)", "SELECT COUNT(*) FROM diff_n",
+                      "START TRANSACTION READ ONLY", "FLUSH STATUS", "SELECT @@in_transaction",
+                      "DROP TABLE diff_n"):
+                try:
+                    cur.execute(q)
+                    out.append((q, cur.fetchall()))
+                except pymysql.MySQLError as e:
+                    out.append((q, e.args[0]))
+            seen[where] = out
+    eq(seen["sluice"], seen["direct"], "statements in and after a read-only transaction")
+    # A statement run on a replica that writes its binary log gives it a GTID of its own
+    # (server_id 2 or 3), and its replication stops at the primary's next event.
+    for name, port in REPLICA_PORTS.items():
+        with connect(port) as r:
+            pos = one(r, "SELECT @@gtid_binlog_pos")[0] or ""
+            own = [g for g in pos.split(",") if g and g.split("-")[1] != str(PRIMARY_ID)]
+            eq(own, [], f"{name}'s own GTIDs after FLUSH in a read-only transaction through Sluice")
+
+
 # ------------------------------------------------------------------------------ f ----
 
 def test_f_sql_auto_is_null():
@@ -1308,6 +1340,8 @@ def main():
         checks.run("e: SHOW INDEX answered by the primary", test_e_show_index)
         checks.run("e: information_schema.TABLES answered by the primary", test_e_information_schema)
         checks.run("f: SQL_AUTO_IS_NULL finds the row just inserted", test_f_sql_auto_is_null)
+        checks.run("n: a read-only transaction: temporary table, DDL, FLUSH as directly",
+                   test_n_read_only_transaction)
         checks.run("h: a prepared SET time_zone = ? is replayed with its value",
                    test_h_prepared_set_time_zone)
         checks.run("i: KILL of a session that never read from a replica",

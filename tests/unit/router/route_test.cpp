@@ -111,16 +111,17 @@ TEST_CASE("decide_route keeps reads of a read-only transaction on the replica", 
 TEST_CASE("#7: in a read-only transaction, what could change the replica runs on the primary",
           "[router]") {
     const SessionView ro{true, true, false, "app", "shop"};
-    for (const char* sql : {"FLUSH STATUS", "ANALYZE TABLE t", "CREATE TABLE t2 (a INT)",
-                            "DROP TABLE t", "LOCK TABLES t READ", "CALL p()",
-                            "SELECT 1; FLUSH STATUS", "EXECUTE s", "OPTIMIZE TABLE t",
-                            "SET autocommit = 0", "SET @a = 1, autocommit = 1"}) {
+    for (const char* sql :
+         {"FLUSH STATUS", "ANALYZE TABLE t", "CREATE TABLE t2 (a INT)", "DROP TABLE t",
+          "LOCK TABLES t READ", "CALL p()", "SELECT 1; FLUSH STATUS", "EXECUTE s",
+          "OPTIMIZE TABLE t", "SET autocommit = 0", "SET @a = 1, autocommit = 1"}) {
         INFO(sql);
         CHECK(decide_route(classify(sql), "", ro, no_rules, true) ==
               Route{Destination::primary, RouteReason::transaction});
     }
-    for (const char* sql : {"SELECT * FROM t", "INSERT INTO t VALUES (1)", "COMMIT", "ROLLBACK",
-                            "SET @a = 1", "USE db", "SAVEPOINT s"}) {
+    for (const char* sql :
+         {"SELECT * FROM t", "INSERT INTO t VALUES (1)", "COMMIT", "ROLLBACK", "SET @a = 1",
+          "USE db", "SAVEPOINT s", "CREATE TEMPORARY TABLE t (a INT)"}) {
         INFO(sql);
         CHECK(decide_route(classify(sql), "", ro, no_rules, true) ==
               Route{Destination::replica, RouteReason::transaction});
