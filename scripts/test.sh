@@ -16,9 +16,9 @@ bash scripts/build.sh build
 section "unit and integration tests"
 (cd build && ctest -L 'unit|integration' --output-on-failure --timeout 600)
 
-section "fuzz targets (clang, libFuzzer, ${SLUICE_FUZZ_SECONDS:-30} s each)"
+section "fuzz targets (clang, libFuzzer, ${SLUICE_FUZZ_SECONDS:-20} s each)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
-    -DSLUICE_FUZZ_SECONDS="${SLUICE_FUZZ_SECONDS:-30}" >/dev/null
+    -DSLUICE_FUZZ_SECONDS="${SLUICE_FUZZ_SECONDS:-20}" >/dev/null
 ninja -C build-fuzz -j"$(nproc)" fuzz_all
 (cd build-fuzz && ctest -L fuzz --output-on-failure)
 
