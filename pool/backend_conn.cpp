@@ -113,7 +113,6 @@ asio::awaitable<ConnectOutcome> connect_and_login(const BackendEndpoint& endpoin
     if (!buf.empty()) co_return failed(pool_errc::protocol_error);
     auto conn = std::make_unique<BackendConn>(std::move(transport), login.greeting(),
                                               login.capabilities(), login.final_ok().status);
-    conn->set_ext_capabilities(login.ext_capabilities());
     co_return ConnectOutcome{std::move(conn), ConnectFailure{}};
 }
 

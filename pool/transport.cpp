@@ -57,19 +57,17 @@ asio::awaitable<error_code> Transport::write_all(asio::const_buffer buf) {
     co_return ec;
 }
 
-bool Transport::peer_gone() noexcept {
+Transport::Peek Transport::peek() noexcept {
     std::uint8_t byte = 0;
     const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-    return true; // 0: closed; 1: bytes nobody asked for
+    if (n > 0) return Peek::bytes;
+    if (n == 0) return Peek::closed;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Peek::nothing : Peek::closed;
 }
 
-bool Transport::peer_closed() noexcept {
-    std::uint8_t byte = 0;
-    const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-    return n == 0;
-}
+bool Transport::peer_gone() noexcept { return peek() != Peek::nothing; }
+
+bool Transport::peer_closed() noexcept { return peek() == Peek::closed; }
 
 void Transport::close() noexcept {
     error_code ignored;

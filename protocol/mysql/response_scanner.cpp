@@ -140,6 +140,17 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         return static_cast<std::uint16_t>(p[3] | (p[4] << 8));
     };
 
+    // Inside a result set an ERR ends the response: among the rows, and right after the
+    // column definitions or in their place when the statement fails once it runs (a cursor's
+    // execution, a stored program). A definition starts with the catalog's length (0x03
+    // "def") and a row starting with 0xFF is at least 0xFFFFFF bytes long, so neither is one.
+    const bool in_result =
+        phase_ == Phase::column_defs || phase_ == Phase::columns_eof || phase_ == Phase::rows;
+    if (in_result && first == 0xFF && !big) {
+        error_ = true;
+        return finished(done);
+    }
+
     switch (phase_) {
     case Phase::single:
         if (first == 0xFF) error_ = true;
@@ -190,20 +201,9 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         return {};
     }
     case Phase::column_defs:
-        // A definition starts with the catalog's length (0x03 "def"), never with 0xFF.
-        if (first == 0xFF && !big) {
-            error_ = true;
-            return finished(done);
-        }
         if (--remaining_ == 0) phase_ = deprecate_eof_ ? Phase::rows : Phase::columns_eof;
         return {};
     case Phase::columns_eof: {
-        // A statement that fails once it runs (a cursor's execution, a stored program)
-        // sends its ERR right after the column definitions.
-        if (first == 0xFF && !big) {
-            error_ = true;
-            return finished(done);
-        }
         if (!terminator) return codec_errc::malformed;
         auto st = eof_status();
         if (!st) return st.error();
@@ -214,10 +214,6 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         return {};
     }
     case Phase::rows: {
-        if (first == 0xFF && !big) {
-            error_ = true;
-            return finished(done);
-        }
         if (terminator) {
             auto st = eof_status();
             if (!st) return st.error();

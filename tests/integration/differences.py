@@ -44,7 +44,7 @@ import time
 import MySQLdb
 import pymysql
 
-from itlib import (Checks, eq, true, env_int, env_str, HOST, PRIMARY_ID, REPLICA_IDS, topology,
+from itlib import (text_row, Checks, eq, true, env_int, env_str, HOST, PRIMARY_ID, REPLICA_IDS, topology,
                    sync_replicas, native_scramble, lenenc_int, parse_err, wait_until)
 
 PORT = env_int("SLUICE_PORT")
@@ -381,19 +381,7 @@ class Raw:
         """Text rows of a one-result query, decoded as tuples of str|None."""
         res = self.query(sql)
         true(len(res) == 1 and res[0][0] == "rows", f"{sql!r}: expected one result set, got {res!r}")
-        out = []
-        for hexrow in res[0][2]:
-            p, pos, row = bytes.fromhex(hexrow), 0, []
-            for _ in res[0][1]:
-                if p[pos] == 0xFB:
-                    row.append(None)
-                    pos += 1
-                else:
-                    n, pos = lenenc_int(p, pos)
-                    row.append(p[pos:pos + n].decode())
-                    pos += n
-            out.append(tuple(row))
-        return out
+        return [text_row(bytes.fromhex(h), len(res[0][1])) for h in res[0][2]]
 
     def reset_connection(self):
         self.send_command(b"\x1f")

@@ -225,16 +225,21 @@ class Raw:
                 return "rows", rows
             if p[:1] == b"\xff":
                 return "err", parse_err(p)
-            row, pos = [], 0
-            for _ in range(ncols):
-                if p[pos] == 0xFB:
-                    row.append(None)
-                    pos += 1
-                else:
-                    n, pos = lenenc_int(p, pos)
-                    row.append(p[pos:pos + n].decode())
-                    pos += n
-            rows.append(tuple(row))
+            rows.append(text_row(p, ncols))
+
+
+def text_row(p, ncols):
+    """A text-protocol row payload as a tuple of str|None."""
+    row, pos = [], 0
+    for _ in range(ncols):
+        if p[pos] == 0xFB:
+            row.append(None)
+            pos += 1
+        else:
+            n, pos = lenenc_int(p, pos)
+            row.append(p[pos:pos + n].decode())
+            pos += n
+    return tuple(row)
 
 
 def native_scramble(password, nonce):

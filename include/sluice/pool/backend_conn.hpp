@@ -42,9 +42,6 @@ public:
     ReadBuffer& buffer() noexcept { return buffer_; }
     const protocol::mysql::Greeting& greeting() const noexcept { return greeting_; }
     std::uint32_t capabilities() const noexcept { return capabilities_; }
-    /// MariaDB extended capabilities negotiated (mysql::mariadb_cap).
-    std::uint32_t ext_capabilities() const noexcept { return ext_capabilities_; }
-    void set_ext_capabilities(std::uint32_t c) noexcept { ext_capabilities_ = c; }
     std::uint16_t status() const noexcept { return status_; }
     void set_status(std::uint16_t s) noexcept { status_ = s; }
     void close() noexcept { transport_.close(); }
@@ -54,7 +51,6 @@ private:
     ReadBuffer buffer_;
     protocol::mysql::Greeting greeting_;
     std::uint32_t capabilities_;
-    std::uint32_t ext_capabilities_ = 0;
     std::uint16_t status_;
 };
 

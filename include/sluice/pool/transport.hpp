@@ -50,6 +50,10 @@ public:
     bool peer_closed() noexcept;
 
 private:
+    enum class Peek { nothing, bytes, closed };
+    /// What waits to be read, without reading it (a reset or socket error reads as closed).
+    Peek peek() noexcept;
+
     tcp::socket socket_; // moved into tls_ when TLS starts
     // The TLS stream owns the socket (not a reference to socket_), so a Transport can move
     // after its handshake: BackendConn takes the transport a TLS login built.
