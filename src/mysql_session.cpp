@@ -625,6 +625,11 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
     case Relay::client_lost:
         end_reason_ = "client gone mid-result";
         co_return false;
+    case Relay::client_protocol:
+        // The backend is in the middle of the exchange the client broke: closing its
+        // connection aborts the statement there.
+        drop_slot(slot);
+        co_return false;
     case Relay::backend_lost:
     case Relay::backend_protocol: {
         worker_.stats().count_error(ClientError::backend_lost);
@@ -764,15 +769,24 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
 
 asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile(Slot slot) {
     // The client sends the file as packets and ends it with an empty one; all go to the
-    // backend unchanged.
+    // backend unchanged. Their sequence ids continue the server's request: a packet out of
+    // order gets the server's own answer (1156) from Sluice, before it reaches the backend,
+    // which would answer it and then wait for the rest of the file.
     pool::Transport& backend = backends_[slot].conn->transport();
     const mysql::PacketSplitter splitter{mysql::max_packet_payload};
+    auto seq = static_cast<std::uint8_t>(scanner_.last_seq() + 1);
     for (;;) {
         std::size_t pos = 0;
         bool finished = false;
+        bool out_of_order = false;
         for (;;) {
             auto p = splitter.next(cbuf_.readable().subspan(pos));
             if (!p || !*p) break;
+            if ((*p)->seq != seq) {
+                out_of_order = true;
+                break;
+            }
+            ++seq;
             pos += (*p)->wire_size();
             if ((*p)->payload.empty()) {
                 finished = true;
@@ -787,6 +801,13 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile(Slot slot) 
             cbuf_.consume(pos);
         }
         if (finished) co_return Relay::ok;
+        if (out_of_order) {
+            worker_.stats().count_error(ClientError::malformed_packet);
+            end_reason_ = "LOCAL INFILE data out of order";
+            co_await send_error(seq, mysql::er::net_packets_out_of_order, "08S01",
+                                "Got packets out of order");
+            co_return Relay::client_protocol;
+        }
         auto space = cbuf_.prepare(4096);
         auto [ec, n] = co_await client_.read_some(asio::buffer(space.data(), space.size()));
         if (ec) co_return Relay::client_lost;

@@ -39,7 +39,9 @@ public:
     void check_client(std::chrono::steady_clock::time_point now) noexcept override;
 
 private:
-    enum class Relay { ok, client_lost, backend_lost, backend_protocol };
+    /// How relaying a response ended. client_protocol: the client broke the exchange (its
+    /// LOCAL INFILE packets out of order); it has been told, and the session ends.
+    enum class Relay { ok, client_lost, client_protocol, backend_lost, backend_protocol };
     /// The session's two backend connections.
     enum Slot : std::uint8_t { primary_slot = 0, replica_slot = 1 };
 

@@ -13,11 +13,15 @@ answer is the server's, directly to the primary for comparison (issue #7, sectio
  (e) COM_STMT_EXECUTE / FETCH / RESET of a closed statement id, COM_STMT_FETCH without a
      cursor: the same errors as directly
  (f) COM_PING, COM_INIT_DB (good and missing database), COM_QUIT
+ (g) LOAD DATA LOCAL answered with a file packet of a wrong sequence id: the server's own
+     ERR 1156 (same bytes as directly); through Sluice the session then closes, and the
+     primary connection that was mid-LOAD is closed (no thread left on the primary)
 After the cases, fresh sessions through Sluice still answer.
 """
 
 import os
 import struct
+import time
 
 import pymysql
 
@@ -400,6 +404,52 @@ def case_f_ping_init_db_quit():
     eq(s, d, "ping, init_db, missing db, quit: sluice vs direct")
 
 
+CLIENT_LOCAL_FILES = 0x80
+LOAD_LOCAL = (b"\x03LOAD DATA LOCAL INFILE 'raw.csv' INTO TABLE sluice_test.raw_fields "
+              b"FIELDS TERMINATED BY ','")
+
+
+def infile_out_of_order(port):
+    r = Raw(port)
+    try:
+        r.login(database="sluice_test", caps_extra=CLIENT_LOCAL_FILES)
+        r.send_packet(LOAD_LOCAL, 0)
+        seq, p = r.read_packet()
+        eq((seq, p[:1]), (1, b"\xfb"), "the server asks for the file")
+        r.send_packet(b"9,x\n", 9)  # the file's first packet must have sequence id 2
+        seq, p = r.read_packet()
+        eq(p[:1], b"\xff", f"an ERR answers the packet out of order (got {p[:40]!r})")
+        return seq, parse_err(p), r.closed_by_peer(timeout=1.0)
+    finally:
+        r.close()
+
+
+def load_threads():
+    c = direct_conn()
+    try:
+        with c.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE 'LOAD DATA LOCAL INFILE ''raw.csv''%'")
+            return cur.fetchone()[0]
+    finally:
+        c.close()
+
+
+def case_g_infile_out_of_order():
+    seq_d, err_d, _ = infile_out_of_order(PRIMARY_PORT)
+    eq((seq_d, err_d[:2]), (2, (1156, "08S01")), "directly: ERR 1156 at sequence id 2")
+    seq_s, err_s, closed = infile_out_of_order(PORT)
+    eq((seq_s, err_s), (seq_d, err_d), "through Sluice: the server's own ERR, same bytes")
+    true(closed, "through Sluice: the session closes after it")
+    daemon_alive()
+    # The direct connection above may linger in the server a moment; Sluice's must go too.
+    for _ in range(50):
+        if load_threads() == 0:
+            break
+        time.sleep(0.1)
+    eq(load_threads(), 0, "no LOAD DATA LOCAL left running on the primary")
+
+
 def cleanup():
     c = direct_conn()
     try:
@@ -425,6 +475,8 @@ def main():
     checks.run("(e) closed statement ids, fetch without cursor: errors as directly",
                case_e_closed_statements)
     checks.run("(f) COM_PING, COM_INIT_DB, COM_QUIT as directly", case_f_ping_init_db_quit)
+    checks.run("(g) LOAD DATA LOCAL file packet out of order: 1156, session and its backend "
+               "closed", case_g_infile_out_of_order)
     checks.run("fresh sessions still answer", raw_select_1, PORT, "fresh session at the end")
     checks.run("clean-up", cleanup)
     checks.finish()

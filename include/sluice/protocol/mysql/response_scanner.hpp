@@ -58,6 +58,9 @@ public:
     /// Whether the packet that completed last was an OK_Packet (0x00, or 0xFE ending a result
     /// set with CLIENT_DEPRECATE_EOF): one that may carry session-state information.
     bool last_packet_ok() const noexcept { return last_ok_; }
+    /// Sequence id of the packet that completed last. After a LOCAL INFILE request the
+    /// client's file packets continue from it + 1.
+    std::uint8_t last_seq() const noexcept { return header_[3]; }
     /// Packets seen in this response (for metrics and tests).
     std::uint64_t packets() const noexcept { return packets_; }
 
