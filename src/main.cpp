@@ -150,6 +150,17 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
             shared.primary_index = shared.backends.size();
         shared.backends.push_back(std::move(bs));
     }
+    auto topology = std::make_shared<sluice::pool::Topology>();
+    for (const auto& bs : shared.backends) {
+        sluice::pool::BackendState state;
+        state.role = bs->replica ? sluice::pool::Role::replica : sluice::pool::Role::primary;
+        topology->backends.push_back(std::move(state));
+    }
+    topology->primary = shared.primary_index;
+    shared.topology = std::move(topology);
+    shared.breakers = std::make_unique<sluice::pool::BreakerBoard>(
+        shared.backends.size(), sluice::pool::Breaker::Options{
+                                    .failures_to_open = 1, .open_for = cfg.routing.replica_retry});
     shared.rules = std::move(rules);
     probe_primary(shared);
 

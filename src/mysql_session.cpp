@@ -1,6 +1,10 @@
+// A MySQL client session: the connection phase (handshake, authentication, COM_CHANGE_USER),
+// the command loop and its dispatch, and what Sluice writes to the client itself.
+
 #include "mysql_session.hpp"
 
 #include "sluice/pool/error.hpp"
+#include "sluice/protocol/mysql/command.hpp"
 #include "sluice/protocol/mysql/packet.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -21,16 +25,8 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
-constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
 constexpr std::size_t max_idle_scratch = std::size_t{256} * 1024;
 constexpr auto idle_check_after = std::chrono::milliseconds(250);
-// Capabilities whose value changes the bytes of a response: client and backend must agree
-// on them for raw packets to pass through unchanged.
-constexpr std::uint32_t response_shaping_caps =
-    mysql::cap::deprecate_eof | mysql::cap::multi_results | mysql::cap::ps_multi_results |
-    mysql::cap::session_track | mysql::cap::local_files | mysql::cap::found_rows |
-    mysql::cap::multi_statements;
-
 std::array<std::uint8_t, mysql::nonce_size> fresh_nonce() {
     std::array<std::uint8_t, mysql::nonce_size> raw{};
     RAND_bytes(raw.data(), static_cast<int>(raw.size()));
@@ -122,29 +118,6 @@ void MysqlSession::publish_threads() {
         t.replica_index = backends_[replica_slot].index;
     }
     worker_.shared().sessions.set(connection_id_, t);
-}
-
-bool MysqlSession::unusable(Backend& b) noexcept {
-    // Only after a pause: a busy session's connections were just used (one syscall saved per
-    // statement on the hot path).
-    return b.broken ||
-           (check_idle_ && (!b.conn->buffer().empty() || b.conn->transport().peer_gone()));
-}
-
-void MysqlSession::drop_slot(Slot slot) noexcept {
-    Backend& b = backends_[slot];
-    b.broken = false;
-    if (b.conn) {
-        b.conn->close();
-        b.conn.reset();
-    }
-    b.gtid_seen.clear();
-}
-
-bool MysqlSession::Backend::in_trans() const noexcept {
-    if (!conn) return false;
-    const auto st = conn->status();
-    return (st & mysql::status::in_trans) || !(st & mysql::status::autocommit);
 }
 
 asio::awaitable<void> MysqlSession::run() {
@@ -259,8 +232,7 @@ asio::awaitable<bool> MysqlSession::handshake() {
     const Auth authenticated = co_await authenticate(std::move(action), seq);
     if (authenticated != Auth::ok) co_return false;
     user_ = login_.user();
-    database_ = response->database;
-    charset_ = response->charset;
+    state_.start(response->database, response->charset);
     co_return co_await connect_primary(seq);
 }
 
@@ -291,157 +263,6 @@ asio::awaitable<MysqlSession::Auth> MysqlSession::authenticate(mysql::AuthAction
         action = login_.on_auth_data(mysql::assemble_payload(cbuf_.readable(), *frame, scratch_));
         cbuf_.consume(frame->wire_size);
     }
-}
-
-asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
-MysqlSession::open_backend(std::size_t index, bool track_gtid) {
-    Shared& shared = worker_.shared();
-    if (closed_) {
-        // Being closed (shutdown, KILL, client gone): no new backend work starts.
-        co_return std::pair{
-            std::unique_ptr<pool::BackendConn>{},
-            pool::ConnectFailure{make_error_code(asio::error::operation_aborted), std::nullopt}};
-    }
-    mysql::BackendLogin::Options opts;
-    opts.user = user_;
-    opts.password = password_;
-    opts.database = database_;
-    opts.charset = charset_;
-    opts.capabilities = client_caps_ & ~mysql::cap::ssl;
-    // CLIENT_IGNORE_SPACE puts IGNORE_SPACE into the session's sql_mode at login only: a
-    // server's COM_RESET_CONNECTION / COM_CHANGE_USER leaves the global sql_mode, and so do
-    // the backend sessions Sluice opens after one.
-    if (login_sql_mode_gone_) opts.capabilities &= ~mysql::cap::ignore_space;
-    opts.mariadb_ext_capabilities = client_ext_caps_;
-    // The primary reports each write's GTID in its OK packets (read-your-writes).
-    if (track_gtid) opts.capabilities |= mysql::cap::session_track;
-    opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
-    worker_.stats().backend_connects_total.add();
-    auto outcome = co_await pool::BackendConn::connect(shared.backends[index]->endpoint,
-                                                       std::move(opts), shared.cfg.connect_timeout);
-    if (outcome.first &&
-        (outcome.first->capabilities() & response_shaping_caps & ~mysql::cap::session_track) !=
-            (client_caps_ & response_shaping_caps & ~mysql::cap::session_track)) {
-        outcome.first->close();
-        outcome.first.reset();
-        outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
-        outcome.second.server_error =
-            mysql::ErrPacket{mysql::er::handshake_error, "08S01",
-                             "Sluice: backend capabilities do not match the client's"};
-    }
-    if (!outcome.first && !outcome.second.server_error)
-        worker_.stats().backend_connect_errors_total.add();
-    co_return outcome;
-}
-
-asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
-    Shared& shared = worker_.shared();
-    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
-    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
-    if (!conn) {
-        if (failure.server_error) {
-            // The backend's own refusal (unknown database, denied access) reaches the client
-            // as the backend sent it.
-            end_reason_ = "backend refused login";
-            const auto& e = *failure.server_error;
-            co_await send_error(seq, e.code, e.sql_state.empty() ? "HY000" : e.sql_state.c_str(),
-                                e.message);
-            co_return false;
-        }
-        worker_.stats().count_error(ClientError::backend_unavailable);
-        end_reason_ = "backend unavailable";
-        const auto& ep = shared.primary();
-        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
-                     failure.ec.message());
-        co_await send_error(
-            seq, mysql::er::unknown_error, "08S01",
-            fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
-        co_return false;
-    }
-    const bool attached = co_await attach_primary(std::move(conn), track);
-    if (!attached) {
-        end_reason_ = "backend lost";
-        co_await send_error(seq, mysql::er::net_read_error, "08S01",
-                            "Lost connection to the primary during login");
-        co_return false;
-    }
-    Backend& b = backends_[primary_slot];
-    b.synced = state_version_;
-    sql_mode_.no_backslash_escapes = (b.conn->status() & mysql::status::no_backslash_escapes) != 0;
-    co_return co_await send_ok(seq, b.conn->status());
-}
-
-asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::BackendConn> conn,
-                                                   bool track) {
-    Backend& b = backends_[primary_slot];
-    b.conn = std::move(conn);
-    b.index = worker_.shared().primary_index;
-    b.synced = 0;
-    b.database = database_; // named in the login
-    b.generation = next_generation_++;
-    b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
-    b.tracks_gtid = false;
-    const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
-    b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
-    bool tracked = true;
-    if (track && tracking) tracked = co_await track_gtids();
-    // KILL of this session's id reaches its backend threads from login on, whether or not
-    // it ever reads from a replica, and after COM_CHANGE_USER the new primary thread.
-    if (tracked) publish_threads();
-    co_return tracked;
-}
-
-asio::awaitable<void> MysqlSession::revive_primary() {
-    if (closed_) co_return;
-    Backend& b = backends_[primary_slot];
-    if (b.conn && !unusable(b)) co_return;
-    if (b.conn) {
-        // Closed while the session was idle (a restart, wait_timeout), or after it refused a
-        // statement: nothing of the next statement has reached it.
-        primary_lost_state_ = primary_state_lost();
-        spdlog::info("{} primary connection closed while idle; reconnecting", prefix());
-        drop_slot(primary_slot);
-    }
-    // A transaction, temporary tables or locks died with the old connection: the client
-    // hears about it (relay_failed) before the session goes on without them.
-    if (primary_lost_state_) co_return;
-    Shared& shared = worker_.shared();
-    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
-    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
-    if (!conn) {
-        const auto& ep = shared.primary();
-        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
-                     failure.ec.message());
-        co_return;
-    }
-    const bool attached = co_await attach_primary(std::move(conn), track);
-    if (!attached) drop_slot(primary_slot);
-}
-
-bool MysqlSession::primary_state_lost() const noexcept {
-    const Backend& p = backends_[primary_slot];
-    return p.in_trans() || temp_tables_ || lock_tables_ || user_locks_ > 0 || handlers_ > 0 ||
-           unreplayable_variable_ || user_variables_hidden_;
-}
-
-asio::awaitable<bool> MysqlSession::track_gtids() {
-    Backend& b = backends_[primary_slot];
-    // MariaDB reports last_gtid as a tracked system variable; MySQL 8 as a GTID entry. The
-    // client's own tracked variables stay as they were.
-    const std::string_view set = b.mariadb
-                                     ? "\x03SET session_track_system_variables = CONCAT_WS(',', "
-                                       "NULLIF(@@session_track_system_variables, ''), 'last_gtid')"
-                                     : "\x03SET session_track_gtids = OWN_GTID";
-    auto reply = co_await exchange(primary_slot,
-                                   {reinterpret_cast<const std::uint8_t*>(set.data()), set.size()},
-                                   ResponseKind::query);
-    if (!reply) co_return false;
-    b.tracks_gtid = !reply->error;
-    if (reply->error)
-        spdlog::warn("{} primary does not report GTIDs ({}): a session that wrote reads from "
-                     "the primary",
-                     prefix(), reply->err.message);
-    co_return true;
 }
 
 // ---- command phase ----
@@ -548,15 +369,11 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
     case Command::field_list:
         co_return co_await on_primary(frame, ResponseKind::field_list);
     case Command::process_kill: {
-        const auto payload = mysql::assemble_payload(cbuf_.readable(), frame, scratch_);
-        if (payload.size() >= 5) {
-            const std::uint32_t target =
-                std::uint32_t{payload[1]} | (std::uint32_t{payload[2]} << 8) |
-                (std::uint32_t{payload[3]} << 16) | (std::uint32_t{payload[4]} << 24);
-            if (target >= SessionRegistry::first_id) {
-                cbuf_.consume(frame.wire_size);
-                co_return co_await on_kill(frame, false, target);
-            }
+        const auto target =
+            mysql::parse_process_kill(mysql::assemble_payload(cbuf_.readable(), frame, scratch_));
+        if (target && *target >= SessionRegistry::first_id) {
+            cbuf_.consume(frame.wire_size);
+            co_return co_await on_kill(frame, false, *target);
         }
         co_return co_await on_primary(frame, ResponseKind::single);
     }
@@ -575,292 +392,6 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
     // As a server does: the command is refused and the connection stays usable.
     co_return co_await send_error(frame.next_seq, mysql::er::unknown_com, "08S01",
                                   "Unknown command");
-}
-
-asio::awaitable<bool> MysqlSession::on_primary(const mysql::MessageFrame& frame,
-                                               ResponseKind kind) {
-    const Outcome outcome = co_await primary_command(frame, kind);
-    co_return outcome != Outcome::end;
-}
-
-asio::awaitable<MysqlSession::Outcome>
-MysqlSession::primary_command(const mysql::MessageFrame& frame, ResponseKind kind) {
-    co_await sync_state(primary_slot);
-    const Relay r = co_await forward(primary_slot, cbuf_.readable().first(frame.wire_size), kind);
-    cbuf_.consume(frame.wire_size);
-    if (r != Relay::ok) {
-        const bool go_on = co_await relay_failed(primary_slot, r, frame.next_seq);
-        co_return go_on ? Outcome::failed : Outcome::end;
-    }
-    last_on_replica_ = false;
-    co_return Outcome::answered;
-}
-
-asio::awaitable<MysqlSession::Relay>
-MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, ResponseKind kind) {
-    relayed_ = 0;
-    scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
-    if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
-    pool::BackendConn& b = *backends_[slot].conn;
-    const auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size()));
-    if (ec) {
-        // The server may have refused the statement and closed the connection before taking
-        // all of it (1153: more than its max_allowed_packet): its ERR is the answer. The
-        // connection is replaced before the session's next statement.
-        backends_[slot].broken = true;
-        // A replica's refusal is not relayed: the primary gets the statement instead.
-        if (slot != primary_slot) co_return Relay::backend_lost;
-        const Relay r = co_await relay(slot);
-        const bool refused = r == Relay::ok && scanner_.ended_with_error();
-        co_return refused ? Relay::ok : Relay::backend_lost;
-    }
-    co_return co_await relay(slot);
-}
-
-asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_t reply_seq) {
-    const auto& name = worker_.shared().backends[backends_[slot].index]->endpoint.name;
-    switch (r) {
-    case Relay::ok:
-        co_return true;
-    case Relay::client_lost:
-        end_reason_ = "client gone mid-result";
-        co_return false;
-    case Relay::client_protocol:
-        // The backend is in the middle of the exchange the client broke: closing its
-        // connection aborts the statement there.
-        drop_slot(slot);
-        co_return false;
-    case Relay::backend_lost:
-    case Relay::backend_protocol: {
-        worker_.stats().count_error(ClientError::backend_lost);
-        // Asked before the connection is dropped: its status says whether a transaction
-        // was open.
-        const bool state_lost =
-            slot == primary_slot && (primary_lost_state_ || primary_state_lost());
-        if (r == Relay::backend_protocol)
-            spdlog::warn("{} backend {} sent bytes that are not valid MySQL protocol", prefix(),
-                         name);
-        if (slot == replica_slot)
-            replica_failed("connection lost", false);
-        else
-            drop_slot(slot);
-        end_reason_ =
-            r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
-        if (relayed_ != 0 || r != Relay::backend_lost) co_return false; // the stream is broken
-        if (state_lost) {
-            // What the session held on the primary is gone: it says so, and goes on without.
-            primary_lost_state_ = false;
-            const bool sent = co_await send_error(
-                reply_seq, mysql::er::net_read_error, "08S01",
-                fmt::format("Lost connection to backend '{}': the session's open transaction, "
-                            "temporary tables, locks and user variables there are gone",
-                            name));
-            forget_primary_state();
-            co_return sent;
-        }
-        const bool sent =
-            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
-                                fmt::format("Lost connection to backend '{}' during query", name));
-        // Nothing reached the client: the next statement gets a new connection.
-        const bool go_on = sent && slot == primary_slot;
-        co_return go_on;
-    }
-    }
-    co_return false;
-}
-
-asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
-    Backend& backend = backends_[slot];
-    pool::ReadBuffer& bbuf = backend.conn->buffer();
-    pool::Transport& transport = backend.conn->transport();
-    // The primary's OKs are read for the GTID of each write, and rewritten for a client that
-    // did not ask for session tracking: Sluice walks its responses packet by packet. Other
-    // responses stream as they come.
-    const bool inspect = backend.tracks_gtid || backend.strip_tracking;
-    bool need_more = bbuf.empty();
-    std::size_t want = 4096;
-    for (;;) {
-        if (need_more) {
-            auto space = bbuf.prepare(want);
-            auto [ec, n] = co_await transport.read_some(asio::buffer(space.data(), space.size()));
-            if (ec) co_return Relay::backend_lost;
-            bbuf.commit(n);
-            need_more = false;
-        }
-        const auto chunk = bbuf.readable();
-        std::size_t used = 0;
-        bool rewritten = false;
-        if (!inspect) {
-            auto n = scanner_.feed(chunk);
-            if (!n) co_return Relay::backend_protocol;
-            used = *n;
-        } else {
-            out_.clear();
-            while (scanner_.state() == mysql::ResponseScanner::State::running &&
-                   chunk.size() - used >= 4) {
-                const std::size_t len = std::size_t{chunk[used]} |
-                                        (std::size_t{chunk[used + 1]} << 8) |
-                                        (std::size_t{chunk[used + 2]} << 16);
-                if (chunk.size() - used - 4 < len) {
-                    want = 4 + len - (chunk.size() - used);
-                    break;
-                }
-                const auto packet = chunk.subspan(used, 4 + len);
-                auto n = scanner_.feed(packet);
-                if (!n) co_return Relay::backend_protocol;
-                if (*n != packet.size()) co_return Relay::backend_protocol;
-                bool replaced = false;
-                if (scanner_.last_packet_ok()) {
-                    auto ok = mysql::parse_tracked_ok(packet.subspan(4));
-                    if (ok && backend.tracks_gtid && !ok->state.empty()) {
-                        auto gtid = mysql::tracked_gtid(ok->state);
-                        if (!gtid.empty()) last_gtid_ = std::move(gtid);
-                    }
-                    if (ok && backend.strip_tracking) {
-                        if (!rewritten) {
-                            out_.assign(chunk.begin(), chunk.begin() + static_cast<long>(used));
-                            rewritten = true;
-                        }
-                        scratch_.clear();
-                        mysql::write_untracked_ok(ok->ok, scratch_);
-                        mysql::write_packets(scratch_, packet[3], out_); // same sequence id
-                        replaced = true;
-                    }
-                }
-                if (rewritten && !replaced) out_.insert(out_.end(), packet.begin(), packet.end());
-                used += packet.size();
-            }
-            if (used == 0) {
-                need_more = true;
-                continue;
-            }
-            want = 4096;
-        }
-        // Result packets go to the client as they arrive, one write per read.
-        const std::span<const std::uint8_t> send =
-            rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);
-        const auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size()));
-        if (ec) co_return Relay::client_lost;
-        relayed_ += send.size();
-        worker_.stats().bytes_to_clients.add(send.size());
-        bbuf.consume(used);
-        switch (scanner_.state()) {
-        case mysql::ResponseScanner::State::running:
-            need_more = bbuf.empty();
-            break;
-        case mysql::ResponseScanner::State::done:
-            // Nothing may follow a complete response until the next command.
-            if (!bbuf.empty()) co_return Relay::backend_protocol;
-            // An ERR carries no status flags: the backend's last known status stands.
-            if (!scanner_.ended_with_error() && scanner_.has_status())
-                backend.conn->set_status(scanner_.last_status());
-            bbuf.shrink_to(backend_buffer_size);
-            co_return Relay::ok;
-        case mysql::ResponseScanner::State::local_infile: {
-            const Relay r = co_await pump_local_infile(slot);
-            if (r != Relay::ok) co_return r;
-            scanner_.resume();
-            need_more = bbuf.empty();
-            break;
-        }
-        }
-    }
-}
-
-asio::awaitable<MysqlSession::Relay> MysqlSession::pump_local_infile(Slot slot) {
-    // The client sends the file as packets and ends it with an empty one; all go to the
-    // backend unchanged. Their sequence ids continue the server's request: a packet out of
-    // order gets the server's own answer (1156) from Sluice, before it reaches the backend,
-    // which would answer it and then wait for the rest of the file.
-    pool::Transport& backend = backends_[slot].conn->transport();
-    const mysql::PacketSplitter splitter{mysql::max_packet_payload};
-    auto seq = static_cast<std::uint8_t>(scanner_.last_seq() + 1);
-    for (;;) {
-        std::size_t pos = 0;
-        bool finished = false;
-        bool out_of_order = false;
-        for (;;) {
-            auto p = splitter.next(cbuf_.readable().subspan(pos));
-            if (!p || !*p) break;
-            if ((*p)->seq != seq) {
-                out_of_order = true;
-                break;
-            }
-            ++seq;
-            pos += (*p)->wire_size();
-            if ((*p)->payload.empty()) {
-                finished = true;
-                break;
-            }
-        }
-        if (pos > 0) {
-            const auto bytes = cbuf_.readable().first(pos);
-            const auto wec = co_await backend.write_all(asio::buffer(bytes.data(), bytes.size()));
-            if (wec) co_return Relay::backend_lost;
-            worker_.stats().bytes_from_clients.add(pos);
-            cbuf_.consume(pos);
-        }
-        if (finished) co_return Relay::ok;
-        if (out_of_order) {
-            worker_.stats().count_error(ClientError::malformed_packet);
-            end_reason_ = "LOCAL INFILE data out of order";
-            co_await send_error(seq, mysql::er::net_packets_out_of_order, "08S01",
-                                "Got packets out of order");
-            co_return Relay::client_protocol;
-        }
-        auto space = cbuf_.prepare(4096);
-        auto [ec, n] = co_await client_.read_some(asio::buffer(space.data(), space.size()));
-        if (ec) co_return Relay::client_lost;
-        cbuf_.commit(n);
-    }
-}
-
-asio::awaitable<std::optional<MysqlSession::Reply>>
-MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, ResponseKind kind) {
-    Backend& backend = backends_[slot];
-    if (!backend.conn) co_return std::nullopt;
-    pool::BackendConn& conn = *backend.conn;
-    scratch_.clear();
-    mysql::write_packets(payload, 0, scratch_);
-    const auto ec = co_await conn.transport().write_all(asio::buffer(scratch_));
-    if (ec) {
-        drop_slot(slot);
-        co_return std::nullopt;
-    }
-    // Sluice's own commands get whole packets; their responses are small.
-    const bool deprecate_eof = (conn.capabilities() & mysql::cap::deprecate_eof) != 0;
-    scanner_.start(kind, deprecate_eof);
-    Reply reply;
-    while (scanner_.state() != mysql::ResponseScanner::State::done) {
-        auto frame = co_await pool::read_message(conn.transport(), conn.buffer(),
-                                                 mysql::max_packet_payload * 4);
-        if (!frame || scanner_.state() == mysql::ResponseScanner::State::local_infile) {
-            drop_slot(slot);
-            co_return std::nullopt;
-        }
-        auto used = scanner_.feed(conn.buffer().readable().first(frame->wire_size));
-        if (!used || *used != frame->wire_size) {
-            drop_slot(slot);
-            co_return std::nullopt;
-        }
-        auto bytes = mysql::assemble_payload(conn.buffer().readable(), *frame, out_);
-        reply.packets.emplace_back(bytes.begin(), bytes.end());
-        if (scanner_.last_packet_ok() && backend.tracks_gtid) {
-            auto ok = mysql::parse_tracked_ok(bytes);
-            if (ok && !ok->state.empty()) {
-                auto gtid = mysql::tracked_gtid(ok->state);
-                if (!gtid.empty()) last_gtid_ = std::move(gtid);
-            }
-        }
-        conn.buffer().consume(frame->wire_size);
-    }
-    reply.error = scanner_.ended_with_error();
-    if (reply.error) {
-        if (auto err = mysql::parse_err(reply.packets.back())) reply.err = std::move(*err);
-    } else if (scanner_.has_status()) {
-        conn.set_status(scanner_.last_status());
-    }
-    co_return reply;
 }
 
 asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame) {
@@ -888,8 +419,8 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     drop_slot(replica_slot);
     reset_session_state();
     user_ = login_.user();
-    database_ = request->database;
-    charset_ = request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45};
+    state_.start(request->database,
+                 request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45});
     co_return co_await connect_primary(seq);
 }
 

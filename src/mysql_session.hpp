@@ -6,13 +6,14 @@
 #include "sluice/protocol/mysql/messages.hpp"
 #include "sluice/protocol/mysql/response_scanner.hpp"
 #include "sluice/router/classify.hpp"
+#include "sluice/router/session_state.hpp"
+#include "sluice/router/statement_map.hpp"
 
 #include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace sluice {
@@ -23,6 +24,13 @@ namespace sluice {
 /// #3, DESIGN.md "Routing contract"). Session state is replayed on a backend before it runs
 /// the session's next statement there; reads after a write wait for that write's GTID on the
 /// replica, or go to the primary.
+///
+/// The decisions live in pure types (router::SessionState, router::StatementMap, the
+/// router::mysql_dialect text, router::freshness); this class wires them to the sockets:
+/// mysql_session.cpp (connection phase, command loop), mysql_relay.cpp (responses streamed
+/// to the client), mysql_backends.cpp (backend connections, state replay, waits),
+/// mysql_routing.cpp (where a statement runs), mysql_statements.cpp (prepared statements),
+/// mysql_kill.cpp (KILL of a Sluice id).
 class MysqlSession final : public ClientSession {
 public:
     MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& listener);
@@ -59,30 +67,12 @@ private:
         bool in_trans() const noexcept;
     };
 
-    /// A session-state assignment replayed on backends: "SET " + text.
-    struct Assignment {
-        std::string key;
-        std::string text;
-        std::uint64_t version = 0;
-        bool standalone = false; ///< SET TRANSACTION / SET ROLE: a statement of its own
-    };
-
-    /// A prepared statement as the client sees it (one id) and as each backend has it.
-    struct Prepared {
-        router::Classification cls;
-        std::string sql;
-        std::string digest; ///< only with query rules
-        std::uint16_t params = 0;
-        std::array<std::uint32_t, 2> id{};         ///< the backend's own statement id
-        std::array<std::uint32_t, 2> generation{}; ///< connection it was prepared on; 0: not
-        std::vector<std::uint8_t> types;           ///< parameter types last sent by the client
-        std::array<bool, 2> types_sent{};          ///< the backend has seen `types`
-        std::vector<std::vector<std::uint8_t>> long_data; ///< COM_STMT_SEND_LONG_DATA payloads
-        int last_slot = -1;                               ///< where it last ran (fetch, reset)
-        bool on(Slot s, const Backend& b) const noexcept {
-            return generation[s] != 0 && generation[s] == b.generation && b.conn;
-        }
-    };
+    using Prepared = router::PreparedStatement;
+    /// Whether `ps` is prepared on the connection now in `slot`.
+    bool prepared_on(const Prepared& ps, Slot slot) const noexcept {
+        const Backend& b = backends_[slot];
+        return b.conn && ps.prepared_on(slot, b.generation);
+    }
 
     /// A whole response read for Sluice itself (state replay, waits, lazy prepares).
     struct Reply {
@@ -129,6 +119,8 @@ private:
     /// connection failed (the slot is dropped).
     asio::awaitable<std::optional<Reply>> exchange(Slot slot, std::span<const std::uint8_t> payload,
                                                    protocol::mysql::ResponseKind kind);
+    /// exchange() of a COM_QUERY of Sluice's own SQL text (router::mysql_dialect).
+    asio::awaitable<std::optional<Reply>> run_sql(Slot slot, std::string_view sql);
     /// After a relay that did not return ok: the client's error, logs, whether to go on.
     asio::awaitable<bool> relay_failed(Slot slot, Relay r, std::uint8_t reply_seq);
     /// How a command sent to the primary went: answered by it; failed (the client was told,
@@ -162,7 +154,7 @@ private:
     /// KILL [QUERY] of a Sluice connection id: the target session's backend threads.
     asio::awaitable<bool> on_kill(const protocol::mysql::MessageFrame& frame, bool query,
                                   std::uint64_t target);
-    asio::awaitable<void> kill_on_replica(std::size_t index, const std::string& sql);
+    asio::awaitable<void> kill_on_replica(std::size_t index, std::string sql);
     /// Tells the registry which backend threads serve this session now.
     void publish_threads();
     void on_long_data(const protocol::mysql::MessageFrame& frame);
@@ -172,10 +164,13 @@ private:
     /// greeting, which KILL and mysql_thread_id() know), or nullopt when it has no such call.
     std::optional<std::string> own_connection_id(const router::Classification& c,
                                                  std::string_view sql) const;
+    /// Whether a read may go to a replica: the session has one, or one is eligible.
     bool replica_possible() const noexcept;
-    /// Not skipped by every session (it failed) nor by this one (it lagged behind our write).
-    bool replica_usable(std::size_t index,
-                        std::chrono::steady_clock::time_point now) const noexcept;
+    /// What a replica must be for this session now: not behind an open breaker, not
+    /// one that refused the session's login at this state, not one that lagged behind its
+    /// last write a moment ago; ties spread by the session id.
+    pool::ReplicaRequirements
+    replica_requirements(std::chrono::steady_clock::time_point now) const noexcept;
     /// Where a statement runs: the route, then the replica made ready (connected, state
     /// replayed, the session's last write visible), or the primary when it cannot be.
     asio::awaitable<Slot> choose(const router::Classification& c, std::string_view digest,
@@ -183,11 +178,13 @@ private:
     asio::awaitable<bool> ensure_replica();
     asio::awaitable<bool> sync_state(Slot slot);
     asio::awaitable<bool> causal_wait();
-    void replica_failed(const char* why, bool skip) noexcept;
+    /// The replica connection is dropped (lost, or behind the session's write); the next
+    /// read chooses again.
+    void replica_failed(const char* why) noexcept;
     void count_statement(const router::Classification& c, const router::Route& r, Slot s) noexcept;
     /// What a statement that succeeded did to the session (state, pins, sql_mode).
     void after_statement(const router::Classification& c, Slot slot);
-    void record(std::string key, std::string text, bool standalone, std::uint64_t version);
+    /// COM_RESET_CONNECTION / COM_CHANGE_USER: state, pins and prepared statements gone.
     void reset_session_state() noexcept;
     /// Prepares `ps` on `slot` and records its id there; the backend's whole reply, or nullopt
     /// when the connection failed.
@@ -231,16 +228,13 @@ private:
     bool counted_ = false;
     const char* end_reason_ = "client closed";
 
-    // Session state (replayed on each backend before it serves the session).
-    std::uint8_t charset_ = 45;
-    std::string database_;
-    std::vector<Assignment> assignments_;
-    std::uint64_t state_version_ = 1;
+    // Session state (replayed on each backend before it serves the session) and pins.
+    router::SessionState state_;
+    router::StatementMap statements_;
     std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
     std::uint64_t refused_by_ = 0;      ///< replicas (bit per backend index) that refused the login
     std::uint64_t refused_version_ = 0; ///< ... at this state version
     std::uint32_t next_generation_ = 1;
-    router::SqlMode sql_mode_;
     std::string last_gtid_; ///< of the session's last write, from the primary's OK
     /// A replica that did not show the session's write in time; avoided until lagging_until_.
     std::size_t lagging_replica_ = static_cast<std::size_t>(-1);
@@ -248,18 +242,7 @@ private:
     bool wrote_untracked_ = false; ///< wrote, and the primary does not report GTIDs
     bool retrack_ = false;         ///< the client changed session tracking: switch GTIDs on again
     bool last_on_replica_ = false;
-
-    // Pins: state that lives on the primary only.
-    bool temp_tables_ = false, lock_tables_ = false, found_rows_pending_ = false;
-    bool unreplayable_variable_ = false;
-    bool user_variables_hidden_ = false; ///< a CALL / compound block / EXECUTE ran: @vars unknown
-    bool auto_is_null_ = false;          ///< SQL_AUTO_IS_NULL = 1
-    bool login_sql_mode_gone_ = false;   ///< reset or change_user: no IGNORE_SPACE from login
-    bool lexer_unsafe_charset_ = false;  ///< big5, sjis ...: text cannot be classified safely
-    int user_locks_ = 0, handlers_ = 0;
-
-    std::unordered_map<std::uint32_t, Prepared> statements_;
-    std::uint32_t next_statement_id_ = 1;
+    bool login_sql_mode_gone_ = false; ///< reset or change_user: no IGNORE_SPACE from login
 };
 
 } // namespace sluice

@@ -2,6 +2,8 @@
 
 #include "sluice/config/config.hpp"
 #include "sluice/pool/backend_conn.hpp"
+#include "sluice/pool/breaker.hpp"
+#include "sluice/pool/topology.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
 
@@ -48,19 +50,6 @@ private:
 struct BackendShared {
     pool::BackendEndpoint endpoint;
     bool replica = false;
-    /// Sessions do not choose this replica before this time (steady clock, ns since its
-    /// epoch): it failed a connect, lost a connection or missed a read-your-writes wait.
-    std::atomic<std::int64_t> skip_until{0};
-
-    bool skipped(std::chrono::steady_clock::time_point now) const noexcept {
-        return now.time_since_epoch().count() < skip_until.load(std::memory_order_relaxed);
-    }
-    void skip_for(std::chrono::steady_clock::time_point now, std::chrono::milliseconds d) noexcept {
-        skip_until.store(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                             now.time_since_epoch() + d)
-                             .count(),
-                         std::memory_order_relaxed);
-    }
 };
 
 class Worker;
@@ -100,7 +89,12 @@ struct Shared {
     std::vector<std::unique_ptr<BackendShared>> backends; ///< in config order
     std::size_t primary_index = 0;
     std::vector<std::size_t> replica_indexes;
-    std::atomic<std::uint32_t> next_replica{0}; ///< round-robin position over the replicas
+    /// Role, health, lag and latency of every backend, in config order. From the config
+    /// until the monitor publishes measured snapshots.
+    std::shared_ptr<const pool::Topology> topology;
+    /// A connect that failed keeps every session off that backend for
+    /// `[routing] replica_retry_ms` (created once the backends are known).
+    std::unique_ptr<pool::BreakerBoard> breakers;
     router::RuleSet rules;
     std::atomic<std::uint32_t> next_connection_id{SessionRegistry::first_id};
     SessionRegistry sessions;

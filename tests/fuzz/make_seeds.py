@@ -81,3 +81,23 @@ scanner("deof_prepare_params_columns", 1, True, 3, wire("deof_prepare_params_col
 scanner("eof_fetch_rest", 2, False, 5, wire("eof_fetch_rest"))
 scanner("deof_field_list", 3, True, 1, wire("deof_field_list"))
 scanner("eof_statistics", 4, False, 0, wire("eof_statistics"))
+
+# fuzz_stmt: a selector byte (parameter count; bit 0: DEPRECATE_EOF), then one payload, or
+# result-set payloads each preceded by a 2-byte little-endian length.
+def len_prefixed(name):
+    return b"".join(len(p[4:]).to_bytes(2, "little") + p[4:] for p in packets(name))
+
+
+write("stmt", "execute_bound_2_params",
+      bytes.fromhex("02" "17040302010001000000" "00010800fd00" "0700000000000000026162"))
+write("stmt", "execute_unbound_2_params",
+      bytes.fromhex("02" "17040302010001000000" "0000" "0700000000000000026162"))
+write("stmt", "execute_cursor_9_params",
+      bytes.fromhex("09" "17010000000101000000" "ffff01" + "0600" * 9))
+write("stmt", "prepare_ok", b"\x00" + packets("deof_prepare_params_columns")[0][4:])
+write("stmt", "long_data", bytes.fromhex("00" "182a0000000100") + b"hello")
+write("stmt", "fetch", bytes.fromhex("00" "1c0403020100010000"))
+write("stmt", "close", bytes.fromhex("00" "19efbeadde"))
+write("stmt", "process_kill", bytes.fromhex("00" "0c4d000000"))
+write("stmt", "text_result_deprecate_eof", b"\x01" + len_prefixed("deof_select_rows"))
+write("stmt", "text_result_eof_null_first", b"\x00" + len_prefixed("eof_select_null_first"))

@@ -1,0 +1,388 @@
+// A MySQL session's backend connections: opening them (the primary at login, a replica on
+// first read), noticing a lost one, replaying the session's state on a backend that is
+// behind, and the read-your-writes wait on a replica.
+
+#include "mysql_session.hpp"
+#include "sluice/pool/error.hpp"
+#include "sluice/protocol/mysql/command.hpp"
+#include "sluice/protocol/mysql/packet.hpp"
+#include "sluice/router/consistency.hpp"
+#include "sluice/router/dialect.hpp"
+
+#include <algorithm>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace mysql = protocol::mysql;
+using mysql::ResponseKind;
+namespace dialect = router::mysql_dialect;
+
+namespace {
+
+// Capabilities whose value changes the bytes of a response: client and backend must agree
+// on them for raw packets to pass through unchanged.
+constexpr std::uint32_t response_shaping_caps =
+    mysql::cap::deprecate_eof | mysql::cap::multi_results | mysql::cap::ps_multi_results |
+    mysql::cap::session_track | mysql::cap::local_files | mysql::cap::found_rows |
+    mysql::cap::multi_statements;
+
+std::span<const std::uint8_t> bytes_of(std::string_view s) {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+} // namespace
+
+asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+MysqlSession::open_backend(std::size_t index, bool track_gtid) {
+    Shared& shared = worker_.shared();
+    if (closed_) {
+        // Being closed (shutdown, KILL, client gone): no new backend work starts.
+        co_return std::pair{
+            std::unique_ptr<pool::BackendConn>{},
+            pool::ConnectFailure{make_error_code(asio::error::operation_aborted), std::nullopt}};
+    }
+    mysql::BackendLogin::Options opts;
+    opts.user = user_;
+    opts.password = password_;
+    opts.database = state_.database();
+    opts.charset = state_.charset();
+    opts.capabilities = client_caps_ & ~mysql::cap::ssl;
+    // CLIENT_IGNORE_SPACE puts IGNORE_SPACE into the session's sql_mode at login only: a
+    // server's COM_RESET_CONNECTION / COM_CHANGE_USER leaves the global sql_mode, and so do
+    // the backend sessions Sluice opens after one.
+    if (login_sql_mode_gone_) opts.capabilities &= ~mysql::cap::ignore_space;
+    opts.mariadb_ext_capabilities = client_ext_caps_;
+    // The primary reports each write's GTID in its OK packets (read-your-writes).
+    if (track_gtid) opts.capabilities |= mysql::cap::session_track;
+    opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
+    worker_.stats().backend_connects_total.add();
+    auto outcome = co_await pool::BackendConn::connect(shared.backends[index]->endpoint,
+                                                       std::move(opts), shared.cfg.connect_timeout);
+    if (outcome.first &&
+        (outcome.first->capabilities() & response_shaping_caps & ~mysql::cap::session_track) !=
+            (client_caps_ & response_shaping_caps & ~mysql::cap::session_track)) {
+        outcome.first->close();
+        outcome.first.reset();
+        outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
+        outcome.second.server_error =
+            mysql::ErrPacket{mysql::er::handshake_error, "08S01",
+                             "Sluice: backend capabilities do not match the client's"};
+    }
+    if (!outcome.first && !outcome.second.server_error)
+        worker_.stats().backend_connect_errors_total.add();
+    co_return outcome;
+}
+
+asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
+    Shared& shared = worker_.shared();
+    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
+    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
+    if (!conn) {
+        if (failure.server_error) {
+            // The backend's own refusal (unknown database, denied access) reaches the client
+            // as the backend sent it.
+            end_reason_ = "backend refused login";
+            const auto& e = *failure.server_error;
+            co_await send_error(seq, e.code, e.sql_state.empty() ? "HY000" : e.sql_state.c_str(),
+                                e.message);
+            co_return false;
+        }
+        worker_.stats().count_error(ClientError::backend_unavailable);
+        end_reason_ = "backend unavailable";
+        const auto& ep = shared.primary();
+        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
+                     failure.ec.message());
+        co_await send_error(
+            seq, mysql::er::unknown_error, "08S01",
+            fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
+        co_return false;
+    }
+    const bool attached = co_await attach_primary(std::move(conn), track);
+    if (!attached) {
+        end_reason_ = "backend lost";
+        co_await send_error(seq, mysql::er::net_read_error, "08S01",
+                            "Lost connection to the primary during login");
+        co_return false;
+    }
+    Backend& b = backends_[primary_slot];
+    b.synced = state_.version();
+    state_.set_no_backslash_escapes((b.conn->status() & mysql::status::no_backslash_escapes) != 0);
+    co_return co_await send_ok(seq, b.conn->status());
+}
+
+asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::BackendConn> conn,
+                                                   bool track) {
+    Backend& b = backends_[primary_slot];
+    b.conn = std::move(conn);
+    b.index = worker_.shared().primary_index;
+    b.synced = 0;
+    b.database = state_.database(); // named in the login
+    b.generation = next_generation_++;
+    b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+    b.tracks_gtid = false;
+    const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
+    b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
+    bool tracked = true;
+    if (track && tracking) tracked = co_await track_gtids();
+    // KILL of this session's id reaches its backend threads from login on, whether or not
+    // it ever reads from a replica, and after COM_CHANGE_USER the new primary thread.
+    if (tracked) publish_threads();
+    co_return tracked;
+}
+
+asio::awaitable<void> MysqlSession::revive_primary() {
+    if (closed_) co_return;
+    Backend& b = backends_[primary_slot];
+    if (b.conn && !unusable(b)) co_return;
+    if (b.conn) {
+        // Closed while the session was idle (a restart, wait_timeout), or after it refused a
+        // statement: nothing of the next statement has reached it.
+        primary_lost_state_ = primary_state_lost();
+        spdlog::info("{} primary connection closed while idle; reconnecting", prefix());
+        drop_slot(primary_slot);
+    }
+    // A transaction, temporary tables or locks died with the old connection: the client
+    // hears about it (relay_failed) before the session goes on without them.
+    if (primary_lost_state_) co_return;
+    Shared& shared = worker_.shared();
+    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
+    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
+    if (!conn) {
+        const auto& ep = shared.primary();
+        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
+                     failure.ec.message());
+        co_return;
+    }
+    const bool attached = co_await attach_primary(std::move(conn), track);
+    if (!attached) drop_slot(primary_slot);
+}
+
+bool MysqlSession::primary_state_lost() const noexcept {
+    const Backend& p = backends_[primary_slot];
+    return p.in_trans() || state_.holds_primary_only_state();
+}
+
+asio::awaitable<bool> MysqlSession::track_gtids() {
+    Backend& b = backends_[primary_slot];
+    // MariaDB reports last_gtid as a tracked system variable; MySQL 8 as a GTID entry. The
+    // client's own tracked variables stay as they were.
+    auto reply = co_await run_sql(primary_slot, dialect::track_gtids(b.mariadb));
+    if (!reply) co_return false;
+    b.tracks_gtid = !reply->error;
+    if (reply->error)
+        spdlog::warn("{} primary does not report GTIDs ({}): a session that wrote reads from "
+                     "the primary",
+                     prefix(), reply->err.message);
+    co_return true;
+}
+
+bool MysqlSession::unusable(Backend& b) noexcept {
+    // Only after a pause: a busy session's connections were just used (one syscall saved per
+    // statement on the hot path).
+    return b.broken ||
+           (check_idle_ && (!b.conn->buffer().empty() || b.conn->transport().peer_gone()));
+}
+
+void MysqlSession::drop_slot(Slot slot) noexcept {
+    Backend& b = backends_[slot];
+    b.broken = false;
+    if (b.conn) {
+        b.conn->close();
+        b.conn.reset();
+    }
+    b.gtid_seen.clear();
+}
+
+bool MysqlSession::Backend::in_trans() const noexcept {
+    if (!conn) return false;
+    const auto st = conn->status();
+    return (st & mysql::status::in_trans) || !(st & mysql::status::autocommit);
+}
+
+pool::ReplicaRequirements
+MysqlSession::replica_requirements(std::chrono::steady_clock::time_point now) const noexcept {
+    pool::ReplicaRequirements req;
+    // Sessions spread over equal replicas by their ids, as a round robin would.
+    req.tiebreak = connection_id_;
+    const pool::BreakerBoard& breakers = *worker_.shared().breakers;
+    for (std::size_t i = 0; i < breakers.size(); ++i) {
+        if (!breakers.allows(i, now)) req.excluded |= std::uint64_t{1} << i;
+    }
+    // Replicas that refused this session's login, until its state changes.
+    if (refused_version_ == state_.version()) req.excluded |= refused_by_;
+    // One that had not applied this session's write in time, for a while.
+    if (lagging_replica_ < pool::max_backends && now < lagging_until_)
+        req.excluded |= std::uint64_t{1} << lagging_replica_;
+    return req;
+}
+
+bool MysqlSession::replica_possible() const noexcept {
+    const Shared& shared = worker_.shared();
+    if (shared.replica_indexes.empty() || replica_refused_version_ == state_.version())
+        return false;
+    if (backends_[replica_slot].conn) return true;
+    const auto req = replica_requirements(std::chrono::steady_clock::now());
+    return pool::choose_replica(*shared.topology, req).has_value();
+}
+
+asio::awaitable<bool> MysqlSession::ensure_replica() {
+    // A session being closed starts nothing new, and its failures say nothing of a replica.
+    if (closed_) co_return false;
+    Shared& shared = worker_.shared();
+    Backend& r = backends_[replica_slot];
+    if (r.conn && unusable(r)) {
+        // The replica closed this session's connection (its timeouts, a statement it
+        // refused): this session reconnects; the replica is not at fault for anyone else.
+        spdlog::debug("{} replica connection closed; reconnecting", prefix());
+        drop_slot(replica_slot);
+        publish_threads();
+    }
+    if (!r.conn) {
+        auto req = replica_requirements(std::chrono::steady_clock::now());
+        for (;;) {
+            const auto chosen = pool::choose_replica(*shared.topology, req);
+            if (!chosen) break;
+            const std::size_t index = *chosen;
+            req.excluded |= std::uint64_t{1} << index; // tried once per call
+            BackendShared& bs = *shared.backends[index];
+            auto [conn, failure] = co_await open_backend(index, false);
+            if (!conn) {
+                const std::uint16_t code =
+                    failure.server_error ? failure.server_error->code : std::uint16_t{0};
+                // Refusals of the server as a whole (too many connections, this host
+                // blocked or not allowed) skip it for everyone, like a server that is down.
+                if (failure.server_error && code != 1040 && code != 1129 && code != 1130) {
+                    // It refused this session (its user or database is missing or locked
+                    // there): this session tries the other replicas, and this one again once
+                    // its state changes.
+                    spdlog::warn("{} replica {} refused the session's login ({}): trying "
+                                 "another",
+                                 prefix(), bs.endpoint.name, code);
+                    spdlog::debug("{} replica {}: {}", prefix(), bs.endpoint.name,
+                                  failure.server_error->message);
+                    if (refused_version_ != state_.version()) refused_by_ = 0;
+                    refused_version_ = state_.version();
+                    refused_by_ |= std::uint64_t{1} << index;
+                    continue;
+                }
+                spdlog::warn("{} cannot reach replica {} ({}:{}): {}; skipped for {} ms", prefix(),
+                             bs.endpoint.name, bs.endpoint.host, bs.endpoint.port,
+                             failure.ec.message(), shared.cfg.routing.replica_retry.count());
+                shared.breakers->on_failure(index, std::chrono::steady_clock::now());
+                continue;
+            }
+            shared.breakers->on_success(index);
+            r.conn = std::move(conn);
+            r.index = index;
+            r.synced = 0;
+            r.database = state_.database();
+            r.gtid_seen.clear();
+            r.generation = next_generation_++;
+            r.mariadb = r.conn->greeting().server_version.find("MariaDB") != std::string::npos;
+            r.strip_tracking = r.tracks_gtid = false;
+            publish_threads();
+            break;
+        }
+        if (!r.conn) co_return false;
+    }
+    co_return co_await sync_state(replica_slot);
+}
+
+asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
+    if (slot == primary_slot) co_await revive_primary();
+    Backend& b = backends_[slot];
+    if (!b.conn || b.synced == state_.version()) co_return true;
+    auto fail = [&](std::string_view what) {
+        if (slot == replica_slot) {
+            // The server's message can quote the session's values: debug only.
+            spdlog::warn("{} replica {} cannot take the session's state: reads go to the "
+                         "primary",
+                         prefix(), worker_.shared().backends[b.index]->endpoint.name);
+            spdlog::debug("{} replica state replay: {}", prefix(), what);
+            replica_refused_version_ = state_.version();
+            drop_slot(replica_slot);
+        } else {
+            spdlog::warn("{} primary did not take the session's state", prefix());
+            spdlog::debug("{} primary state replay: {}", prefix(), what);
+            b.synced = state_.version();
+        }
+    };
+    // Each step: COM_INIT_DB or COM_QUERY with Sluice's own text.
+    auto run = [&](mysql::Command command, std::string_view text) -> asio::awaitable<bool> {
+        std::string payload(1, static_cast<char>(command));
+        payload += text;
+        const auto kind =
+            command == mysql::Command::init_db ? ResponseKind::single : ResponseKind::query;
+        auto reply = co_await exchange(slot, bytes_of(payload), kind);
+        if (!reply) {
+            fail("connection lost");
+            co_return false;
+        }
+        if (reply->error) {
+            fail(reply->err.message);
+            co_return false;
+        }
+        co_return true;
+    };
+    const router::ReplayPlan plan = state_.replay_since(b.synced, b.database);
+    if (!plan.database.empty()) {
+        const bool done = co_await run(mysql::Command::init_db, plan.database);
+        if (!done) co_return slot == primary_slot;
+        b.database = state_.database();
+    }
+    for (const std::string& sql : dialect::replay_statements(plan)) {
+        const bool done = co_await run(mysql::Command::query, sql);
+        if (!done) co_return slot == primary_slot;
+    }
+    b.synced = state_.version();
+    co_return true;
+}
+
+asio::awaitable<bool> MysqlSession::causal_wait() {
+    const Shared& shared = worker_.shared();
+    Backend& r = backends_[replica_slot];
+    if (!shared.cfg.routing.read_your_writes ||
+        router::freshness(last_gtid_, r.gtid_seen) == router::Freshness::fresh)
+        co_return true;
+    auto reply = co_await run_sql(
+        replica_slot,
+        dialect::causal_wait(last_gtid_, shared.cfg.routing.causal_read_timeout, r.mariadb));
+    auto& waits = worker_.stats().causal_waits;
+    if (!reply || reply->error) {
+        waits[static_cast<std::size_t>(CausalWait::error)].add();
+        if (!reply)
+            replica_failed("connection lost");
+        else
+            spdlog::debug("{} read-your-writes wait failed: {}", prefix(), reply->err.message);
+        co_return false;
+    }
+    const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
+    if (mysql::first_text_value(reply->packets, deprecate_eof) == "0") {
+        waits[static_cast<std::size_t>(CausalWait::ok)].add();
+        r.gtid_seen = last_gtid_;
+        co_return true;
+    }
+    waits[static_cast<std::size_t>(CausalWait::timeout)].add();
+    // Behind this session's write, not broken: only this session looks elsewhere for a
+    // while; other sessions, which have not written, still read there.
+    lagging_replica_ = r.index;
+    lagging_until_ = std::chrono::steady_clock::now() + shared.cfg.routing.replica_retry;
+    spdlog::debug("{} replica {} had not applied the session's last write in time", prefix(),
+                  shared.backends[r.index]->endpoint.name);
+    replica_failed("behind the session's last write");
+    co_return false;
+}
+
+void MysqlSession::replica_failed(const char* why) noexcept {
+    spdlog::debug("{} replica connection dropped: {}", prefix(), why);
+    drop_slot(replica_slot);
+    last_on_replica_ = false;
+    try {
+        publish_threads();
+    } catch (const std::exception&) {
+        // The registry keeps the old thread id: a later KILL of it finds no such thread.
+    }
+}
+
+} // namespace sluice
