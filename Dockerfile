@@ -29,7 +29,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libssl3 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libtomlplusplus3 libre2-9 \
-      libxxhash0 \
+      libxxhash0 libmariadb3 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system sluice \

@@ -376,27 +376,69 @@ BackendTls parse_backend_tls(const Context& ctx, const toml::table& table) {
 }
 
 // Messages here name the variable, never a password: they end up in logs.
-User parse_user(const Context& ctx, const toml::table& table, std::string path) {
-    const Section s(ctx, table, std::move(path), {"name", "password", "password_env"});
-    User u;
-    u.name = s.required_string("name");
+std::string password_of(const Section& s) {
     auto password = s.string("password");
     auto env = s.string("password_env");
     if (password && env) s.fail_at("password_env", "cannot be set together with password");
-    if (password) {
-        u.password = std::move(*password);
-    } else if (env) {
-        if (env->empty()) s.fail_at("password_env", "must not be empty");
-        // Loading runs before any worker thread starts, so reading the environment is safe.
-        const char* value = std::getenv(env->c_str()); // NOLINT(concurrency-mt-unsafe)
-        if (value == nullptr) {
-            s.fail_at("password_env", "environment variable " + *env + " is not set");
-        }
-        u.password = value;
-    } else {
-        s.fail_at("password", "is required (or password_env)");
-    }
+    if (password) return std::move(*password);
+    if (!env) s.fail_at("password", "is required (or password_env)");
+    if (env->empty()) s.fail_at("password_env", "must not be empty");
+    // Loading runs before any worker thread starts, so reading the environment is safe.
+    const char* value = std::getenv(env->c_str()); // NOLINT(concurrency-mt-unsafe)
+    if (value == nullptr) s.fail_at("password_env", "environment variable " + *env + " is not set");
+    return value;
+}
+
+User parse_user(const Context& ctx, const toml::table& table, std::string path) {
+    const Section s(ctx, table, std::move(path),
+                    {"name", "password", "password_env", "max_lag_ms"});
+    User u;
+    u.name = s.required_string("name");
+    u.password = password_of(s);
+    if (auto lag = s.integer("max_lag_ms", 0, max_timeout_ms))
+        u.max_lag_ms = static_cast<std::uint32_t>(*lag);
     return u;
+}
+
+/// A MariaDB identifier Sluice writes unquoted inside backticks: letters, digits, _ and $.
+bool plain_identifier(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '$';
+    });
+}
+
+Monitor parse_monitor(const Context& ctx, const toml::table& table) {
+    const Section s(ctx, table, "monitor",
+                    {"user", "password", "password_env", "interval_ms", "timeout_ms",
+                     "heartbeat_table", "failures_to_open"});
+    Monitor m;
+    m.enabled = true;
+    m.user = s.required_string("user");
+    m.password = password_of(s);
+    if (auto ms = s.integer("interval_ms", 50, max_timeout_ms))
+        m.interval = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("timeout_ms", 10, max_timeout_ms))
+        m.timeout = std::chrono::milliseconds(*ms);
+    if (auto table_name = s.string("heartbeat_table")) {
+        if (table_name->empty()) {
+            m.heartbeat_database.clear();
+            m.heartbeat_table.clear();
+        } else {
+            const auto dot = table_name->find('.');
+            if (dot == std::string::npos ||
+                !plain_identifier(std::string_view(*table_name).substr(0, dot)) ||
+                !plain_identifier(std::string_view(*table_name).substr(dot + 1)))
+                s.fail_at(
+                    "heartbeat_table",
+                    "must be \"database.table\" (letters, digits, _ and $), or \"\" for none");
+            m.heartbeat_database = table_name->substr(0, dot);
+            m.heartbeat_table = table_name->substr(dot + 1);
+        }
+    }
+    s.integer_into("failures_to_open", m.failures_to_open, 1, 1000);
+    return m;
 }
 
 QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path) {
@@ -448,14 +490,17 @@ Admin parse_admin(const Context& ctx, const toml::table& table) {
 }
 
 Routing parse_routing(const Context& ctx, const toml::table& table) {
-    const Section s(ctx, table, "routing",
-                    {"read_your_writes", "causal_read_timeout_ms", "replica_retry_ms"});
+    const Section s(
+        ctx, table, "routing",
+        {"read_your_writes", "causal_read_timeout_ms", "replica_retry_ms", "max_lag_ms"});
     Routing r;
     s.boolean_into("read_your_writes", r.read_your_writes);
     if (auto ms = s.integer("causal_read_timeout_ms", 1, max_timeout_ms))
         r.causal_read_timeout = std::chrono::milliseconds(*ms);
     if (auto ms = s.integer("replica_retry_ms", 1, max_timeout_ms))
         r.replica_retry = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("max_lag_ms", 0, max_timeout_ms))
+        r.max_lag = std::chrono::milliseconds(*ms);
     return r;
 }
 
@@ -551,13 +596,15 @@ void check_one_primary(const Context& ctx, const Section& root, const List<Backe
 
 Config parse_config(const Context& ctx, const toml::table& doc) {
     const Section root(ctx, doc, "",
-                       {"workers", "server_version", "max_packet_size", "connect_timeout_ms",
-                        "client_handshake_timeout_ms", "shutdown_grace_ms", "listeners", "backends",
-                        "backend_tls", "users", "query_rules", "routing", "admin", "logging"});
+                       {"workers", "server_version", "zone", "max_packet_size",
+                        "connect_timeout_ms", "client_handshake_timeout_ms", "shutdown_grace_ms",
+                        "listeners", "backends", "backend_tls", "users", "query_rules", "routing",
+                        "monitor", "admin", "logging"});
     Config cfg;
     cfg.source = ctx.source;
     root.integer_into("workers", cfg.workers, 0, max_workers);
     root.string_into("server_version", cfg.server_version);
+    root.string_into("zone", cfg.zone);
     root.integer_into("max_packet_size", cfg.max_packet_size, min_packet_size,
                       max_packet_size_limit);
     if (auto ms = root.integer("connect_timeout_ms", 1, max_timeout_ms)) {
@@ -598,6 +645,8 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
 
     if (const toml::table* routing = root.table("routing"))
         cfg.routing = parse_routing(ctx, *routing);
+    if (const toml::table* monitor = root.table("monitor"))
+        cfg.monitor = parse_monitor(ctx, *monitor);
     if (const toml::table* admin = root.table("admin")) cfg.admin = parse_admin(ctx, *admin);
     check_listener_endpoints(ctx, listeners, cfg.admin);
     cfg.listeners = std::move(listeners.items);

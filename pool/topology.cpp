@@ -13,9 +13,11 @@ bool bit(std::uint64_t mask, std::size_t index) noexcept {
     return index < max_backends && ((mask >> index) & 1) != 0;
 }
 
-// Scores this close to the best are the same choice: measurements jitter by more than this,
-// and a strict minimum would send every new session to whichever replica measured 1 µs less.
-constexpr double tie_band = 1.01;
+// Scores up to this factor of the best, plus near_rtt, are the same choice: round trips
+// jitter (a busy host doubles a 0.3 ms ping now and then), and a strict minimum would send
+// every new session to whichever replica measured a little less. 5 ms of distance or three
+// requests of load are not jitter.
+constexpr double tie_factor = 1.5;
 
 } // namespace
 
@@ -67,9 +69,10 @@ Ineligible eligibility(const BackendState& b, std::size_t index,
 }
 
 double score(const BackendState& b) noexcept {
-    const double rtt_us = static_cast<double>(std::max<std::int64_t>(b.rtt.count(), 0));
-    const double load = 1.0 + static_cast<double>(b.outstanding);
-    return (rtt_us + 1.0) * load / static_cast<double>(std::max<std::uint32_t>(b.weight, 1));
+    // Round trips under near_rtt are jitter on one host or in one zone: equally near.
+    const double rtt_us =
+        static_cast<double>(std::max<std::int64_t>(b.rtt.count(), near_rtt.count()));
+    return rtt_us * (1.0 + static_cast<double>(b.outstanding));
 }
 
 std::optional<std::size_t> choose_replica(const Topology& t,
@@ -98,19 +101,23 @@ std::optional<std::size_t> choose_replica(const Topology& t,
     }
     std::uint64_t tied = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        if (bit(candidates, i) && score(t.backends[i]) <= best * tie_band) {
-            tied |= std::uint64_t{1} << i;
-        }
+        const double band = best * tie_factor + static_cast<double>(near_rtt.count());
+        if (bit(candidates, i) && score(t.backends[i]) <= band) tied |= std::uint64_t{1} << i;
     }
-    const auto count = static_cast<std::uint64_t>(std::popcount(tied));
-    assert(count > 0); // the best candidate is always within the band
-    std::uint64_t pick = req.tiebreak % count;
+    assert(tied != 0); // the best candidate is always within the band
+    // Weights share the reads among the tied: tiebreak values walk the weighted list.
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (bit(tied, i)) total += std::max<std::uint32_t>(t.backends[i].weight, 1);
+    }
+    std::uint64_t pick = req.tiebreak % total;
     for (std::size_t i = 0; i < n; ++i) {
         if (!bit(tied, i)) continue;
-        if (pick == 0) return i;
-        --pick;
+        const std::uint64_t w = std::max<std::uint32_t>(t.backends[i].weight, 1);
+        if (pick < w) return i;
+        pick -= w;
     }
-    return std::nullopt; // not reached: pick < count
+    return std::nullopt; // not reached: pick < total
 }
 
 std::chrono::microseconds ewma(std::chrono::microseconds old, std::chrono::microseconds sample,

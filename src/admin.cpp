@@ -1,5 +1,7 @@
 #include "admin.hpp"
 
+#include "backends_view.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -144,6 +146,7 @@ public:
                 return names[i];
             },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.causal_waits[i]; }, true);
+        backend_gauges(out);
         {
             prometheus::MetricFamily f{"sluice_query_duration_seconds",
                                        "Time from a client command to the end of its response",
@@ -170,15 +173,66 @@ public:
     }
 
 private:
+    /// sluice_backend_{up,role,replicating,lag_seconds,rtt_seconds,outstanding}{backend}.
+    void backend_gauges(std::vector<prometheus::MetricFamily>& out) const {
+        const auto views = backend_views(shared_, workers_);
+        auto family = [&](const char* name, const char* help, auto value) {
+            prometheus::MetricFamily f{name, help, prometheus::MetricType::Gauge, {}};
+            for (const BackendView& v : views) {
+                const std::optional<double> x = value(v);
+                if (!x) continue;
+                prometheus::ClientMetric m;
+                m.label.push_back({"backend", v.name});
+                m.gauge.value = *x;
+                f.metric.push_back(std::move(m));
+            }
+            out.push_back(std::move(f));
+        };
+        family("sluice_backend_up", "1 while the backend is up (monitor and breakers)",
+               [](const BackendView& v) -> std::optional<double> {
+                   return v.state == "down" || v.state == "breaker_open" ? 0.0 : 1.0;
+               });
+        family("sluice_backend_replicating", "1 while a replica's replication threads run",
+               [](const BackendView& v) -> std::optional<double> {
+                   if (v.role != "replica") return std::nullopt;
+                   return v.replicating ? 1.0 : 0.0;
+               });
+        family("sluice_backend_lag_seconds", "Replication lag the monitor measured",
+               [](const BackendView& v) -> std::optional<double> {
+                   if (!v.lag_ms) return std::nullopt;
+                   return *v.lag_ms / 1000.0;
+               });
+        family("sluice_backend_rtt_seconds", "Round-trip time of the monitor's pings (EWMA)",
+               [](const BackendView& v) -> std::optional<double> {
+                   if (!v.rtt_ms) return std::nullopt;
+                   return *v.rtt_ms / 1000.0;
+               });
+        family("sluice_backend_outstanding", "Statements sent to the backend and not answered yet",
+               [](const BackendView& v) -> std::optional<double> {
+                   return static_cast<double>(v.outstanding);
+               });
+        prometheus::MetricFamily roles{"sluice_backend_role",
+                                       "The backend's role (value 1)",
+                                       prometheus::MetricType::Gauge,
+                                       {}};
+        for (const BackendView& v : views) {
+            prometheus::ClientMetric m;
+            m.label.push_back({"backend", v.name});
+            m.label.push_back({"role", v.role});
+            m.gauge.value = 1;
+            roles.metric.push_back(std::move(m));
+        }
+        out.push_back(std::move(roles));
+    }
+
     const std::vector<std::unique_ptr<Worker>>& workers_;
     const Shared& shared_;
 };
 } // namespace
 
 struct AdminServer::Impl {
-    Impl(const config::Admin& c, const std::vector<std::unique_ptr<Worker>>& workers,
-         const Shared& s)
-        : cfg(c), shared(s), collector(workers, s),
+    Impl(const config::Admin& c, const std::vector<std::unique_ptr<Worker>>& ws, const Shared& s)
+        : cfg(c), shared(s), workers(ws), collector(ws, s),
           registry(std::make_shared<prometheus::Registry>()) {
         auto& info = prometheus::BuildGauge()
                          .Name("sluice_build_info")
@@ -221,6 +275,10 @@ struct AdminServer::Impl {
                 res.result(http::status::ok);
                 res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                 res.body() = metrics_text();
+            } else if (path == "/backends") {
+                res.result(http::status::ok);
+                res.set(http::field::content_type, "application/json");
+                res.body() = backends_json(shared, backend_views(shared, workers));
             } else if (path == "/healthz") {
                 const bool ok = !draining.load();
                 res.result(ok ? http::status::ok : http::status::service_unavailable);
@@ -247,6 +305,7 @@ struct AdminServer::Impl {
 
     const config::Admin& cfg;
     const Shared& shared;
+    const std::vector<std::unique_ptr<Worker>>& workers;
     WorkerCollector collector;
     std::shared_ptr<prometheus::Registry> registry;
     asio::io_context io{1};

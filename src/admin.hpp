@@ -7,7 +7,8 @@
 
 namespace sluice {
 
-/// The admin HTTP listener on its own thread: GET /metrics (Prometheus text format) and
+/// The admin HTTP listener on its own thread: GET /metrics (Prometheus text format),
+/// GET /backends (JSON: each backend's role, state, lag, RTT, zone, GTID position, load) and
 /// GET /healthz. Reads the workers' counters at scrape time.
 class AdminServer {
 public:

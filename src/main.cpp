@@ -86,6 +86,39 @@ std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls&
 
 /// Learns the primary's version and capabilities from its greeting, so clients see the
 /// server they would see directly.
+sluice::pool::MonitorOptions monitor_options(const sluice::config::Monitor& m) {
+    sluice::pool::MonitorOptions o;
+    o.user = m.user;
+    o.password = m.password;
+    o.interval = m.interval;
+    o.timeout = m.timeout;
+    o.heartbeat_database = m.heartbeat_database;
+    o.heartbeat_table = m.heartbeat_table;
+    o.failures_to_open = m.failures_to_open;
+    return o;
+}
+
+std::vector<sluice::pool::MonitoredBackend> monitored_backends(const sluice::config::Config& cfg) {
+    std::vector<sluice::pool::MonitoredBackend> out;
+    for (const auto& b : cfg.backends) {
+        sluice::pool::MonitoredBackend m;
+        m.name = b.name;
+        m.host = b.host;
+        m.port = b.port;
+        m.role = b.role == sluice::config::BackendRole::primary ? sluice::pool::Role::primary
+                                                                : sluice::pool::Role::replica;
+        m.zone = b.zone;
+        m.weight = b.weight;
+        m.tls = b.tls;
+        m.ca_file = cfg.backend_tls.ca_file;
+        m.cert_file = cfg.backend_tls.cert_file;
+        m.key_file = cfg.backend_tls.key_file;
+        m.verify_server_cert = cfg.backend_tls.verify_hostname;
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
 void probe_primary(sluice::Shared& shared) {
     asio::io_context io;
     auto fut = asio::co_spawn(
@@ -151,9 +184,12 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
         shared.backends.push_back(std::move(bs));
     }
     auto topology = std::make_shared<sluice::pool::Topology>();
-    for (const auto& bs : shared.backends) {
+    for (std::size_t i = 0; i < shared.backends.size(); ++i) {
         sluice::pool::BackendState state;
-        state.role = bs->replica ? sluice::pool::Role::replica : sluice::pool::Role::primary;
+        state.role =
+            shared.backends[i]->replica ? sluice::pool::Role::replica : sluice::pool::Role::primary;
+        state.zone = cfg.backends[i].zone;
+        state.weight = cfg.backends[i].weight;
         topology->backends.push_back(std::move(state));
     }
     topology->primary = shared.primary_index;
@@ -171,6 +207,16 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
     for (unsigned i = 0; i < n; ++i) {
         workers.push_back(std::make_unique<sluice::Worker>(i, shared));
         workers.back()->listen();
+    }
+    if (cfg.monitor.enabled) {
+        shared.monitor = std::make_unique<sluice::pool::Monitor>(
+            monitor_options(cfg.monitor), monitored_backends(cfg),
+            [&workers](std::shared_ptr<const sluice::pool::Topology> t) {
+                for (auto& w : workers)
+                    asio::post(w->io(), [worker = w.get(), t] { worker->set_topology(t); });
+            });
+    } else {
+        spdlog::warn("no [monitor] section: replicas are not checked for lag or health");
     }
     sluice::AdminServer admin{cfg.admin, workers, shared};
     if (cfg.admin.enabled) admin.start();
@@ -214,6 +260,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
         };
     signals.async_wait(on_signal);
 
+    if (shared.monitor) shared.monitor->start();
     for (auto& w : workers)
         w->start_thread();
     for (const auto& l : cfg.listeners)
@@ -231,6 +278,8 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
         grace.cancel();
     });
     signal_thread.join();
+    // Before the workers go: the monitor posts to them.
+    if (shared.monitor) shared.monitor->stop();
     admin.stop();
     spdlog::info("stopped");
     return 0;

@@ -201,8 +201,17 @@ bool MysqlSession::Backend::in_trans() const noexcept {
 }
 
 pool::ReplicaRequirements
-MysqlSession::replica_requirements(std::chrono::steady_clock::time_point now) const noexcept {
+MysqlSession::replica_requirements(std::chrono::steady_clock::time_point now,
+                                   std::optional<std::uint32_t> max_lag_ms) const noexcept {
+    const config::Config& cfg = worker_.shared().cfg;
     pool::ReplicaRequirements req;
+    req.zone = cfg.zone;
+    if (max_lag_ms)
+        req.max_lag = std::chrono::milliseconds(*max_lag_ms);
+    else if (user_config_ && user_config_->max_lag_ms)
+        req.max_lag = std::chrono::milliseconds(*user_config_->max_lag_ms);
+    else
+        req.max_lag = cfg.routing.max_lag;
     // Sessions spread over equal replicas by their ids, as a round robin would.
     req.tiebreak = connection_id_;
     const pool::BreakerBoard& breakers = *worker_.shared().breakers;
@@ -223,10 +232,10 @@ bool MysqlSession::replica_possible() const noexcept {
         return false;
     if (backends_[replica_slot].conn) return true;
     const auto req = replica_requirements(std::chrono::steady_clock::now());
-    return pool::choose_replica(*shared.topology, req).has_value();
+    return pool::choose_replica(worker_.topology(), req).has_value();
 }
 
-asio::awaitable<bool> MysqlSession::ensure_replica() {
+asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> max_lag_ms) {
     // A session being closed starts nothing new, and its failures say nothing of a replica.
     if (closed_) co_return false;
     Shared& shared = worker_.shared();
@@ -238,10 +247,23 @@ asio::awaitable<bool> MysqlSession::ensure_replica() {
         drop_slot(replica_slot);
         publish_threads();
     }
+    auto req = replica_requirements(std::chrono::steady_clock::now(), max_lag_ms);
+    if (r.conn && !r.in_trans()) {
+        // The monitor's view: a replica that went down, stopped replicating or fell too far
+        // behind loses its sessions at their next read (a read-only transaction stays).
+        auto held = req;
+        held.excluded = 0;
+        const auto why = pool::eligibility(worker_.topology().backends[r.index], r.index, held);
+        if (why != pool::Ineligible::none) {
+            spdlog::debug("{} replica {} is {}: choosing again", prefix(),
+                          shared.backends[r.index]->endpoint.name, pool::ineligible_name(why));
+            drop_slot(replica_slot);
+            publish_threads();
+        }
+    }
     if (!r.conn) {
-        auto req = replica_requirements(std::chrono::steady_clock::now());
         for (;;) {
-            const auto chosen = pool::choose_replica(*shared.topology, req);
+            const auto chosen = pool::choose_replica(worker_.topology(), req);
             if (!chosen) break;
             const std::size_t index = *chosen;
             req.excluded |= std::uint64_t{1} << index; // tried once per call

@@ -14,6 +14,19 @@ using mysql::ResponseKind;
 
 namespace {
 constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
+
+/// A request in flight on a backend, for /backends: counted while this lives (a coroutine
+/// destroyed mid-relay uncounts it too).
+class Outstanding {
+public:
+    explicit Outstanding(Counter& c) noexcept : c_(c) { c_.add(); }
+    Outstanding(const Outstanding&) = delete;
+    Outstanding& operator=(const Outstanding&) = delete;
+    ~Outstanding() { c_.sub(); }
+
+private:
+    Counter& c_;
+};
 } // namespace
 
 asio::awaitable<bool> MysqlSession::on_primary(const mysql::MessageFrame& frame,
@@ -40,6 +53,7 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
     relayed_ = 0;
     scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
     if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
+    const Outstanding in_flight{worker_.stats().backend_outstanding[backends_[slot].index]};
     pool::BackendConn& b = *backends_[slot].conn;
     const auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size()));
     if (ec) {

@@ -71,7 +71,7 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
                   router::route_reason_name(route.reason));
     if (route.destination == Destination::refuse) co_return primary_slot;
     if (route.destination == Destination::replica) {
-        const bool ready = co_await ensure_replica();
+        const bool ready = co_await ensure_replica(route.max_lag_ms);
         if (!ready) {
             route = {Destination::primary, RouteReason::no_replica};
         } else if (!wait_for_writes || backends_[replica_slot].in_trans()) {
@@ -92,6 +92,7 @@ void MysqlSession::count_statement(const router::Classification& c, const router
     st.statements[static_cast<std::size_t>(c.cls)].add();
     st.routes[static_cast<std::size_t>(r.reason)].add();
     st.backend_statements[backends_[s].index].add();
+    if (c.cls == StatementClass::read) st.backend_reads[backends_[s].index].add();
 }
 
 std::optional<std::string> MysqlSession::own_connection_id(const router::Classification& c,

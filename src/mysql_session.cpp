@@ -232,6 +232,7 @@ asio::awaitable<bool> MysqlSession::handshake() {
     const Auth authenticated = co_await authenticate(std::move(action), seq);
     if (authenticated != Auth::ok) co_return false;
     user_ = login_.user();
+    user_config_ = worker_.shared().cfg.find_user(user_);
     state_.start(response->database, response->charset);
     co_return co_await connect_primary(seq);
 }
@@ -419,6 +420,7 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     drop_slot(replica_slot);
     reset_session_state();
     user_ = login_.user();
+    user_config_ = worker_.shared().cfg.find_user(user_);
     state_.start(request->database,
                  request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45});
     co_return co_await connect_primary(seq);

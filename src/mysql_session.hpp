@@ -169,13 +169,17 @@ private:
     /// What a replica must be for this session now: not behind an open breaker, not
     /// one that refused the session's login at this state, not one that lagged behind its
     /// last write a moment ago; ties spread by the session id.
+    /// `max_lag_ms`: a hint's or rule's; else the user's; else `[routing] max_lag_ms`.
     pool::ReplicaRequirements
-    replica_requirements(std::chrono::steady_clock::time_point now) const noexcept;
+    replica_requirements(std::chrono::steady_clock::time_point now,
+                         std::optional<std::uint32_t> max_lag_ms = std::nullopt) const noexcept;
     /// Where a statement runs: the route, then the replica made ready (connected, state
     /// replayed, the session's last write visible), or the primary when it cannot be.
     asio::awaitable<Slot> choose(const router::Classification& c, std::string_view digest,
                                  router::Route& route, bool wait_for_writes);
-    asio::awaitable<bool> ensure_replica();
+    /// The session's replica connection, ready: kept while the monitor finds it eligible
+    /// (up, replicating, within the allowed lag), else dropped and another chosen.
+    asio::awaitable<bool> ensure_replica(std::optional<std::uint32_t> max_lag_ms);
     asio::awaitable<bool> sync_state(Slot slot);
     asio::awaitable<bool> causal_wait();
     /// The replica connection is dropped (lost, or behind the session's write); the next
@@ -212,6 +216,7 @@ private:
     protocol::mysql::ErrPacket last_error_; ///< a lazy prepare's refusal
     std::string peer_;
     std::string user_;
+    const config::User* user_config_ = nullptr; ///< its [[users]] entry (max_lag_ms)
     std::string password_; ///< of user_, for the backend logins made for this session
     std::uint32_t client_caps_ = 0;
     std::uint32_t client_ext_caps_ = 0; ///< MariaDB extended capabilities of the session

@@ -3,6 +3,7 @@
 #include "sluice/config/config.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/pool/breaker.hpp"
+#include "sluice/pool/monitor.hpp"
 #include "sluice/pool/topology.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
@@ -95,6 +96,16 @@ struct Shared {
     /// A connect that failed keeps every session off that backend for
     /// `[routing] replica_retry_ms` (created once the backends are known).
     std::unique_ptr<pool::BreakerBoard> breakers;
+    /// The monitor ([monitor] configured): its snapshots reach every worker.
+    std::unique_ptr<pool::Monitor> monitor;
+
+    /// The newest snapshot (the monitor's, else the configured one): for the admin server.
+    std::shared_ptr<const pool::Topology> current_topology() const {
+        if (monitor) {
+            if (auto t = monitor->latest()) return t;
+        }
+        return topology;
+    }
     router::RuleSet rules;
     std::atomic<std::uint32_t> next_connection_id{SessionRegistry::first_id};
     SessionRegistry sessions;
@@ -153,6 +164,12 @@ public:
     WorkerStats& stats() noexcept { return stats_; }
     unsigned index() const noexcept { return index_; }
     bool draining() const noexcept { return draining_; }
+    /// The topology this worker routes by (its thread only): the monitor posts each new
+    /// snapshot; a statement keeps the one it started with.
+    const pool::Topology& topology() const noexcept { return *topology_; }
+    void set_topology(std::shared_ptr<const pool::Topology> t) noexcept {
+        topology_ = std::move(t);
+    }
 
     void add_session(ClientSession* s) { sessions_.insert(s); }
     void remove_session(ClientSession* s) {
@@ -173,6 +190,7 @@ private:
     std::unordered_set<ClientSession*> sessions_;
     asio::steady_timer sweep_timer_{io_};
     WorkerStats stats_;
+    std::shared_ptr<const pool::Topology> topology_;
     bool draining_ = false;
     std::thread thread_;
 };

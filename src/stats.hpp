@@ -62,7 +62,9 @@ struct WorkerStats {
     // Read/write splitting: statements (COM_QUERY and COM_STMT_EXECUTE) by class, by the
     // backend that ran them, and routing decisions by reason.
     std::array<Counter, statement_classes> statements{};
-    std::array<Counter, 64> backend_statements{}; // by index in Shared::backends
+    std::array<Counter, 64> backend_statements{};  // by index in Shared::backends
+    std::array<Counter, 64> backend_reads{};       // statements of class read, by backend
+    std::array<Counter, 64> backend_outstanding{}; // sent and not yet answered, by backend
     std::array<Counter, route_reasons> routes{};
     std::array<Counter, static_cast<std::size_t>(CausalWait::count_)> causal_waits{};
 

@@ -89,7 +89,8 @@ void AuthCache::insert(std::string_view user) {
     users_.emplace(user);
 }
 
-Worker::Worker(unsigned index, Shared& shared) : index_(index), shared_(shared) {}
+Worker::Worker(unsigned index, Shared& shared)
+    : index_(index), shared_(shared), topology_(shared.topology) {}
 
 void ensure_port_free(const config::Listener& l) {
     // SO_REUSEPORT would let a second Sluice (or anything with that option) share the port

@@ -59,6 +59,21 @@ struct BackendTls {
 struct User {
     std::string name;
     std::string password; ///< resolved: from `password` or from the `password_env` variable
+    std::optional<std::uint32_t> max_lag_ms; ///< this user's reads: allowed staleness
+};
+
+/// The backend monitor ([monitor], issue #8): its own login on every backend.
+struct Monitor {
+    bool enabled = false; ///< a [monitor] section is present
+    std::string user;
+    std::string password; ///< resolved like a user's
+    std::chrono::milliseconds interval{500};
+    std::chrono::milliseconds timeout{1000}; ///< one probe's deadline, connect included
+    /// Where the heartbeat row lives: "database.table", created if missing; empty: no
+    /// heartbeat (lag from Seconds_Behind_Master, whole seconds).
+    std::string heartbeat_database = "sluice";
+    std::string heartbeat_table = "heartbeat";
+    std::uint32_t failures_to_open = 2; ///< consecutive failed probes that take a backend out
 };
 
 /// A query rule ([[query_rules]]): matched in order against the statement digest, the user
@@ -87,6 +102,9 @@ struct Routing {
     /// sessions choose their replica; and how long a session whose read-your-writes wait timed
     /// out on a replica avoids that replica.
     std::chrono::milliseconds replica_retry{2000};
+    /// Reads go only to replicas whose measured lag is at most this (a user, rule or hint
+    /// may say otherwise).
+    std::chrono::milliseconds max_lag{5000};
 };
 
 struct Admin {
@@ -104,6 +122,7 @@ struct Config {
     std::string source;         ///< the file it came from
     unsigned workers = 0;       ///< 0: one per core
     std::string server_version; ///< greeting version; empty: learned from the primary
+    std::string zone;           ///< this Sluice's availability zone: its replicas come first
     std::uint32_t max_packet_size = 64 * 1024 * 1024; ///< largest client command (bytes)
     std::chrono::milliseconds connect_timeout{3000};  ///< backend connect + handshake
     std::chrono::milliseconds client_handshake_timeout{10000};
@@ -114,6 +133,7 @@ struct Config {
     std::vector<User> users;
     std::vector<QueryRule> query_rules;
     Routing routing;
+    Monitor monitor;
     Admin admin;
     Logging logging;
 

@@ -33,6 +33,7 @@ struct BackendState {
     std::uint32_t weight = 1;         ///< share of reads relative to others; 0 counts as 1
     std::string zone;                 ///< availability zone; empty: none
     std::string gtid_position;        ///< @@gtid_current_pos / @@gtid_executed as read
+    bool read_only = false;           ///< @@read_only as the monitor read it
 };
 
 /// Immutable once published: the monitor publishes a `std::shared_ptr<const Topology>` and a
@@ -80,14 +81,19 @@ const char* ineligible_name(Ineligible i) noexcept;
 Ineligible eligibility(const BackendState& b, std::size_t index,
                        const ReplicaRequirements& req) noexcept;
 
-/// The load-and-distance score choose_replica minimises:
-/// (rtt in µs + 1) * (1 + outstanding) / max(weight, 1). Lower is better; always > 0.
+/// The distance-and-load score choose_replica minimises: max(rtt, near_rtt) in µs times
+/// (1 + outstanding). Lower is better; always > 0.
 double score(const BackendState& b) noexcept;
+
+/// Round trips up to this count as equally near (loopback, one zone): RTT jitter below it
+/// does not decide between replicas.
+inline constexpr std::chrono::microseconds near_rtt{500};
 
 /// The replica a session should read from, or nullopt when none is eligible. Among eligible
 /// replicas: those in `req.zone` when it is set and one of them is eligible, then the lowest
-/// score; scores within 1% of the lowest are tied, and `req.tiebreak % (number tied)` picks
-/// among the tied ones in index order. Allocates nothing.
+/// score; scores up to 1.5 x the lowest + near_rtt are tied (jitter, not distance), and
+/// `req.tiebreak` walks the tied ones in index order, each taking `weight` turns, so weights
+/// share the reads among equally near replicas. Allocates nothing.
 /// Precondition: t.backends.size() <= max_backends.
 std::optional<std::size_t> choose_replica(const Topology& t,
                                           const ReplicaRequirements& req) noexcept;

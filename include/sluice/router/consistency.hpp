@@ -1,38 +1,19 @@
 #pragma once
+// The consistency decision (DESIGN.md "Routing contract"): whether a replica may serve a read
+// that must see the writes up to a causal token (a GTID from the primary's OK packets).
 
 #include <cstdint>
-#include <optional>
-#include <string>
 #include <string_view>
-#include <vector>
 
 namespace sluice::router {
 
-/// One replication stream's progress in a GTID position: MariaDB `domain-server-seq` (the
-/// highest sequence number of a domain) or MySQL `uuid:interval[:interval...]` (the
-/// transactions of one source).
-struct GtidStream {
-    std::string source; ///< MariaDB: the domain id as written; MySQL: the source uuid
-    /// MariaDB: one interval [1, seq]; MySQL: the intervals as written (inclusive).
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> intervals;
-};
-
-/// A GTID position or set as servers write it (`@@gtid_current_pos`, `@@gtid_executed`,
-/// the `last_gtid` a MariaDB OK packet tracks, MySQL's OWN_GTID): comma-separated streams,
-/// spaces and newlines ignored. nullopt when the text is neither form.
-std::optional<std::vector<GtidStream>> parse_gtid_position(std::string_view text);
-
-/// Whether `position` includes every transaction of `token` (the session's causal token:
-/// the GTID of a write). An empty token is covered by anything; text that does not parse
-/// covers nothing and is covered by nothing (the safe side: a wait).
-bool gtid_covers(std::string_view position, std::string_view token);
-
-/// DESIGN.md "Routing contract": whether a replica may serve a read that must see the
-/// writes up to `token`, given the position it is known to have applied.
 enum class Freshness : std::uint8_t {
     fresh,    ///< known to have applied the token: read there at once
     wait_for, ///< not known: wait for the token there (bounded), or read on the primary
 };
+
+/// `token`: the GTID the read must see (empty: none); `known_applied`: the position the
+/// replica is known to have applied (from the monitor or from a successful wait).
 Freshness freshness(std::string_view token, std::string_view known_applied);
 
 } // namespace sluice::router

@@ -733,3 +733,59 @@ TEST_CASE("at most 64 backends", "[config]") {
         many += "[[backends]]\nname = \"r" + std::to_string(i) + "\"\nhost = \"db\"\n";
     CHECK(error_of(many).find("backends: at most 64 backends") != std::string::npos);
 }
+
+TEST_CASE("#8: [monitor] takes its own login, interval, timeout, heartbeat table and threshold",
+          "[config]") {
+    const Config off = load(minimal);
+    CHECK_FALSE(off.monitor.enabled);
+    CHECK(off.routing.max_lag == std::chrono::milliseconds(5000));
+    CHECK(off.zone.empty());
+    const Config on =
+        load("zone = \"b\"\n" + minimal +
+             "[monitor]\nuser = \"mon\"\npassword = \"pw\"\ninterval_ms = 250\ntimeout_ms = 800\n"
+             "heartbeat_table = \"ops.beat\"\nfailures_to_open = 3\n"
+             "[routing]\nmax_lag_ms = 1500\n");
+    CHECK(on.zone == "b");
+    CHECK(on.monitor.enabled);
+    CHECK(on.monitor.user == "mon");
+    CHECK(on.monitor.password == "pw");
+    CHECK(on.monitor.interval == std::chrono::milliseconds(250));
+    CHECK(on.monitor.timeout == std::chrono::milliseconds(800));
+    CHECK(on.monitor.heartbeat_database == "ops");
+    CHECK(on.monitor.heartbeat_table == "beat");
+    CHECK(on.monitor.failures_to_open == 3);
+    CHECK(on.routing.max_lag == std::chrono::milliseconds(1500));
+    const Config defaults = load(minimal + "[monitor]\nuser = \"mon\"\npassword = \"pw\"\n");
+    CHECK(defaults.monitor.interval == std::chrono::milliseconds(500));
+    CHECK(defaults.monitor.heartbeat_database == "sluice");
+    CHECK(defaults.monitor.heartbeat_table == "heartbeat");
+    const Config no_beat =
+        load(minimal + "[monitor]\nuser = \"mon\"\npassword = \"pw\"\nheartbeat_table = \"\"\n");
+    CHECK(no_beat.monitor.heartbeat_database.empty());
+}
+
+TEST_CASE("#8: [monitor] refuses a missing login and a heartbeat table it cannot write safely",
+          "[config]") {
+    CHECK(error_of(minimal + "[monitor]\npassword = \"pw\"\n") ==
+          "t.toml:10: monitor.user: is required");
+    CHECK(error_of(minimal + "[monitor]\nuser = \"mon\"\n") ==
+          "t.toml:10: monitor.password: is required (or password_env)");
+    for (const char* bad : {"beat", "a.b.c", "ops.`x`", ".beat", "ops.", "o ps.beat"}) {
+        INFO(bad);
+        CHECK(error_of(minimal +
+                       "[monitor]\nuser = \"mon\"\npassword = \"pw\"\nheartbeat_table = \"" + bad +
+                       "\"\n")
+                  .find("monitor.heartbeat_table: must be \"database.table\"") !=
+              std::string::npos);
+    }
+    CHECK(error_of(minimal + "[monitor]\nuser = \"mon\"\npassword = \"pw\"\ninterval_ms = 10\n")
+              .find("monitor.interval_ms") != std::string::npos);
+}
+
+TEST_CASE("#8: a user may have its own max_lag_ms", "[config]") {
+    const Config cfg =
+        load(listener + backend + "[[users]]\nname = \"u\"\npassword = \"pw\"\nmax_lag_ms = 250\n");
+    REQUIRE(cfg.find_user("u")->max_lag_ms);
+    CHECK(*cfg.find_user("u")->max_lag_ms == 250);
+    CHECK_FALSE(load(minimal).find_user("u")->max_lag_ms);
+}

@@ -1,0 +1,124 @@
+#include "backends_view.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+namespace sluice {
+
+namespace {
+
+void json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (const char c : s) {
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+                out += buf;
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
+}
+
+void json_number(std::string& out, std::optional<double> v) {
+    if (!v) {
+        out += "null";
+        return;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", *v);
+    out += buf;
+}
+
+} // namespace
+
+std::vector<BackendView> backend_views(const Shared& shared,
+                                       const std::vector<std::unique_ptr<Worker>>& workers) {
+    const auto topology = shared.current_topology();
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<BackendView> out;
+    for (std::size_t i = 0; i < shared.backends.size(); ++i) {
+        BackendView v;
+        v.name = shared.backends[i]->endpoint.name;
+        v.monitored = shared.monitor != nullptr && shared.monitor->latest() != nullptr;
+        const pool::BackendState* s =
+            topology && i < topology->backends.size() ? &topology->backends[i] : nullptr;
+        const bool replica = s ? s->role == pool::Role::replica : shared.backends[i]->replica;
+        v.role = replica ? "replica" : "primary";
+        v.state = "up";
+        if (s) {
+            v.replicating = s->replicating;
+            v.read_only = s->read_only;
+            if (s->lag) v.lag_ms = static_cast<double>(s->lag->count());
+            if (s->rtt.count() > 0) v.rtt_ms = static_cast<double>(s->rtt.count()) / 1000.0;
+            v.zone = s->zone;
+            v.gtid = s->gtid_position;
+            if (!s->up)
+                v.state = "down";
+            else if (replica &&
+                     (!s->replicating || (s->lag && *s->lag > shared.cfg.routing.max_lag)))
+                v.state = "lagging";
+        }
+        if (v.state == "up" && !shared.breakers->allows(i, now)) v.state = "breaker_open";
+        for (const auto& w : workers) {
+            v.outstanding += w->stats().backend_outstanding[i].get();
+            v.reads += w->stats().backend_reads[i].get();
+            v.statements += w->stats().backend_statements[i].get();
+        }
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+std::string backends_json(const Shared& shared, const std::vector<BackendView>& views) {
+    const auto topology = shared.current_topology();
+    std::string out = "{\"topology_version\": ";
+    out += std::to_string(topology ? topology->version : 0);
+    out += ", \"monitor\": ";
+    out += shared.monitor ? "true" : "false";
+    out += ", \"backends\": [";
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const BackendView& v = views[i];
+        out += i ? ",\n  {" : "\n  {";
+        out += "\"name\": ";
+        json_string(out, v.name);
+        out += ", \"role\": ";
+        json_string(out, v.role);
+        out += ", \"state\": ";
+        json_string(out, v.state);
+        out += ", \"monitored\": ";
+        out += v.monitored ? "true" : "false";
+        out += ", \"replicating\": ";
+        out += v.replicating ? "true" : "false";
+        out += ", \"read_only\": ";
+        out += v.read_only ? "true" : "false";
+        out += ", \"lag_ms\": ";
+        json_number(out, v.lag_ms);
+        out += ", \"rtt_ms\": ";
+        json_number(out, v.rtt_ms);
+        out += ", \"zone\": ";
+        json_string(out, v.zone);
+        out += ", \"gtid\": ";
+        json_string(out, v.gtid);
+        out += ", \"outstanding\": " + std::to_string(v.outstanding);
+        out += ", \"reads\": " + std::to_string(v.reads);
+        out += ", \"statements\": " + std::to_string(v.statements) + "}";
+    }
+    out += "\n]}\n";
+    return out;
+}
+
+} // namespace sluice

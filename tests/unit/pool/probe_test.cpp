@@ -1,0 +1,134 @@
+// The monitor's pure parts: heartbeat lag from GTID positions, probe results into a backend's
+// health, and the topology entry made from it (issue #8, section 2).
+
+#include "sluice/pool/probe.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace sluice::pool;
+using namespace std::chrono_literals;
+
+namespace {
+const auto t0 = std::chrono::steady_clock::time_point{} + 100s;
+
+ProbeResult replica_probe(std::string position, bool io = true, bool sql = true,
+                          std::optional<std::int64_t> sbm = 0) {
+    ProbeResult r;
+    r.reachable = true;
+    r.rtt = 300us;
+    r.gtid_position = std::move(position);
+    r.replication = ReplicationStatus{io, sql, sbm};
+    r.at = t0 + 10s;
+    return r;
+}
+
+BackendHealth fresh_health(std::uint32_t failures = 2) {
+    BackendHealth h;
+    h.breaker = Breaker({.failures_to_open = failures, .open_for = 24h});
+    return h;
+}
+} // namespace
+
+TEST_CASE("heartbeat lag: 0 when the replica has every heartbeat, else the age of the first "
+          "one it lacks",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    CHECK_FALSE(log.lag("0-1-1", t0)); // nothing written yet
+    log.acknowledged(log.next_seq(), "0-1-10", t0);
+    log.acknowledged(log.next_seq(), "0-1-12", t0 + 500ms);
+    log.acknowledged(log.next_seq(), "0-1-15", t0 + 1000ms);
+    CHECK(log.size() == 3);
+    CHECK(log.lag("0-1-15", t0 + 1200ms) == 0ms);
+    CHECK(log.lag("0-1-20", t0 + 1200ms) == 0ms);
+    CHECK(log.lag("0-1-14", t0 + 1200ms) == 200ms); // lacks the third, written at t0 + 1000
+    CHECK(log.lag("0-1-12", t0 + 1200ms) == 200ms);
+    CHECK(log.lag("0-1-11", t0 + 1200ms) == 700ms); // lacks the second
+    CHECK(log.lag("0-1-3", t0 + 1200ms) == 1200ms); // lacks them all: at least this old
+    CHECK_FALSE(log.lag("not a position", t0));
+}
+
+TEST_CASE("the heartbeat log keeps its capacity and ignores what is not newer", "[pool][monitor]") {
+    HeartbeatLog log(2);
+    log.acknowledged(1, "0-1-1", t0);
+    log.acknowledged(1, "0-1-2", t0 + 1s); // same sequence: ignored
+    log.acknowledged(2, "", t0 + 1s);      // no GTID tracked: ignored
+    CHECK(log.size() == 1);
+    log.acknowledged(2, "0-1-2", t0 + 1s);
+    log.acknowledged(3, "0-1-3", t0 + 2s);
+    CHECK(log.size() == 2);
+    CHECK(log.lag("0-1-1", t0 + 3s) == 2s); // the oldest kept is the second
+}
+
+TEST_CASE("a probe's replica lag comes from the heartbeat, else from Seconds_Behind_Master",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    BackendHealth h = fresh_health();
+    record_probe(h, replica_probe("0-1-5", true, true, 7), log);
+    CHECK(h.lag == 7s); // no heartbeat yet
+    log.acknowledged(1, "0-1-9", t0 + 9s);
+    record_probe(h, replica_probe("0-1-5", true, true, 0), log);
+    CHECK(h.lag == 1s); // behind the heartbeat of t0 + 9 s, probed at t0 + 10 s
+    record_probe(h, replica_probe("0-1-9", true, false, std::nullopt), log);
+    CHECK(h.lag == 0ms);
+    CHECK(h.rtt_ewma.count() > 0);
+}
+
+TEST_CASE("a replica whose threads stop is not replicating; a refused SHOW SLAVE STATUS is "
+          "trusted",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    BackendHealth h = fresh_health();
+    record_probe(h, replica_probe("0-1-5", true, false), log);
+    CHECK_FALSE(backend_state(Role::replica, "a", 1, h, t0 + 10s).replicating);
+    record_probe(h, replica_probe("0-1-5", false, true), log);
+    CHECK_FALSE(backend_state(Role::replica, "a", 1, h, t0 + 10s).replicating);
+    record_probe(h, replica_probe("0-1-5"), log);
+    CHECK(backend_state(Role::replica, "a", 1, h, t0 + 10s).replicating);
+    ProbeResult no_replication = replica_probe("0-1-5");
+    no_replication.replication.reset();
+    record_probe(h, no_replication, log);
+    CHECK_FALSE(backend_state(Role::replica, "a", 1, h, t0 + 10s).replicating);
+    no_replication.replication_unknown = true;
+    record_probe(h, no_replication, log);
+    CHECK(backend_state(Role::replica, "a", 1, h, t0 + 10s).replicating);
+}
+
+TEST_CASE("consecutive failed probes take a backend down; one success brings it back",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    BackendHealth h = fresh_health(2);
+    CHECK_FALSE(backend_state(Role::replica, "", 1, h, t0).up); // never probed
+    CHECK(record_probe(h, replica_probe("0-1-5"), log) == false);
+    CHECK(backend_state(Role::replica, "", 1, h, t0 + 10s).up);
+    ProbeResult failed;
+    failed.error = "connect: timed out";
+    failed.at = t0 + 11s;
+    CHECK_FALSE(record_probe(h, failed, log)); // one of two: still up, last values kept
+    CHECK(backend_state(Role::replica, "", 1, h, t0 + 11s).up);
+    CHECK(h.last_error == "connect: timed out");
+    failed.at = t0 + 12s;
+    CHECK(record_probe(h, failed, log)); // the change: logged once
+    const auto down = backend_state(Role::replica, "", 1, h, t0 + 12s);
+    CHECK_FALSE(down.up);
+    CHECK(down.gtid_position == "0-1-5"); // what it said last, for /backends
+    CHECK(record_probe(h, replica_probe("0-1-6"), log));
+    CHECK(backend_state(Role::replica, "", 1, h, t0 + 13s).up);
+    CHECK(h.last_error.empty());
+}
+
+TEST_CASE("the topology entry carries role, zone, weight, read_only and RTT", "[pool][monitor]") {
+    HeartbeatLog log;
+    BackendHealth h = fresh_health();
+    ProbeResult p = replica_probe("0-1-5");
+    p.read_only = true;
+    record_probe(h, p, log);
+    const BackendState s = backend_state(Role::replica, "b", 3, h, t0 + 10s);
+    CHECK(s.role == Role::replica);
+    CHECK(s.zone == "b");
+    CHECK(s.weight == 3);
+    CHECK(s.read_only);
+    CHECK(s.rtt == 300us);
+    CHECK(s.gtid_position == "0-1-5");
+    const BackendState primary = backend_state(Role::primary, "a", 1, h, t0 + 10s);
+    CHECK(primary.replicating); // not judged for a primary
+}
