@@ -389,14 +389,23 @@ std::string password_of(const Section& s) {
     return value;
 }
 
+Consistency consistency_of(const Section& s, std::string_view key) {
+    const std::string v = s.required_string(key);
+    if (v == "eventual") return Consistency::eventual;
+    if (v == "session") return Consistency::session;
+    if (v == "global") return Consistency::global;
+    s.fail_at(key, "must be one of eventual, session, global");
+}
+
 User parse_user(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
-                    {"name", "password", "password_env", "max_lag_ms"});
+                    {"name", "password", "password_env", "max_lag_ms", "consistency"});
     User u;
     u.name = s.required_string("name");
     u.password = password_of(s);
     if (auto lag = s.integer("max_lag_ms", 0, max_timeout_ms))
         u.max_lag_ms = static_cast<std::uint32_t>(*lag);
+    if (s.find("consistency") != nullptr) u.consistency = consistency_of(s, "consistency");
     return u;
 }
 
@@ -444,7 +453,7 @@ Monitor parse_monitor(const Context& ctx, const toml::table& table) {
 QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
                     {"name", "match_digest", "user", "schema", "route", "error_code",
-                     "error_message", "max_lag_ms"});
+                     "error_message", "max_lag_ms", "consistency"});
     QueryRule r;
     r.name = s.required_string("name");
     s.string_into("match_digest", r.match_digest);
@@ -477,6 +486,11 @@ QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::st
                   "only applies to route = \"refuse\"");
     if (r.route != QueryRule::Route::replica && r.max_lag_ms)
         s.fail_at("max_lag_ms", "only applies to route = \"replica\"");
+    if (s.find("consistency") != nullptr) {
+        r.consistency = consistency_of(s, "consistency");
+        if (r.route != QueryRule::Route::replica)
+            s.fail_at("consistency", "only applies to route = \"replica\"");
+    }
     return r;
 }
 
@@ -490,17 +504,27 @@ Admin parse_admin(const Context& ctx, const toml::table& table) {
 }
 
 Routing parse_routing(const Context& ctx, const toml::table& table) {
-    const Section s(
-        ctx, table, "routing",
-        {"read_your_writes", "causal_read_timeout_ms", "replica_retry_ms", "max_lag_ms"});
+    const Section s(ctx, table, "routing",
+                    {"read_your_writes", "consistency", "causal_read_timeout_ms",
+                     "replica_retry_ms", "max_lag_ms", "failover_hold_ms"});
     Routing r;
-    s.boolean_into("read_your_writes", r.read_your_writes);
+    bool read_your_writes = true;
+    s.boolean_into("read_your_writes", read_your_writes);
+    if (s.find("consistency") != nullptr) {
+        if (s.find("read_your_writes") != nullptr)
+            s.fail_at("read_your_writes", "cannot be set together with consistency");
+        r.consistency = consistency_of(s, "consistency");
+    } else if (!read_your_writes) {
+        r.consistency = Consistency::eventual;
+    }
     if (auto ms = s.integer("causal_read_timeout_ms", 1, max_timeout_ms))
         r.causal_read_timeout = std::chrono::milliseconds(*ms);
     if (auto ms = s.integer("replica_retry_ms", 1, max_timeout_ms))
         r.replica_retry = std::chrono::milliseconds(*ms);
     if (auto ms = s.integer("max_lag_ms", 0, max_timeout_ms))
         r.max_lag = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("failover_hold_ms", 0, max_timeout_ms))
+        r.failover_hold = std::chrono::milliseconds(*ms);
     return r;
 }
 

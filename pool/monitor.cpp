@@ -3,6 +3,7 @@
 #include "mariadb_async.hpp"
 #include "sluice/pool/probe.hpp"
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <optional>
 #include <random>
 #include <spdlog/spdlog.h>
 
@@ -45,6 +47,10 @@ struct Monitor::State {
     std::uint64_t instance = 0; ///< this process's heartbeat row
     std::uint64_t version = 0;
     std::vector<BackendState> published;
+    std::optional<std::size_t> configured_primary;
+    std::optional<std::size_t> writer;      ///< the backend that takes writes now
+    std::optional<std::size_t> last_writer; ///< the last one known (failovers count changes)
+    std::atomic<std::uint64_t> failovers{0};
     mutable std::mutex mutex;
     std::shared_ptr<const Topology> latest;
     bool stopped = false;
@@ -110,7 +116,10 @@ asio::awaitable<ProbeResult> Monitor::State::probe_once(std::size_t i,
     const auto status = co_await conn.query("SHOW SLAVE STATUS", deadline);
     if (status.ok && !status.rows.empty()) {
         ReplicationStatus rs;
-        rs.io_running = status.first("Slave_IO_Running") == "Yes";
+        // "Connecting": the replica lost its primary (a failover) and keeps what it applied;
+        // it stays in rotation, judged by its lag, as long as it applies what it received.
+        const auto io_state = status.first("Slave_IO_Running");
+        rs.io_running = io_state == "Yes" || io_state == "Connecting";
         rs.sql_running = status.first("Slave_SQL_Running") == "Yes";
         if (auto sbm = unsigned_of(status.first("Seconds_Behind_Master")))
             rs.seconds_behind = static_cast<std::int64_t>(*sbm);
@@ -129,7 +138,9 @@ asio::awaitable<ProbeResult> Monitor::State::probe_once(std::size_t i,
     }
 
     if (!options.heartbeat_database.empty()) {
-        if (b.role == Role::primary && !r.read_only) {
+        // The writer, or before one is known the configured primary.
+        const bool is_writer = writer ? *writer == i : b.role == Role::primary;
+        if (is_writer && !r.read_only) {
             if (!table_ready) {
                 const std::string create =
                     "CREATE TABLE IF NOT EXISTS " + heartbeat_name() +
@@ -218,12 +229,28 @@ void Monitor::State::publish_snapshot() {
     const auto now = clock::now();
     auto t = std::make_shared<Topology>();
     t->version = ++version;
+    const auto found = discover_writer(health, configured_primary, writer, now);
+    if (found != writer) {
+        if (found && last_writer && *found != *last_writer)
+            spdlog::warn("monitor: the primary is now {} (was {}): writes go there",
+                         backends[*found].name, backends[*last_writer].name);
+        else if (found)
+            spdlog::info("monitor: the primary is {}", backends[*found].name);
+        else
+            spdlog::warn("monitor: no backend takes writes (none up with read_only=0): writes "
+                         "and logins wait for one");
+        if (found && last_writer && *found != *last_writer)
+            failovers.fetch_add(1, std::memory_order_relaxed);
+        writer = found;
+        if (found) last_writer = found;
+    }
+    t->primary = writer;
     for (std::size_t i = 0; i < backends.size(); ++i) {
         const MonitoredBackend& b = backends[i];
-        t->backends.push_back(backend_state(b.role, b.zone, b.weight, health[i], now));
-        if (b.role == Role::primary) t->primary = i;
+        const Role role = writer == i ? Role::primary : Role::replica;
+        t->backends.push_back(backend_state(role, b.zone, b.weight, health[i], now));
         const BackendState& s = t->backends.back();
-        if (b.role == Role::replica && s.up && !published.empty() &&
+        if (role == Role::replica && s.up && !published.empty() &&
             published[i].replicating != s.replicating) {
             if (s.replicating)
                 spdlog::info("monitor: replica {} replicates again", b.name);
@@ -250,6 +277,9 @@ Monitor::Monitor(MonitorOptions options, std::vector<MonitoredBackend> backends,
                                    .open_for = never_half_open};
     s.health.assign(s.backends.size(), BackendHealth{Breaker(breaker), {}, {}, {}, {}});
     s.probed.assign(s.backends.size(), false);
+    for (std::size_t i = 0; i < s.backends.size(); ++i) {
+        if (s.backends[i].role == Role::primary) s.configured_primary = i;
+    }
     s.unprobed = s.backends.size();
     std::random_device rd;
     // A row of its own per Sluice process: positive in a signed BIGINT too.
@@ -261,14 +291,15 @@ Monitor::~Monitor() { stop(); }
 void Monitor::start() {
     State& s = *state_;
     for (std::size_t i = 0; i < s.backends.size(); ++i) {
-        asio::co_spawn(s.io, s.probe_loop(i), [name = s.backends[i].name](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("monitor: the probe of {} stopped: {}", name, ex.what());
-            }
-        });
+        asio::co_spawn(
+            s.io, s.probe_loop(i), [name = s.backends[i].name](const std::exception_ptr& e) {
+                if (!e) return;
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("monitor: the probe of {} stopped: {}", name, ex.what());
+                }
+            });
     }
     thread_ = std::thread([&s] { s.io.run(); });
 }
@@ -278,6 +309,10 @@ void Monitor::stop() {
     state_->stopped = true;
     state_->io.stop();
     if (thread_.joinable()) thread_.join();
+}
+
+std::uint64_t Monitor::failovers() const noexcept {
+    return state_->failovers.load(std::memory_order_relaxed);
 }
 
 std::shared_ptr<const Topology> Monitor::latest() const {

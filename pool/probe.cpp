@@ -46,6 +46,24 @@ bool record_probe(BackendHealth& h, ProbeResult result, const HeartbeatLog& hear
     return changed;
 }
 
+std::optional<std::size_t> discover_writer(const std::vector<BackendHealth>& health,
+                                           std::optional<std::size_t> configured_primary,
+                                           std::optional<std::size_t> previous,
+                                           std::chrono::steady_clock::time_point now) {
+    auto writable = [&](std::size_t i) {
+        const BackendHealth& h = health[i];
+        return i < health.size() && h.breaker.state(now) == Breaker::State::closed && h.last_ok &&
+               h.last_ok->reachable && !h.last_ok->read_only;
+    };
+    if (previous && *previous < health.size() && writable(*previous)) return previous;
+    if (configured_primary && *configured_primary < health.size() && writable(*configured_primary))
+        return configured_primary;
+    for (std::size_t i = 0; i < health.size(); ++i) {
+        if (writable(i)) return i;
+    }
+    return std::nullopt;
+}
+
 BackendState backend_state(Role role, std::string zone, std::uint32_t weight,
                            const BackendHealth& h, std::chrono::steady_clock::time_point now) {
     BackendState s;

@@ -71,6 +71,7 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
     bool primary = false;
     bool replica = false;
     std::optional<std::uint32_t> lag;
+    std::optional<Consistency> consistency;
     bool any = false;
     for (;;) {
         while (!c.empty() && is_separator(c.front()))
@@ -88,6 +89,20 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
             skip_spaces(c);
             lag = take_lag(c);
             if (!lag) return false;
+        } else if (iequals(word, "CONSISTENCY")) {
+            skip_spaces(c);
+            if (!c.starts_with("=")) return false;
+            c.remove_prefix(1);
+            skip_spaces(c);
+            const std::string_view level = take_word(c);
+            if (iequals(level, "EVENTUAL"))
+                consistency = Consistency::eventual;
+            else if (iequals(level, "SESSION"))
+                consistency = Consistency::session;
+            else if (iequals(level, "GLOBAL"))
+                consistency = Consistency::global;
+            else
+                return false;
         } else {
             return false;
         }
@@ -102,6 +117,7 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
         hint.target = Hint::Target::replica;
     }
     if (lag) hint.max_lag_ms = lag;
+    if (consistency) hint.consistency = consistency;
     return true;
 }
 

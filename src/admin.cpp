@@ -148,6 +148,40 @@ public:
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.causal_waits[i]; }, true);
         backend_gauges(out);
         {
+            prometheus::MetricFamily f{"sluice_failovers_total",
+                                       "Times the monitor found the primary on another backend",
+                                       prometheus::MetricType::Counter,
+                                       {}};
+            prometheus::ClientMetric m;
+            m.counter.value =
+                shared_.monitor ? static_cast<double>(shared_.monitor->failovers()) : 0.0;
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        }
+        {
+            prometheus::MetricFamily f{"sluice_write_hold_seconds",
+                                       "How long logins and statements waited for a primary "
+                                       "(failover hold)",
+                                       prometheus::MetricType::Histogram,
+                                       {}};
+            prometheus::ClientMetric m;
+            std::uint64_t cumulative = 0;
+            for (std::size_t i = 0; i <= hold_bounds.size(); ++i) {
+                cumulative += static_cast<std::uint64_t>(
+                    sum([i](WorkerStats& s) -> Counter& { return s.hold_buckets[i]; }));
+                prometheus::ClientMetric::Bucket b;
+                b.cumulative_count = cumulative;
+                b.upper_bound = i < hold_bounds.size() ? hold_bounds[i]
+                                                       : std::numeric_limits<double>::infinity();
+                m.histogram.bucket.push_back(b);
+            }
+            m.histogram.sample_count = cumulative;
+            m.histogram.sample_sum =
+                sum([](WorkerStats& s) -> Counter& { return s.hold_sum_ns; }) / 1e9;
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        }
+        {
             prometheus::MetricFamily f{"sluice_query_duration_seconds",
                                        "Time from a client command to the end of its response",
                                        prometheus::MetricType::Histogram,

@@ -198,6 +198,17 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
         shared.backends.size(), sluice::pool::Breaker::Options{
                                     .failures_to_open = 1, .open_for = cfg.routing.replica_retry});
     shared.rules = std::move(rules);
+    shared.track_gtids =
+        !shared.replica_indexes.empty() &&
+        (cfg.routing.consistency != sluice::config::Consistency::eventual ||
+         std::any_of(cfg.users.begin(), cfg.users.end(),
+                     [](const auto& u) {
+                         return u.consistency &&
+                                *u.consistency != sluice::config::Consistency::eventual;
+                     }) ||
+         std::any_of(cfg.query_rules.begin(), cfg.query_rules.end(), [](const auto& r) {
+             return r.consistency && *r.consistency != sluice::config::Consistency::eventual;
+         }));
     probe_primary(shared);
 
     for (const auto& l : cfg.listeners)

@@ -10,6 +10,10 @@
 #include "sluice/router/dialect.hpp"
 
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace sluice {
@@ -74,10 +78,47 @@ MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     co_return outcome;
 }
 
+asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {
+    Shared& shared = worker_.shared();
+    const auto started = std::chrono::steady_clock::now();
+    // Only the monitor can find a new primary: without it a failure is final at once.
+    const auto deadline = started + (shared.monitor ? shared.cfg.routing.failover_hold
+                                                    : std::chrono::milliseconds(0));
+    asio::steady_timer pause{co_await asio::this_coro::executor};
+    PrimaryAttempt last;
+    last.index = shared.primary_index;
+    last.failure.ec = make_error_code(asio::error::host_unreachable);
+    bool held = false;
+    for (;;) {
+        const pool::Topology& t = worker_.topology();
+        const bool known = t.primary && *t.primary < t.backends.size() && t.backends[*t.primary].up;
+        if (known || !shared.monitor) {
+            last.index = t.primary ? *t.primary : shared.primary_index;
+            auto [conn, failure] = co_await open_backend(last.index, shared.track_gtids);
+            last.conn = std::move(conn);
+            last.failure = std::move(failure);
+            // A refusal of the login is the server's answer, not an outage.
+            if (last.conn || last.failure.server_error || !shared.monitor) break;
+        }
+        if (closed_ || std::chrono::steady_clock::now() >= deadline) break;
+        if (!held)
+            spdlog::info("{} no primary reachable: waiting up to {} ms for one", prefix(),
+                         shared.cfg.routing.failover_hold.count());
+        held = true;
+        pause.expires_after(std::chrono::milliseconds(50));
+        const auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) break;
+    }
+    if (held) worker_.stats().observe_hold(std::chrono::steady_clock::now() - started);
+    co_return last;
+}
+
 asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
     Shared& shared = worker_.shared();
-    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
-    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
+    const bool track = shared.track_gtids;
+    PrimaryAttempt attempt = co_await open_primary();
+    auto& conn = attempt.conn;
+    auto& failure = attempt.failure;
     if (!conn) {
         if (failure.server_error) {
             // The backend's own refusal (unknown database, denied access) reaches the client
@@ -90,7 +131,7 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
         }
         worker_.stats().count_error(ClientError::backend_unavailable);
         end_reason_ = "backend unavailable";
-        const auto& ep = shared.primary();
+        const auto& ep = shared.backends[attempt.index]->endpoint;
         spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
                      failure.ec.message());
         co_await send_error(
@@ -98,7 +139,7 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
             fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
         co_return false;
     }
-    const bool attached = co_await attach_primary(std::move(conn), track);
+    const bool attached = co_await attach_primary(std::move(conn), attempt.index, track);
     if (!attached) {
         end_reason_ = "backend lost";
         co_await send_error(seq, mysql::er::net_read_error, "08S01",
@@ -112,10 +153,10 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
 }
 
 asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::BackendConn> conn,
-                                                   bool track) {
+                                                   std::size_t index, bool track) {
     Backend& b = backends_[primary_slot];
     b.conn = std::move(conn);
-    b.index = worker_.shared().primary_index;
+    b.index = index;
     b.synced = 0;
     b.database = state_.database(); // named in the login
     b.generation = next_generation_++;
@@ -134,6 +175,14 @@ asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::Backend
 asio::awaitable<void> MysqlSession::revive_primary() {
     if (closed_) co_return;
     Backend& b = backends_[primary_slot];
+    const pool::Topology& t = worker_.topology();
+    if (b.conn && t.primary && *t.primary != b.index && !primary_state_lost()) {
+        // The monitor found another primary (a failover or a switchover): the session moves
+        // there between statements, with its state replayed.
+        spdlog::info("{} the primary moved to {}: reconnecting there", prefix(),
+                     worker_.shared().backends[*t.primary]->endpoint.name);
+        drop_slot(primary_slot);
+    }
     if (b.conn && !unusable(b)) co_return;
     if (b.conn) {
         // Closed while the session was idle (a restart, wait_timeout), or after it refused a
@@ -146,15 +195,15 @@ asio::awaitable<void> MysqlSession::revive_primary() {
     // hears about it (relay_failed) before the session goes on without them.
     if (primary_lost_state_) co_return;
     Shared& shared = worker_.shared();
-    const bool track = shared.cfg.routing.read_your_writes && !shared.replica_indexes.empty();
-    auto [conn, failure] = co_await open_backend(shared.primary_index, track);
-    if (!conn) {
-        const auto& ep = shared.primary();
+    PrimaryAttempt attempt = co_await open_primary();
+    if (!attempt.conn) {
+        const auto& ep = shared.backends[attempt.index]->endpoint;
         spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
-                     failure.ec.message());
+                     attempt.failure.ec.message());
         co_return;
     }
-    const bool attached = co_await attach_primary(std::move(conn), track);
+    const bool attached =
+        co_await attach_primary(std::move(attempt.conn), attempt.index, shared.track_gtids);
     if (!attached) drop_slot(primary_slot);
 }
 
@@ -361,15 +410,55 @@ asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
     co_return true;
 }
 
-asio::awaitable<bool> MysqlSession::causal_wait() {
+void MysqlSession::acknowledged(std::string gtid) {
+    worker_.shared().acked.acknowledge(gtid);
+    last_gtid_ = std::move(gtid);
+}
+
+const std::string& MysqlSession::consistency_token(router::Consistency level) {
+    static const std::string none;
+    switch (level) {
+    case router::Consistency::eventual:
+        return none;
+    case router::Consistency::session:
+        return last_gtid_;
+    case router::Consistency::global:
+        break;
+    }
+    const AckedWrites& acked = worker_.shared().acked;
+    if (acked.version() != acked_version_) {
+        auto [text, version] = acked.position();
+        acked_token_ = std::move(text);
+        acked_version_ = version;
+    }
+    return acked_token_;
+}
+
+router::Consistency MysqlSession::consistency_for(const router::Classification& c,
+                                                  const router::Route& route) const noexcept {
+    if (c.hint.consistency) return *c.hint.consistency;
+    if (route.rule && route.rule->consistency) return *route.rule->consistency;
+    if (user_config_ && user_config_->consistency) return to_router(*user_config_->consistency);
+    return to_router(worker_.shared().cfg.routing.consistency);
+}
+
+bool MysqlSession::replica_has(std::string_view token) const {
+    const Backend& r = backends_[replica_slot];
+    if (router::freshness(token, r.gtid_seen) == router::Freshness::fresh) return true;
+    // The monitor's last reading of the replica's position counts too.
+    const auto& topology = worker_.topology();
+    return r.index < topology.backends.size() &&
+           router::freshness(token, topology.backends[r.index].gtid_position) ==
+               router::Freshness::fresh;
+}
+
+asio::awaitable<bool> MysqlSession::causal_wait(std::string token) {
     const Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
-    if (!shared.cfg.routing.read_your_writes ||
-        router::freshness(last_gtid_, r.gtid_seen) == router::Freshness::fresh)
-        co_return true;
+    if (token.empty() || replica_has(token)) co_return true;
     auto reply = co_await run_sql(
         replica_slot,
-        dialect::causal_wait(last_gtid_, shared.cfg.routing.causal_read_timeout, r.mariadb));
+        dialect::causal_wait(token, shared.cfg.routing.causal_read_timeout, r.mariadb));
     auto& waits = worker_.stats().causal_waits;
     if (!reply || reply->error) {
         waits[static_cast<std::size_t>(CausalWait::error)].add();
@@ -382,7 +471,7 @@ asio::awaitable<bool> MysqlSession::causal_wait() {
     const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
     if (mysql::first_text_value(reply->packets, deprecate_eof) == "0") {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
-        r.gtid_seen = last_gtid_;
+        r.gtid_seen = std::move(token);
         co_return true;
     }
     waits[static_cast<std::size_t>(CausalWait::timeout)].add();
@@ -390,9 +479,9 @@ asio::awaitable<bool> MysqlSession::causal_wait() {
     // while; other sessions, which have not written, still read there.
     lagging_replica_ = r.index;
     lagging_until_ = std::chrono::steady_clock::now() + shared.cfg.routing.replica_retry;
-    spdlog::debug("{} replica {} had not applied the session's last write in time", prefix(),
+    spdlog::debug("{} replica {} had not applied the writes the read must see in time", prefix(),
                   shared.backends[r.index]->endpoint.name);
-    replica_failed("behind the session's last write");
+    replica_failed("behind the writes a read must see");
     co_return false;
 }
 

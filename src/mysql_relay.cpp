@@ -3,7 +3,9 @@
 // for Sluice's own commands.
 
 #include "mysql_session.hpp"
+#include "sluice/protocol/mysql/command.hpp"
 #include "sluice/protocol/mysql/packet.hpp"
+#include "sluice/router/dialect.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -11,6 +13,7 @@ namespace sluice {
 
 namespace mysql = protocol::mysql;
 using mysql::ResponseKind;
+namespace dialect = router::mysql_dialect;
 
 namespace {
 constexpr std::size_t backend_buffer_size = std::size_t{64} * 1024;
@@ -63,11 +66,11 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
         backends_[slot].broken = true;
         // A replica's refusal is not relayed: the primary gets the statement instead.
         if (slot != primary_slot) co_return Relay::backend_lost;
-        const Relay r = co_await relay(slot);
+        const Relay r = co_await relay(slot, false);
         const bool refused = r == Relay::ok && scanner_.ended_with_error();
         co_return refused ? Relay::ok : Relay::backend_lost;
     }
-    co_return co_await relay(slot);
+    co_return co_await relay(slot, false);
 }
 
 asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_t reply_seq) {
@@ -122,7 +125,7 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
     co_return false;
 }
 
-asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
+asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard) {
     Backend& backend = backends_[slot];
     pool::ReadBuffer& bbuf = backend.conn->buffer();
     pool::Transport& transport = backend.conn->transport();
@@ -166,8 +169,10 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
                 if (scanner_.last_packet_ok()) {
                     auto ok = mysql::parse_tracked_ok(packet.subspan(4));
                     if (ok && backend.tracks_gtid && !ok->state.empty()) {
+                        // Known before the OK leaves: a read that arrives after any client
+                        // has it sees the write (consistency "global").
                         auto gtid = mysql::tracked_gtid(ok->state);
-                        if (!gtid.empty()) last_gtid_ = std::move(gtid);
+                        if (!gtid.empty()) acknowledged(std::move(gtid));
                     }
                     if (ok && backend.strip_tracking) {
                         if (!rewritten) {
@@ -192,10 +197,12 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot) {
         // Result packets go to the client as they arrive, one write per read.
         const std::span<const std::uint8_t> send =
             rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);
-        const auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size()));
-        if (ec) co_return Relay::client_lost;
-        relayed_ += send.size();
-        worker_.stats().bytes_to_clients.add(send.size());
+        if (!discard) {
+            const auto ec = co_await client_.write_all(asio::buffer(send.data(), send.size()));
+            if (ec) co_return Relay::client_lost;
+            relayed_ += send.size();
+            worker_.stats().bytes_to_clients.add(send.size());
+        }
         bbuf.consume(used);
         switch (scanner_.state()) {
         case mysql::ResponseScanner::State::running:
@@ -280,6 +287,14 @@ MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, Respons
         drop_slot(slot);
         co_return std::nullopt;
     }
+    auto reply = co_await read_reply(slot, kind);
+    co_return reply;
+}
+
+asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::read_reply(Slot slot,
+                                                                             ResponseKind kind) {
+    Backend& backend = backends_[slot];
+    pool::BackendConn& conn = *backend.conn;
     // Sluice's own commands get whole packets; their responses are small.
     const bool deprecate_eof = (conn.capabilities() & mysql::cap::deprecate_eof) != 0;
     scanner_.start(kind, deprecate_eof);
@@ -302,7 +317,7 @@ MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, Respons
             auto ok = mysql::parse_tracked_ok(bytes);
             if (ok && !ok->state.empty()) {
                 auto gtid = mysql::tracked_gtid(ok->state);
-                if (!gtid.empty()) last_gtid_ = std::move(gtid);
+                if (!gtid.empty()) acknowledged(std::move(gtid));
             }
         }
         conn.buffer().consume(frame->wire_size);
@@ -314,6 +329,53 @@ MysqlSession::exchange(Slot slot, std::span<const std::uint8_t> payload, Respons
         conn.set_status(scanner_.last_status());
     }
     co_return reply;
+}
+
+asio::awaitable<MysqlSession::WaitedRead>
+MysqlSession::forward_after_wait(std::string_view token, std::span<const std::uint8_t> request) {
+    Backend& r = backends_[replica_slot];
+    if (!r.conn) co_return WaitedRead{Waited::lost};
+    const Shared& shared = worker_.shared();
+    const Outstanding in_flight{worker_.stats().backend_outstanding[r.index]};
+    // The wait and the read in one write: the replica runs them in order, so the read sees
+    // what the wait waited for, and the wait costs no round trip of its own.
+    std::string wait(1, static_cast<char>(mysql::Command::query));
+    wait += dialect::causal_wait(token, shared.cfg.routing.causal_read_timeout, r.mariadb);
+    pipeline_.clear();
+    mysql::write_packets({reinterpret_cast<const std::uint8_t*>(wait.data()), wait.size()}, 0,
+                         pipeline_);
+    pipeline_.insert(pipeline_.end(), request.begin(), request.end());
+    const auto ec = co_await r.conn->transport().write_all(asio::buffer(pipeline_));
+    if (ec) {
+        replica_failed("connection lost");
+        co_return WaitedRead{Waited::lost};
+    }
+    auto reply = co_await read_reply(replica_slot, ResponseKind::query);
+    auto& waits = worker_.stats().causal_waits;
+    if (!reply) {
+        waits[static_cast<std::size_t>(CausalWait::error)].add();
+        replica_failed("connection lost");
+        co_return WaitedRead{Waited::lost};
+    }
+    const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
+    const bool in_time =
+        !reply->error && mysql::first_text_value(reply->packets, deprecate_eof) == "0";
+    relayed_ = 0;
+    scanner_.start(ResponseKind::query, deprecate_eof);
+    if (in_time) {
+        waits[static_cast<std::size_t>(CausalWait::ok)].add();
+        r.gtid_seen = std::string(token);
+        const Relay answered = co_await relay(replica_slot, false);
+        co_return WaitedRead{Waited::answered, answered};
+    }
+    waits[static_cast<std::size_t>(reply->error ? CausalWait::error : CausalWait::timeout)].add();
+    // Not in time: the read's answer is read and dropped; the primary answers instead, and
+    // this session reads elsewhere for a while (the replica is behind, not broken).
+    const Relay dropped = co_await relay(replica_slot, true);
+    lagging_replica_ = r.index;
+    lagging_until_ = std::chrono::steady_clock::now() + shared.cfg.routing.replica_retry;
+    replica_failed(dropped == Relay::ok ? "behind the writes a read must see" : "connection lost");
+    co_return WaitedRead{Waited::stale};
 }
 
 asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::run_sql(Slot slot,

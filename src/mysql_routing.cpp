@@ -57,8 +57,8 @@ router::SessionView MysqlSession::view() const noexcept {
 
 asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classification& c,
                                                          std::string_view digest,
-                                                         router::Route& route,
-                                                         bool wait_for_writes) {
+                                                         router::Route& route, bool wait,
+                                                         bool pipeline) {
     const Shared& shared = worker_.shared();
     if (retrack_) {
         // The client set its own tracked variables: add the GTID back before anything runs.
@@ -74,10 +74,17 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
         const bool ready = co_await ensure_replica(route.max_lag_ms);
         if (!ready) {
             route = {Destination::primary, RouteReason::no_replica};
-        } else if (!wait_for_writes || backends_[replica_slot].in_trans()) {
+        } else if (!wait || backends_[replica_slot].in_trans()) {
             co_return replica_slot;
         } else {
-            const bool caught_up = co_await causal_wait();
+            std::string token = consistency_token(consistency_for(c, route));
+            if (token.empty() || replica_has(token)) co_return replica_slot;
+            if (pipeline) {
+                // The caller writes the wait and the read together.
+                pending_wait_ = std::move(token);
+                co_return replica_slot;
+            }
+            const bool caught_up = co_await causal_wait(std::move(token));
             if (caught_up) co_return replica_slot;
             route = {Destination::primary, RouteReason::read_your_writes};
         }
@@ -121,9 +128,9 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
                                         0);
         // Without GTIDs from the primary, a session that wrote reads from the primary.
         const Shared& shared = worker_.shared();
-        if (!p.tracks_gtid && shared.cfg.routing.read_your_writes &&
-            !shared.replica_indexes.empty() && c.cls != StatementClass::read &&
-            c.cls != StatementClass::session_set && c.cls != StatementClass::use)
+        if (!p.tracks_gtid && shared.track_gtids && !shared.replica_indexes.empty() &&
+            c.cls != StatementClass::read && c.cls != StatementClass::session_set &&
+            c.cls != StatementClass::use)
             wrote_untracked_ = true;
     }
 }
@@ -159,7 +166,8 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     if (!worker_.shared().rules.empty()) digest = router::digest(sql, state_.sql_mode()).text;
 
     router::Route route;
-    Slot slot = co_await choose(c, digest, route, true);
+    pending_wait_.clear();
+    Slot slot = co_await choose(c, digest, route, true, true);
     if (route.destination == Destination::refuse) {
         cbuf_.consume(frame.wire_size);
         worker_.stats().statements[static_cast<std::size_t>(c.cls)].add();
@@ -183,8 +191,25 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     } else {
         // A read stays in the buffer until answered, for a retry on the primary if the replica
         // goes away before answering.
-        r = co_await forward(slot, request, ResponseKind::query);
-        if (r == Relay::backend_lost && relayed_ == 0) {
+        bool retry = false;
+        if (!pending_wait_.empty()) {
+            const std::string token = std::exchange(pending_wait_, {});
+            const WaitedRead w = co_await forward_after_wait(token, request);
+            r = w.relay;
+            if (w.outcome == Waited::stale) {
+                slot = primary_slot;
+                route = {Destination::primary, RouteReason::read_your_writes};
+                co_await sync_state(primary_slot);
+                r = co_await forward(slot, request, ResponseKind::query);
+            } else {
+                retry =
+                    w.outcome == Waited::lost || (w.relay == Relay::backend_lost && relayed_ == 0);
+            }
+        } else {
+            r = co_await forward(slot, request, ResponseKind::query);
+            retry = r == Relay::backend_lost && relayed_ == 0;
+        }
+        if (retry) {
             replica_failed("connection lost");
             slot = primary_slot;
             route = {Destination::primary, RouteReason::no_replica};

@@ -274,7 +274,7 @@ asio::awaitable<void> MysqlSession::command_loop() {
         cbuf_.shrink_to(client_buffer_size);
         // Scratch buffers that grew for one large statement do not stay large for the
         // session's life (thousands of idle sessions must stay small).
-        for (auto* v : {&out_, &scratch_, &request_, &wire_}) {
+        for (auto* v : {&out_, &scratch_, &request_, &wire_, &pipeline_}) {
             if (v->capacity() > max_idle_scratch) {
                 v->clear();
                 v->shrink_to_fit();

@@ -92,7 +92,17 @@ private:
     asio::awaitable<bool> connect_primary(std::uint8_t& seq);
     /// Makes `conn` the session's primary connection (GTID tracking switched on when `track`);
     /// false when the connection failed meanwhile. The state is replayed before its next use.
-    asio::awaitable<bool> attach_primary(std::unique_ptr<pool::BackendConn> conn, bool track);
+    asio::awaitable<bool> attach_primary(std::unique_ptr<pool::BackendConn> conn, std::size_t index,
+                                         bool track);
+    /// A new connection to the primary the topology names now (`index`: which backend).
+    /// With the monitor, while none is known or it cannot be reached (a failover), retried
+    /// until `[routing] failover_hold_ms` has passed; a login refusal is final at once.
+    struct PrimaryAttempt {
+        std::unique_ptr<pool::BackendConn> conn;
+        pool::ConnectFailure failure;
+        std::size_t index = 0;
+    };
+    asio::awaitable<PrimaryAttempt> open_primary();
     /// Before the primary serves a statement: a connection closed while the session was idle
     /// is replaced, unless it took session state with it (then the slot stays empty and the
     /// statement gets an error that says so).
@@ -113,7 +123,33 @@ private:
     /// Sends `request` (whole packets) to `slot` and streams the response to the client.
     asio::awaitable<Relay> forward(Slot slot, std::span<const std::uint8_t> request,
                                    protocol::mysql::ResponseKind kind);
-    asio::awaitable<Relay> relay(Slot slot);
+    /// Streams the response to the client; `discard`: reads it to its end and drops it.
+    asio::awaitable<Relay> relay(Slot slot, bool discard);
+    /// How a read sent behind a consistency wait went: answered (the wait succeeded; `relay`
+    /// says how the answer went), stale (the replica was not there in time: its answer was
+    /// dropped, nothing reached the client), lost (the replica failed before answering).
+    enum class Waited { answered, stale, lost };
+    struct WaitedRead {
+        Waited outcome;
+        Relay relay = Relay::ok;
+    };
+    /// Sends MASTER_GTID_WAIT(token) and the read (`request`, whole packets) to the replica in
+    /// one write, and relays the read's answer only if the wait succeeded.
+    asio::awaitable<WaitedRead> forward_after_wait(std::string_view token,
+                                                   std::span<const std::uint8_t> request);
+    /// Reads a whole response for Sluice itself (after exchange() or a pipelined write).
+    asio::awaitable<std::optional<Reply>> read_reply(Slot slot, protocol::mysql::ResponseKind kind);
+    /// The primary reported a write's GTID to this session: its causal token, and the
+    /// process-wide watermark of acknowledged writes.
+    void acknowledged(std::string gtid);
+    /// The position a read must see under `level`; empty: none.
+    const std::string& consistency_token(router::Consistency level);
+    /// Whether the session's replica is known to have applied `token` (a wait there said so,
+    /// or the monitor read a position that includes it).
+    bool replica_has(std::string_view token) const;
+    /// The level for a statement: its hint, its rule, the user's, `[routing] consistency`.
+    router::Consistency consistency_for(const router::Classification& c,
+                                        const router::Route& route) const noexcept;
     asio::awaitable<Relay> pump_local_infile(Slot slot);
     /// Runs one command for Sluice itself and reads its whole response; nullopt when the
     /// connection failed (the slot is dropped).
@@ -175,13 +211,18 @@ private:
                          std::optional<std::uint32_t> max_lag_ms = std::nullopt) const noexcept;
     /// Where a statement runs: the route, then the replica made ready (connected, state
     /// replayed, the session's last write visible), or the primary when it cannot be.
+    /// `wait`: reads must be as fresh as their consistency level says (not for a prepare).
+    /// `pipeline`: the caller sends the wait with the read (pending_wait_ holds the token);
+    /// otherwise the wait runs here first.
     asio::awaitable<Slot> choose(const router::Classification& c, std::string_view digest,
-                                 router::Route& route, bool wait_for_writes);
+                                 router::Route& route, bool wait, bool pipeline);
     /// The session's replica connection, ready: kept while the monitor finds it eligible
     /// (up, replicating, within the allowed lag), else dropped and another chosen.
     asio::awaitable<bool> ensure_replica(std::optional<std::uint32_t> max_lag_ms);
     asio::awaitable<bool> sync_state(Slot slot);
-    asio::awaitable<bool> causal_wait();
+    /// Waits (bounded) on the replica until it has applied `token`; false: not in time, or
+    /// the replica failed (it is dropped, and avoided by this session for a while).
+    asio::awaitable<bool> causal_wait(std::string token);
     /// The replica connection is dropped (lost, or behind the session's write); the next
     /// read chooses again.
     void replica_failed(const char* why) noexcept;
@@ -240,7 +281,11 @@ private:
     std::uint64_t refused_by_ = 0;      ///< replicas (bit per backend index) that refused the login
     std::uint64_t refused_version_ = 0; ///< ... at this state version
     std::uint32_t next_generation_ = 1;
-    std::string last_gtid_; ///< of the session's last write, from the primary's OK
+    std::string last_gtid_;    ///< of the session's last write, from the primary's OK
+    std::string pending_wait_; ///< choose() left this wait to be sent with the read
+    std::string acked_token_;  ///< the process-wide watermark as last copied
+    std::uint64_t acked_version_ = 0;
+    std::vector<std::uint8_t> pipeline_; ///< a wait and a read written together
     /// A replica that did not show the session's write in time; avoided until lagging_until_.
     std::size_t lagging_replica_ = static_cast<std::size_t>(-1);
     std::chrono::steady_clock::time_point lagging_until_{};

@@ -62,7 +62,7 @@ asio::awaitable<bool> MysqlSession::on_prepare(const mysql::MessageFrame& frame)
 
     // Prepared where its executions will most likely run.
     router::Route route;
-    Slot slot = co_await choose(ps.cls, ps.digest, route, false);
+    Slot slot = co_await choose(ps.cls, ps.digest, route, false, false);
     if (route.destination == Destination::refuse)
         co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
                                       route.rule->error_message);
@@ -131,7 +131,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         ps.bind_types({execute->types.begin(), execute->types.end()});
 
     router::Route route;
-    Slot slot = co_await choose(ps.cls, ps.digest, route, true);
+    Slot slot = co_await choose(ps.cls, ps.digest, route, true, false);
     if (route.destination == Destination::refuse) {
         worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();
         worker_.stats().routes[static_cast<std::size_t>(route.reason)].add();

@@ -5,6 +5,7 @@
 #include "sluice/pool/breaker.hpp"
 #include "sluice/pool/monitor.hpp"
 #include "sluice/pool/topology.hpp"
+#include "sluice/protocol/mysql/gtid.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
 
@@ -55,6 +56,28 @@ struct BackendShared {
 
 class Worker;
 
+/// Every write whose OK this Sluice relayed to a client, as the newest GTID per replication
+/// stream (consistency "global": a read must see all of it). Updated once per write (a mutex);
+/// read through a version number, so a session copies the text only when it changed.
+class AckedWrites {
+public:
+    void acknowledge(std::string_view gtid) {
+        const std::lock_guard lock(mutex_);
+        if (watermark_.advance(gtid)) version_.fetch_add(1, std::memory_order_release);
+    }
+    std::uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
+    /// The watermark's text and the version it belongs to.
+    std::pair<std::string, std::uint64_t> position() const {
+        const std::lock_guard lock(mutex_);
+        return {watermark_.text(), version_.load(std::memory_order_relaxed)};
+    }
+
+private:
+    mutable std::mutex mutex_;
+    protocol::mysql::GtidWatermark watermark_;
+    std::atomic<std::uint64_t> version_{0};
+};
+
 /// Sluice's own connection ids (the greeting's: what mysql_thread_id() returns and JDBC's
 /// cancel() sends to KILL) and the backend threads behind each session, so that a KILL of a
 /// Sluice id reaches the right backend threads instead of whatever thread has that number.
@@ -98,6 +121,10 @@ struct Shared {
     std::unique_ptr<pool::BreakerBoard> breakers;
     /// The monitor ([monitor] configured): its snapshots reach every worker.
     std::unique_ptr<pool::Monitor> monitor;
+    AckedWrites acked;
+    /// Primary connections report each write's GTID: some reads need it (a consistency
+    /// other than eventual anywhere in the config) and there are replicas to read from.
+    bool track_gtids = false;
 
     /// The newest snapshot (the monitor's, else the configured one): for the admin server.
     std::shared_ptr<const pool::Topology> current_topology() const {
@@ -133,6 +160,9 @@ public:
     /// would: nothing else reads the client's socket while a backend works.
     virtual void check_client(std::chrono::steady_clock::time_point now) noexcept = 0;
 };
+
+/// The config's consistency level as the router names it.
+router::Consistency to_router(config::Consistency c) noexcept;
 
 /// The configured query rules, compiled; the RE2 error text when a pattern does not compile.
 std::variant<router::RuleSet, std::string> compile_rules(const config::Config& cfg);

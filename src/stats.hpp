@@ -27,6 +27,9 @@ private:
 inline constexpr std::array<double, 14> latency_bounds = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
+/// Failover hold buckets, in seconds.
+inline constexpr std::array<double, 9> hold_bounds = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
 /// Why a client session ended early; a label of sluice_client_errors_total.
 enum class ClientError : std::uint8_t {
     malformed_packet,
@@ -67,7 +70,18 @@ struct WorkerStats {
     std::array<Counter, 64> backend_outstanding{}; // sent and not yet answered, by backend
     std::array<Counter, route_reasons> routes{};
     std::array<Counter, static_cast<std::size_t>(CausalWait::count_)> causal_waits{};
+    // Time a login or a statement waited for a primary (failover hold).
+    std::array<Counter, hold_bounds.size() + 1> hold_buckets{}; // last = +Inf
+    Counter hold_sum_ns;
 
+    void observe_hold(std::chrono::nanoseconds d) noexcept {
+        const double s = std::chrono::duration<double>(d).count();
+        std::size_t i = 0;
+        while (i < hold_bounds.size() && s > hold_bounds[i])
+            ++i;
+        hold_buckets[i].add();
+        hold_sum_ns.add(static_cast<std::uint64_t>(d.count()));
+    }
     void count_command(std::uint8_t cmd) noexcept { commands[cmd < 32 ? cmd : 32].add(); }
     void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }
     void observe_latency(std::chrono::nanoseconds d) noexcept {

@@ -12,6 +12,18 @@
 
 namespace sluice {
 
+router::Consistency to_router(config::Consistency c) noexcept {
+    switch (c) {
+    case config::Consistency::eventual:
+        return router::Consistency::eventual;
+    case config::Consistency::session:
+        return router::Consistency::session;
+    case config::Consistency::global:
+        break;
+    }
+    return router::Consistency::global;
+}
+
 std::variant<router::RuleSet, std::string> compile_rules(const config::Config& cfg) {
     std::vector<router::RuleSpec> specs;
     for (const auto& r : cfg.query_rules) {
@@ -34,6 +46,7 @@ std::variant<router::RuleSet, std::string> compile_rules(const config::Config& c
         spec.error_code = r.error_code;
         spec.error_message = r.error_message;
         spec.max_lag_ms = r.max_lag_ms;
+        if (r.consistency) spec.consistency = to_router(*r.consistency);
         specs.push_back(std::move(spec));
     }
     return router::RuleSet::compile(std::move(specs));

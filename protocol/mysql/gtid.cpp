@@ -1,5 +1,6 @@
 #include "sluice/protocol/mysql/gtid.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace sluice::protocol::mysql {
@@ -34,6 +35,7 @@ std::optional<GtidStream> mariadb_gtid(std::string_view s) {
     if (!domain || !server || !seq) return std::nullopt;
     GtidStream g;
     g.source = std::to_string(*domain);
+    g.server = std::to_string(*server);
     g.intervals.emplace_back(1, *seq);
     return g;
 }
@@ -101,6 +103,36 @@ bool gtid_covers(std::string_view position, std::string_view token) {
             }
             if (!inside) return false;
         }
+    }
+    return true;
+}
+
+bool GtidWatermark::advance(std::string_view gtid) {
+    const auto streams = parse_gtid_position(gtid);
+    if (!streams) return false;
+    bool advanced = false;
+    for (const GtidStream& g : *streams) {
+        std::uint64_t hi = 0;
+        for (const auto& iv : g.intervals)
+            hi = std::max(hi, iv.second);
+        const bool mysql = g.server.empty();
+        auto it = std::find_if(heads_.begin(), heads_.end(),
+                               [&](const Head& h) { return h.source == g.source; });
+        if (it == heads_.end()) {
+            heads_.push_back({g.source, g.server, hi, mysql});
+            advanced = true;
+        } else if (hi > it->seq) {
+            it->seq = hi;
+            it->server = g.server;
+            advanced = true;
+        }
+    }
+    if (!advanced) return false;
+    text_.clear();
+    for (const Head& h : heads_) {
+        if (!text_.empty()) text_ += ',';
+        text_ += h.mysql ? h.source + ":1-" + std::to_string(h.seq)
+                         : h.source + "-" + h.server + "-" + std::to_string(h.seq);
     }
     return true;
 }

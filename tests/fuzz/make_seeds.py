@@ -101,3 +101,10 @@ write("stmt", "close", bytes.fromhex("00" "19efbeadde"))
 write("stmt", "process_kill", bytes.fromhex("00" "0c4d000000"))
 write("stmt", "text_result_deprecate_eof", b"\x01" + len_prefixed("deof_select_rows"))
 write("stmt", "text_result_eof_null_first", b"\x00" + len_prefixed("eof_select_null_first"))
+
+# fuzz_gtid: a position, optionally '|' and a second one (a token to compare).
+write("gtid", "mariadb", b"0-1-5")
+write("gtid", "two_domains", b"0-1-5,1-2-9|0-1-4")
+write("gtid", "mysql", b"3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7-9|"
+      b"3e11fa47-71ca-11e1-9e33-c80aa9429562:8")
+write("gtid", "spaces", b" 0-1-1 ,\n 2-3-4")

@@ -15,6 +15,10 @@ prove nothing, so the reads after writes must still reach the replicas -- in pha
 MIN_REPLICA_SHARE of them and on both replicas, in phase 2 at least MIN_REPLICA_SHARE_LAGGING
 of them (replica2's sessions, and replica1's once they moved on).
 
+The reads carry /* sluice: consistency=session */: this test is about a session reading its
+own writes (the shared daemon's default, "global", would also make every session wait for
+the other sessions' writes; tests/integration/consistency.py covers that level).
+
 SLUICE_IT_DIRECT=1 (validation of this script against the primary itself, never in CTest):
 which replica a session uses and the metrics are not checked.
 """
@@ -34,6 +38,7 @@ PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 REPLICA_PORTS = replica_ports()
 ADMIN = None if DIRECT else env_int("SLUICE_ADMIN_PORT")
 DB = "sluice_test"
+SESSION = "/* sluice: consistency=session */ "
 # 2,000 rounds per phase. Eight sessions rather than four: in phase 2 each round of a session
 # on the stopped replica costs one causal-wait timeout, and the sessions run in parallel.
 CONNECTIONS = int(os.environ.get("SLUICE_RYW_CONNECTIONS", "8"))
@@ -85,7 +90,7 @@ class Session(threading.Thread):
         try:
             with conn.cursor() as c:
                 # A read before any write: the replica this session reads from.
-                c.execute("SELECT @@server_id")
+                c.execute(SESSION + "SELECT @@server_id")
                 self.server_id = c.fetchone()[0]
                 for i in range(ROUNDS):
                     row_id = self.base + i
@@ -96,8 +101,8 @@ class Session(threading.Thread):
                         t0 = time.perf_counter()
                         # The row (NULL if missing) and the server that answered, in one
                         # statement.
-                        c.execute("SELECT (SELECT v FROM ryw_t WHERE id = %s), @@server_id",
-                                  (row_id,))
+                        c.execute(SESSION + "SELECT (SELECT v FROM ryw_t WHERE id = %s), "
+                                  "@@server_id", (row_id,))
                         got = c.fetchall()
                         self.read_latency.append(time.perf_counter() - t0)
                     except Exception as e:  # noqa: BLE001 -- counted, the session stops
@@ -256,7 +261,7 @@ def check_timeout_moves_only_its_session():
             with connect() as w, w.cursor() as c:
                 c.execute("INSERT INTO ryw_t (id, session, v) VALUES (%s, 99, 'lag')",
                           (3000000 + i,))
-                c.execute("SELECT v FROM ryw_t WHERE id = %s", (3000000 + i,))
+                c.execute(SESSION + "SELECT v FROM ryw_t WHERE id = %s", (3000000 + i,))
                 eq(c.fetchone(), ("lag",), "the writer reads its own row")
             if causal(before, scrape_metrics(ADMIN), "timeout") >= 1:
                 timed_out = True
@@ -265,7 +270,7 @@ def check_timeout_moves_only_its_session():
         readers = []
         for _ in range(4):
             with connect() as r, r.cursor() as c:
-                c.execute("SELECT @@server_id")
+                c.execute(SESSION + "SELECT @@server_id")
                 readers.append(c.fetchone()[0])
         true(2 in readers, f"fresh sessions right after another session's timeout read from "
                            f"server_ids {readers}: replica1 (2) was avoided by everyone")

@@ -17,7 +17,7 @@ servers' own status counters (Master_gtid_wait_*, Aborted_connects) read directl
     after an INSERT on the same connection is answered stale by a replica, and no
     MASTER_GTID_WAIT runs on the replicas; the shared daemon (default true) answers the same
     read from the primary with the row.
- 2. causal_read_timeout_ms: 50 -> each read after a write waits ~50 ms on the replica (the
+ 2. causal_read_timeout_ms (consistency "session"): 50 -> each read after a write waits ~50 ms on the replica (the
     replica's own Master_gtid_wait_time), then the primary answers with the row; 1500 -> the
     read takes ~1.5 s (the key is read, not the default 100).
  3. replica_retry_ms = 1000: a stopped replica is skipped by new sessions and used again
@@ -332,7 +332,10 @@ def check_read_your_writes_off():
 def check_causal_read_timeout():
     names = ("Master_gtid_wait_count", "Master_gtid_wait_timeouts", "Master_gtid_wait_time")
     with sql_threads_stopped():
-        with running("causal_50", config_text("[routing]\ncausal_read_timeout_ms = 50\n")):
+        # The session level: each session waits for its own write only (under the default,
+        # global, a fresh session's first read would also wait for the earlier sessions').
+        with running("causal_50", config_text("[routing]\nconsistency = \"session\"\n"
+                                              "causal_read_timeout_ms = 50\n")):
             before = replicas_status(*names)
             results = []
             for i in range(4):
@@ -352,7 +355,8 @@ def check_causal_read_timeout():
             slowest = max(r[2] for r in results)
             true(slowest < 0.05 + 0.45, f"slowest read after a write took {slowest:.3f} s "
                  f"(causal_read_timeout_ms = 50 + 0.45 s slack)")
-        with running("causal_1500", config_text("[routing]\ncausal_read_timeout_ms = 1500\n")):
+        with running("causal_1500", config_text("[routing]\nconsistency = \"session\"\n"
+                                                "causal_read_timeout_ms = 1500\n")):
             with connect() as s:
                 expect_replica(one(s, "SELECT @@server_id")[0], "first read")
                 sid, n, took = insert_then_read(s, 0)

@@ -33,6 +33,11 @@ struct Listener {
 
 enum class BackendRole { primary, replica };
 
+/// How fresh a read must be ([routing] consistency; a user's, a rule's): eventual (any
+/// eligible replica), session (has the session's own writes), global (has every write whose
+/// OK any client of this Sluice got before the read arrived).
+enum class Consistency { eventual, session, global };
+
 /// The most backends one configuration may list (per-backend counters are fixed arrays).
 inline constexpr std::size_t max_backends = 64;
 
@@ -60,6 +65,7 @@ struct User {
     std::string name;
     std::string password; ///< resolved: from `password` or from the `password_env` variable
     std::optional<std::uint32_t> max_lag_ms; ///< this user's reads: allowed staleness
+    std::optional<Consistency> consistency;  ///< this user's reads
 };
 
 /// The backend monitor ([monitor], issue #8): its own login on every backend.
@@ -88,13 +94,14 @@ struct QueryRule {
     std::uint16_t error_code = 1105; ///< refuse: the error the client gets
     std::string error_message = "Query refused by a Sluice rule";
     std::optional<std::uint32_t> max_lag_ms; ///< replica: allowed staleness
+    std::optional<Consistency> consistency;  ///< the reads it matches
 };
 
 /// Read/write splitting ([routing], issue #3).
 struct Routing {
-    /// After a session writes, its reads go only where that write is visible: Sluice waits
-    /// for the write's GTID on the replica (MASTER_GTID_WAIT) before reading there.
-    bool read_your_writes = true;
+    /// The default consistency of reads. `read_your_writes = false` (the key before
+    /// `consistency` existed) means eventual.
+    Consistency consistency = Consistency::global;
     /// How long a replica may take to show the session's last write before the read goes to
     /// the primary instead.
     std::chrono::milliseconds causal_read_timeout{100};
@@ -105,6 +112,9 @@ struct Routing {
     /// Reads go only to replicas whose measured lag is at most this (a user, rule or hint
     /// may say otherwise).
     std::chrono::milliseconds max_lag{5000};
+    /// With the monitor: how long writes and logins wait for a primary while none is
+    /// reachable (a failover), before they fail.
+    std::chrono::milliseconds failover_hold{30000};
 };
 
 struct Admin {

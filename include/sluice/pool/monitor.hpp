@@ -58,6 +58,8 @@ public:
     void stop();
     /// The snapshot published last (null before the first): for the admin server.
     std::shared_ptr<const Topology> latest() const;
+    /// Times the writer moved from one backend to another (sluice_failovers_total).
+    std::uint64_t failovers() const noexcept;
 
 private:
     struct State;

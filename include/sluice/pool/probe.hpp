@@ -79,6 +79,15 @@ struct BackendHealth {
 /// changed (the breaker opened or closed): the caller logs it once.
 bool record_probe(BackendHealth& h, ProbeResult result, const HeartbeatLog& heartbeats);
 
+/// Writer discovery: the backend that takes writes is one that is up and has read_only=0.
+/// The previous writer stays while it qualifies (no flapping); else the configured primary;
+/// else the first that qualifies in config order (a replica promoted by a failover); nullopt
+/// while none does (the failover hold).
+std::optional<std::size_t> discover_writer(const std::vector<BackendHealth>& health,
+                                           std::optional<std::size_t> configured_primary,
+                                           std::optional<std::size_t> previous,
+                                           std::chrono::steady_clock::time_point now);
+
 /// The topology entry of a backend: its configured role, zone and weight, and its health.
 /// Up while its breaker is closed and a probe has reached it (a failed probe below the
 /// threshold keeps the last good values); a replica counts as replicating only when both

@@ -91,16 +91,23 @@ struct StatementFlags {
 };
 
 /// A hint in a leading comment: /* sluice: primary */, /* sluice: replica */,
-/// /* sluice: max_lag=2s */ (units ms, s; plain number = seconds). Several may be combined
+/// /* sluice: max_lag=2s */ (units ms, s; plain number = seconds),
+/// /* sluice: consistency=eventual */ (or session, global). Several may be combined
 /// with commas or spaces: /* sluice: replica, max_lag=500ms */.
 /// Only comments before the statement's first token count (`#` and `-- ` comments too);
 /// `sluice` is case-insensitive. A comment with anything it does not understand (an unknown
 /// word, max_lag=abc, a lag over 2^32-1 ms) is ignored as a whole. `primary` beats `replica`
 /// when both are given; with several hint comments a later max_lag replaces an earlier one.
+/// How fresh a read must be (DESIGN.md "Routing contract"): `eventual` any eligible replica;
+/// `session` one that has applied the session's own last write; `global` one that has
+/// applied every write whose OK this Sluice relayed to any client before the read arrived.
+enum class Consistency : std::uint8_t { eventual, session, global };
+
 struct Hint {
     enum class Target : std::uint8_t { none, primary, replica };
     Target target = Target::none;
     std::optional<std::uint32_t> max_lag_ms;
+    std::optional<Consistency> consistency; ///< consistency=eventual|session|global
     bool operator==(const Hint&) const = default;
 };
 

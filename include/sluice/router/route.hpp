@@ -52,6 +52,7 @@ struct RuleSpec {
     std::uint16_t error_code = 1105; ///< for refuse (ER_UNKNOWN_ERROR)
     std::string error_message = "Query refused by a Sluice rule";
     std::optional<std::uint32_t> max_lag_ms;
+    std::optional<Consistency> consistency; ///< for the reads it matches
 };
 
 /// Compiled rules. Build once per configuration; matching allocates nothing.

@@ -712,12 +712,12 @@ TEST_CASE("query rules are validated with their line", "[config]") {
 
 TEST_CASE("[routing] is read with its defaults and checked", "[config]") {
     const Config d = load(minimal);
-    CHECK(d.routing.read_your_writes);
+    CHECK(d.routing.consistency == Consistency::global);
     CHECK(d.routing.causal_read_timeout == std::chrono::milliseconds(100));
     CHECK(d.routing.replica_retry == std::chrono::milliseconds(2000));
     const Config cfg = load(minimal + "[routing]\nread_your_writes = false\n"
                                       "causal_read_timeout_ms = 250\nreplica_retry_ms = 500\n");
-    CHECK_FALSE(cfg.routing.read_your_writes);
+    CHECK(cfg.routing.consistency == Consistency::eventual); // the key before consistency
     CHECK(cfg.routing.causal_read_timeout == std::chrono::milliseconds(250));
     CHECK(cfg.routing.replica_retry == std::chrono::milliseconds(500));
     CHECK(error_of(minimal + "[routing]\ncausal_read_timeout_ms = 0\n")
@@ -788,4 +788,25 @@ TEST_CASE("#8: a user may have its own max_lag_ms", "[config]") {
     REQUIRE(cfg.find_user("u")->max_lag_ms);
     CHECK(*cfg.find_user("u")->max_lag_ms == 250);
     CHECK_FALSE(load(minimal).find_user("u")->max_lag_ms);
+}
+
+TEST_CASE("#8: consistency for routing, users and replica rules", "[config]") {
+    const Config cfg = load(
+        listener + backend +
+        "[[users]]\nname = \"u\"\npassword = \"pw\"\nconsistency = \"session\"\n"
+        "[[query_rules]]\nname = \"r\"\nroute = \"replica\"\nconsistency = \"eventual\"\n"
+        "[routing]\nconsistency = \"session\"\n");
+    CHECK(cfg.routing.consistency == Consistency::session);
+    CHECK(cfg.find_user("u")->consistency == Consistency::session);
+    CHECK(cfg.query_rules[0].consistency == Consistency::eventual);
+    CHECK_FALSE(load(minimal).find_user("u")->consistency);
+    CHECK(error_of(minimal + "[routing]\nconsistency = \"strong\"\n") ==
+          "t.toml:11: routing.consistency: must be one of eventual, session, global");
+    CHECK(error_of(minimal + "[routing]\nconsistency = \"global\"\nread_your_writes = true\n")
+              .find("routing.read_your_writes: cannot be set together with consistency") !=
+          std::string::npos);
+    CHECK(error_of(listener + backend + user +
+                   "[[query_rules]]\nname = \"r\"\nroute = \"primary\"\nconsistency = \"global\"\n")
+              .find("query_rules[0].consistency: only applies to route = \"replica\"") !=
+          std::string::npos);
 }

@@ -132,3 +132,35 @@ TEST_CASE("the topology entry carries role, zone, weight, read_only and RTT", "[
     const BackendState primary = backend_state(Role::primary, "a", 1, h, t0 + 10s);
     CHECK(primary.replicating); // not judged for a primary
 }
+
+TEST_CASE("#8: writer discovery keeps the writer, else the configured primary, else the first "
+          "writable",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    auto backend = [&](bool reachable, bool read_only) {
+        BackendHealth h = fresh_health(1);
+        ProbeResult p = replica_probe("0-1-5");
+        p.reachable = reachable;
+        p.read_only = read_only;
+        record_probe(h, p, log);
+        return h;
+    };
+    const auto now = t0 + 20s;
+    // primary (0) writable, replicas read-only.
+    std::vector<BackendHealth> h = {backend(true, false), backend(true, true), backend(true, true)};
+    CHECK(discover_writer(h, 0, std::nullopt, now) == 0u);
+    // The primary is gone: none writable, the hold.
+    h[0] = backend(false, false);
+    CHECK_FALSE(discover_writer(h, 0, 0, now));
+    // replica1 promoted.
+    h[1] = backend(true, false);
+    CHECK(discover_writer(h, 0, std::nullopt, now) == 1u);
+    // The old primary comes back writable too (split brain): the current writer stays.
+    h[0] = backend(true, false);
+    CHECK(discover_writer(h, 0, 1, now) == 1u);
+    // Without a current writer the configured primary wins among the writable.
+    CHECK(discover_writer(h, 0, std::nullopt, now) == 0u);
+    // A demoted writer (read_only again) loses its place.
+    h[1] = backend(true, true);
+    CHECK(discover_writer(h, 0, 1, now) == 0u);
+}

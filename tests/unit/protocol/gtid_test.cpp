@@ -62,3 +62,27 @@ TEST_CASE("parse_gtid_position reads both forms and refuses anything else", "[pr
     CHECK_FALSE(parse_gtid_position("abc:1"));
     CHECK_FALSE(parse_gtid_position("0-1-99999999999999999999999"));
 }
+
+TEST_CASE("#8: the watermark keeps the newest GTID per stream and writes a waitable position",
+          "[protocol][gtid]") {
+    GtidWatermark w;
+    CHECK(w.text().empty());
+    CHECK(w.advance("0-1-5"));
+    CHECK(w.text() == "0-1-5");
+    CHECK_FALSE(w.advance("0-1-4")); // older: nothing changes
+    CHECK_FALSE(w.advance("0-1-5"));
+    CHECK(w.advance("0-2-9")); // another server of the domain (after a failover)
+    CHECK(w.text() == "0-2-9");
+    CHECK(w.advance("3-1-1"));
+    CHECK(w.text() == "0-2-9,3-1-1");
+    CHECK_FALSE(w.advance("garbage"));
+    CHECK(gtid_covers("0-2-9,3-1-1", w.text()));
+    CHECK_FALSE(gtid_covers("0-2-9", w.text()));
+
+    GtidWatermark m;
+    const std::string uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    CHECK(m.advance(uuid + ":7"));
+    CHECK(m.advance(uuid + ":9"));
+    CHECK(m.text() == uuid + ":1-9");
+    CHECK(gtid_covers(uuid + ":1-20", m.text()));
+}

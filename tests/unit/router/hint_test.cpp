@@ -137,3 +137,20 @@ TEST_CASE("a good hint survives a malformed one beside it", "[router][hint]") {
         {"/* sluice: bogus */ /* sluice: max_lag=2s */ SELECT 1", hint(Target::none, 2000)},
     });
 }
+
+TEST_CASE("#8: consistency=eventual|session|global in a hint", "[router][hint]") {
+    auto with = [](Consistency c, Target t = Target::none) {
+        Hint h = hint(t);
+        h.consistency = c;
+        return h;
+    };
+    check_rows({
+        {"/* sluice: consistency=eventual */ SELECT 1", with(Consistency::eventual)},
+        {"/* sluice: consistency = Session */ SELECT 1", with(Consistency::session)},
+        {"/* sluice: replica, consistency=global */ SELECT 1",
+         with(Consistency::global, Target::replica)},
+        {"/* sluice: consistency=strong */ SELECT 1", hint(Target::none)},
+        {"/* sluice: consistency */ SELECT 1", hint(Target::none)},
+        {"/* sluice: consistency=eventualx */ SELECT 1", hint(Target::none)},
+    });
+}

@@ -184,7 +184,7 @@ TEST_CASE("#7: catalog reads go to the primary unless a rule or a replica hint s
     CHECK(decide_route(classify("/* sluice: replica */ SHOW CREATE TABLE t"), "", autocommit,
                        no_rules, true)
               .destination == Destination::replica);
-    const RuleSet rs = rules({{"cat", "^SHOW", "", "", Destination::replica, 0, "", {}}});
+    const RuleSet rs = rules({{"cat", "^SHOW", "", "", Destination::replica, 0, "", {}, {}}});
     CHECK(decide_route(classify("SHOW TABLE STATUS"), "SHOW TABLE STATUS", autocommit, rs, true)
               .destination == Destination::replica);
 }
@@ -214,10 +214,10 @@ TEST_CASE("decide_route follows hints but never sends a write to a replica", "[r
 
 TEST_CASE("decide_route applies the first matching rule on digest, user and schema", "[router]") {
     const RuleSet rs = rules({
-        {"refuse drops", "^DROP ", "", "", Destination::refuse, 1142, "no drops here", {}},
-        {"reports to primary", "FROM report_", "", "", Destination::primary, 1105, "", {}},
-        {"batch user on replica", "", "batch", "", Destination::replica, 1105, "", 5000},
-        {"analytics schema", "", "", "analytics", Destination::primary, 1105, "", {}},
+        {"refuse drops", "^DROP ", "", "", Destination::refuse, 1142, "no drops here", {}, {}},
+        {"reports to primary", "FROM report_", "", "", Destination::primary, 1105, "", {}, {}},
+        {"batch user on replica", "", "batch", "", Destination::replica, 1105, "", 5000, {}},
+        {"analytics schema", "", "", "analytics", Destination::primary, 1105, "", {}, {}},
     });
     const auto drop = decide_route(of(StatementClass::ddl), "DROP TABLE t", autocommit, rs, true);
     CHECK(drop.destination == Destination::refuse);
@@ -247,7 +247,7 @@ TEST_CASE("decide_route applies the first matching rule on digest, user and sche
 }
 
 TEST_CASE("RuleSet refuses a pattern RE2 cannot compile", "[router]") {
-    auto r = RuleSet::compile({{"bad", "(unclosed", "", "", Destination::primary, 1105, "", {}}});
+    auto r = RuleSet::compile({{"bad", "(unclosed", "", "", Destination::primary, 1105, "", {}, {}}});
     REQUIRE(std::holds_alternative<std::string>(r));
     CHECK(std::get<std::string>(r).find("query_rules[0].match_digest") == 0);
 }
