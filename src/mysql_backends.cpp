@@ -113,6 +113,25 @@ asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {
     co_return last;
 }
 
+asio::awaitable<bool> MysqlSession::wait_primary_moved(std::size_t old) {
+    const Shared& shared = worker_.shared();
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + shared.cfg.routing.failover_hold;
+    asio::steady_timer pause{co_await asio::this_coro::executor};
+    bool moved = false;
+    while (!closed_) {
+        const pool::Topology& t = worker_.topology();
+        moved = t.primary && *t.primary != old && *t.primary < t.backends.size() &&
+                t.backends[*t.primary].up;
+        if (moved || std::chrono::steady_clock::now() >= deadline) break;
+        pause.expires_after(std::chrono::milliseconds(50));
+        const auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) break;
+    }
+    worker_.stats().observe_hold(std::chrono::steady_clock::now() - started);
+    co_return moved;
+}
+
 asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
     Shared& shared = worker_.shared();
     const bool track = shared.track_gtids;

@@ -86,6 +86,10 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         // connection aborts the statement there.
         drop_slot(slot);
         co_return false;
+    case Relay::primary_read_only:
+        // Only relay() asked to keep it answers this: not reached.
+        co_return co_await send_error(reply_seq, held_error_.code, held_error_.sql_state.c_str(),
+                                      held_error_.message);
     case Relay::backend_lost:
     case Relay::backend_protocol: {
         worker_.stats().count_error(ClientError::backend_lost);
@@ -193,6 +197,18 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard
                 continue;
             }
             want = 4096;
+        }
+        if (hold_read_only_ && relayed_ == 0 &&
+            scanner_.state() == mysql::ResponseScanner::State::done &&
+            scanner_.ended_with_error() && scanner_.packets() == 1 && used > 4) {
+            // A write the primary refused because it is read-only (ER_OPTION_PREVENTS_STATEMENT
+            // naming --read-only) did not run: the caller runs it on the next primary.
+            auto err = mysql::parse_err(chunk.subspan(4, used - 4));
+            if (err && err->code == 1290 && err->message.find("read-only") != std::string::npos) {
+                held_error_ = std::move(*err);
+                bbuf.consume(used);
+                co_return Relay::primary_read_only;
+            }
         }
         // Result packets go to the client as they arrive, one write per read.
         const std::span<const std::uint8_t> send =

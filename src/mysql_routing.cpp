@@ -187,7 +187,32 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     if (slot == primary_slot) {
         // Consumed before the answer: LOAD DATA LOCAL INFILE reads the file from what follows.
         cbuf_.consume(frame.wire_size); // the bytes stay in place until the next read
+        // During a switchover the old primary turns read-only before the new one takes
+        // writes: a single autocommit write it refuses for that did not run, and runs on the
+        // new primary once the monitor names it (the failover hold).
+        hold_read_only_ = worker_.shared().monitor != nullptr && !c.flags.multi_statement &&
+                          c.cls != StatementClass::read && !view().in_transaction &&
+                          !primary_state_lost();
         r = co_await forward(slot, request, ResponseKind::query);
+        hold_read_only_ = false;
+        if (r == Relay::primary_read_only) {
+            const std::size_t old = backends_[primary_slot].index;
+            const bool moved = co_await wait_primary_moved(old);
+            if (moved) {
+                spdlog::info("{} the primary refused a write as read-only: running it on the new "
+                             "primary",
+                             prefix());
+                drop_slot(primary_slot);
+                co_await sync_state(primary_slot);
+                r = co_await forward(slot, request, ResponseKind::query);
+            } else {
+                const bool sent =
+                    co_await send_error(frame.next_seq, held_error_.code,
+                                        held_error_.sql_state.c_str(), held_error_.message);
+                if (!sent) co_return false;
+                r = Relay::ok; // answered: the server's own refusal
+            }
+        }
     } else {
         // A read stays in the buffer until answered, for a retry on the primary if the replica
         // goes away before answering.

@@ -49,7 +49,17 @@ public:
 private:
     /// How relaying a response ended. client_protocol: the client broke the exchange (its
     /// LOCAL INFILE packets out of order); it has been told, and the session ends.
-    enum class Relay { ok, client_lost, client_protocol, backend_lost, backend_protocol };
+    /// primary_read_only: the primary refused the statement because it is read-only (a
+    /// switchover), only when the caller asked (hold_read_only_): nothing reached the client,
+    /// the refusal is in held_error_.
+    enum class Relay {
+        ok,
+        client_lost,
+        client_protocol,
+        backend_lost,
+        backend_protocol,
+        primary_read_only
+    };
     /// The session's two backend connections.
     enum Slot : std::uint8_t { primary_slot = 0, replica_slot = 1 };
 
@@ -103,6 +113,9 @@ private:
         std::size_t index = 0;
     };
     asio::awaitable<PrimaryAttempt> open_primary();
+    /// After the primary refused a write as read-only: waits (the failover hold) until the
+    /// monitor names another primary; false when none came in time.
+    asio::awaitable<bool> wait_primary_moved(std::size_t old);
     /// Before the primary serves a statement: a connection closed while the session was idle
     /// is replaced, unless it took session state with it (then the slot stays empty and the
     /// statement gets an error that says so).
@@ -286,6 +299,8 @@ private:
     std::string acked_token_;  ///< the process-wide watermark as last copied
     std::uint64_t acked_version_ = 0;
     std::vector<std::uint8_t> pipeline_; ///< a wait and a read written together
+    bool hold_read_only_ = false;        ///< relay(): keep a read-only refusal from the client
+    protocol::mysql::ErrPacket held_error_;
     /// A replica that did not show the session's write in time; avoided until lagging_until_.
     std::size_t lagging_replica_ = static_cast<std::size_t>(-1);
     std::chrono::steady_clock::time_point lagging_until_{};

@@ -15,8 +15,10 @@ reader client run and four idle sessions wait:
     sluice_failovers_total is 1 and sluice_write_hold_seconds counted the held requests.
  2. The old primary is started again (the fixture makes it a replica of replica1): the
     monitor sees it read_only and replicating, and it serves reads again.
- 3. `primary` is promoted back (a switchover: the fixture's own promote, with both up), and
-    Sluice follows: writes go to server_id 1 again.
+ 3. `primary` is promoted back (a switchover: the fixture's own promote, with both up) under
+    a writer, and Sluice follows: writes go to server_id 1 again, and no write refused as
+    read-only (1290) by the outgoing primary reaches the writer: it waits and runs on the
+    new one.
 The daemon must exit 0 after SIGTERM with a clean log.
 """
 
@@ -272,10 +274,22 @@ def check_old_primary_returns():
 def restore():
     try:
         if primary_server_id() != 1:
+            # A switchover with both up: the fixture makes replica1 read-only first, then
+            # promotes primary. Writes refused as read-only meanwhile wait and run there.
+            writer = Client("INSERT INTO failover_t (n) VALUES ({n})")
+            writer.start()
+            time.sleep(0.3)
             topology("promote", "primary")
             true(wait_until(lambda: backends()["primary"]["role"] == "primary", 20),
                  "Sluice follows the switch back")
+            time.sleep(0.5)
+            writer.stop.set()
+            writer.join(30)
             eq(primary_server_id(), 1, "the primary is server 1 again")
+            eq(writer.fatal, None, "the writer's connection during the switch back")
+            print(f"     switch back: writer errors {[e for _, e in writer.errors]}")
+            eq([e for _, e in writer.errors if e and e[0] == 1290], [],
+               "no write refused as read-only reached the writer during the switchover")
     finally:
         p = fixture("stop-check", FILES["pid"], FILES["log"])
         topology("wait-sync")
