@@ -57,7 +57,8 @@ std::optional<GtidStream> mysql_gtid(std::string_view s) {
         const auto dash = item.find('-');
         const auto lo = number(item.substr(0, dash));
         const auto hi = dash == std::string_view::npos ? lo : number(item.substr(dash + 1));
-        if (!lo || !hi || *hi < *lo) return std::nullopt;
+        // MySQL numbers a source's transactions from 1.
+        if (!lo || !hi || *lo == 0 || *hi < *lo) return std::nullopt;
         g.intervals.emplace_back(*lo, *hi);
         if (next == std::string_view::npos) break;
     }

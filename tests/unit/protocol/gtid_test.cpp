@@ -60,6 +60,9 @@ TEST_CASE("parse_gtid_position reads both forms and refuses anything else", "[pr
     CHECK(parse_gtid_position("")->empty());
     CHECK_FALSE(parse_gtid_position("0-1-x"));
     CHECK_FALSE(parse_gtid_position("abc:1"));
+    // Transaction numbers start at 1 (a fuzz finding: "uuid:0" made a watermark "uuid:1-0").
+    CHECK_FALSE(parse_gtid_position("3e11fa47-71ca-11e1-9e33-c80aa9429562:0"));
+    CHECK_FALSE(parse_gtid_position("3e11fa47-71ca-11e1-9e33-c80aa9429562:0-4"));
     CHECK_FALSE(parse_gtid_position("0-1-99999999999999999999999"));
 }
 
