@@ -23,10 +23,6 @@ namespace dialect = router::mysql_dialect;
 
 namespace {
 
-std::string_view text_of(Bytes payload) {
-    return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
-}
-
 bool contains_nocase(std::string_view text, std::string_view word) {
     return std::search(text.begin(), text.end(), word.begin(), word.end(), [](char a, char b) {
                return std::tolower(static_cast<unsigned char>(a)) ==

@@ -18,6 +18,12 @@
 
 namespace sluice {
 
+/// The text after a command byte (COM_QUERY, COM_STMT_PREPARE, COM_INIT_DB); the payload
+/// holds at least that byte.
+inline std::string_view text_of(std::span<const std::uint8_t> payload) {
+    return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
+}
+
 /// One MySQL client connection. Sluice authenticates the client, logs in to the primary
 /// with the same credentials, and then routes each statement: writes and everything that
 /// needs the primary go there, reads to one replica connection opened on first use (issue

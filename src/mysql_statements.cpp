@@ -16,14 +16,6 @@ using mysql::ResponseKind;
 using router::Destination;
 using router::RouteReason;
 
-namespace {
-
-std::string_view text_of(Bytes payload) {
-    return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
-}
-
-} // namespace
-
 asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::prepare_on(Prepared& ps,
                                                                              Slot slot) {
     const std::string request = "\x16" + ps.sql;

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view in(reinterpret_cast<const char*>(data), size);
     const auto split = in.find('|');
     const std::string_view a = in.substr(0, split);
-    const std::string_view b = split == std::string_view::npos ? std::string_view{} : in.substr(split + 1);
+    const std::string_view b =
+        split == std::string_view::npos ? std::string_view{} : in.substr(split + 1);
     const auto parsed = parse_gtid_position(a);
     if (parsed) check(gtid_covers(a, a));
     (void)gtid_covers(a, b);

@@ -20,8 +20,9 @@ directly on each server; the monitor's probes run no SELECT, which check 2 prove
     on no read of any session (sessions that held replica1, and new ones) reaches replica1;
     replica2 serves them. SQL thread started again: replica1 is up and serves reads again.
  4. max_lag: replica1 delayed by 3 s (MASTER_DELAY) with writes running: its measured lag
-    passes [routing] max_lag_ms = 1000, reads avoid it; a /* sluice: max_lag=20s */ hint lets
-    reads go there again.
+    passes [routing] max_lag_ms = 1000, reads avoid it; a hint (max_lag=20s), a user (app2:
+    max_lag_ms 20000) and a query rule (max_lag_ms 20000), each with consistency eventual,
+    let reads go there again, as the client sees from @@server_id.
  5. Hanging backend: no session ever chose `hang` (its own relay saw no client connection
     but the monitor's) and reads never waited for it.
  6. Distance: a second daemon (SLUICE_PORT + 502, admin + 502) reaches each replica through a
@@ -98,6 +99,20 @@ zone = "a"
 name = "app"
 password = "app"
 
+# Its own staleness: reads may come from a replica up to 20 s behind, unchecked.
+[[users]]
+name = "app2"
+password = "app2"
+max_lag_ms = 20000
+consistency = "eventual"
+
+[[query_rules]]
+name = "lag-ok"
+match_digest = "monitor_rule_lag_ok"
+route = "replica"
+max_lag_ms = 20000
+consistency = "eventual"
+
 [monitor]
 user = "sluice_monitor"
 password = "monitor"
@@ -138,8 +153,8 @@ def by_name(doc):
     return {b["name"]: b for b in doc["backends"]}
 
 
-def connect(port=PORT):
-    return pymysql.connect(host="127.0.0.1", port=port, user="app", password="app",
+def connect(port=PORT, user="app"):
+    return pymysql.connect(host="127.0.0.1", port=port, user=user, password=user,
                            database="sluice_test", autocommit=True, connect_timeout=5,
                            read_timeout=30)
 
@@ -338,14 +353,29 @@ def check_max_lag():
             read_rounds(sessions, 3)
             after = server_counters()
             eq(selects_served(before, after)["replica1"], 0, "default max_lag: no read on replica1")
-            hinted = [connect() for _ in range(8)]
-            before = server_counters()
-            read_rounds(hinted, 3, "/* sluice: max_lag=20s */ SELECT COUNT(*) FROM monitor_writes")
-            after = server_counters()
-            served = selects_served(before, after)
-            true(served["replica1"] > 0,
-                 f"max_lag=20s hint: replica1 serves reads again: {served}; /backends {backends()}")
-            for c in sessions + hinted:
+            # Staleness allowed by a hint, a user and a rule: replica1 answers some reads (the
+            # client sees its @@server_id 2). Each also says consistency=eventual: under the
+            # default, global, the writer's writes would send those reads to the primary.
+            cases = (
+                ("hint", "app", "/* sluice: max_lag=20s, consistency=eventual */ "
+                 "SELECT COUNT(*), @@server_id FROM monitor_writes"),
+                ("user app2", "app2", "SELECT COUNT(*), @@server_id FROM monitor_writes"),
+                ("rule lag-ok", "app", "SELECT COUNT(*) AS monitor_rule_lag_ok, @@server_id "
+                 "FROM monitor_writes"),
+            )
+            for what, user, sql in cases:
+                conns = [connect(user=user) for _ in range(8)]
+                ids = []
+                for _ in range(3):
+                    for c in conns:
+                        with c.cursor() as cur:
+                            cur.execute(sql)
+                            ids.append(cur.fetchone()[1])
+                for c in conns:
+                    c.close()
+                true(2 in ids, f"max_lag 20 s by {what}: replica1 (server_id 2) answers some reads: "
+                     f"{sorted(set(ids))}; /backends {backends()}")
+            for c in sessions:
                 c.close()
     finally:
         topology("lag", "replica1", "0")
@@ -478,7 +508,7 @@ def main():
                        check_heartbeat_no_selects)
             checks.run("3. a replica whose SQL thread stops is out of rotation within two "
                        "intervals, for every session, and comes back", check_lag_sql_thread)
-            checks.run("4. max_lag_ms: a delayed replica is avoided; a max_lag hint allows it",
+            checks.run("4. max_lag_ms: a delayed replica is avoided; a hint, a user or a rule allows it",
                        check_max_lag)
             checks.run("5. the hanging backend was never chosen", check_hang_never_chosen)
             checks.run("6. distance: the near replica takes the reads, and the split follows a "

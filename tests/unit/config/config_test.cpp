@@ -791,11 +791,11 @@ TEST_CASE("#8: a user may have its own max_lag_ms", "[config]") {
 }
 
 TEST_CASE("#8: consistency for routing, users and replica rules", "[config]") {
-    const Config cfg = load(
-        listener + backend +
-        "[[users]]\nname = \"u\"\npassword = \"pw\"\nconsistency = \"session\"\n"
-        "[[query_rules]]\nname = \"r\"\nroute = \"replica\"\nconsistency = \"eventual\"\n"
-        "[routing]\nconsistency = \"session\"\n");
+    const Config cfg =
+        load(listener + backend +
+             "[[users]]\nname = \"u\"\npassword = \"pw\"\nconsistency = \"session\"\n"
+             "[[query_rules]]\nname = \"r\"\nroute = \"replica\"\nconsistency = \"eventual\"\n"
+             "[routing]\nconsistency = \"session\"\n");
     CHECK(cfg.routing.consistency == Consistency::session);
     CHECK(cfg.find_user("u")->consistency == Consistency::session);
     CHECK(cfg.query_rules[0].consistency == Consistency::eventual);

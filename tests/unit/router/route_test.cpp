@@ -247,7 +247,8 @@ TEST_CASE("decide_route applies the first matching rule on digest, user and sche
 }
 
 TEST_CASE("RuleSet refuses a pattern RE2 cannot compile", "[router]") {
-    auto r = RuleSet::compile({{"bad", "(unclosed", "", "", Destination::primary, 1105, "", {}, {}}});
+    auto r =
+        RuleSet::compile({{"bad", "(unclosed", "", "", Destination::primary, 1105, "", {}, {}}});
     REQUIRE(std::holds_alternative<std::string>(r));
     CHECK(std::get<std::string>(r).find("query_rules[0].match_digest") == 0);
 }
