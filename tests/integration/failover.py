@@ -22,17 +22,16 @@ reader client run and four idle sessions wait:
 The daemon must exit 0 after SIGTERM with a clean log.
 """
 
-import json
 import os
-import subprocess
 import threading
 import time
-import urllib.request
 
 import pymysql
 
-from itlib import (Checks, eq, true, env_int, env_str, wait_until, topology, server_counters,
-                   selects_served, scrape_metrics, metric_value)
+import itlib
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, wait_until, topology,
+                   server_counters, selects_served, scrape_metrics, metric_value, fetch_backends,
+                   by_name)
 
 SHARED_PORT = env_int("SLUICE_PORT")
 PORT = SHARED_PORT + 510
@@ -40,7 +39,6 @@ ADMIN = env_int("SLUICE_ADMIN_PORT") + 510
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 REPLICA1_PORT = env_int("SLUICE_REPLICA1_PORT")
 REPLICA2_PORT = env_int("SLUICE_REPLICA2_PORT")
-FIXTURE = env_str("SLUICE_FIXTURE")
 DIR = os.path.join(env_str("SLUICE_IT_DIR"), "failover")
 
 CONFIG = f"""workers = 2
@@ -91,24 +89,15 @@ port = {ADMIN}
 level = "info"
 """
 
-os.makedirs(DIR, exist_ok=True)
-FILES = {k: os.path.join(DIR, f"failover.{k}") for k in ("toml", "pid", "log")}
-
-
-def fixture(*args):
-    return subprocess.run(["bash", FIXTURE, *args], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, SLUICE_PORT=str(PORT)))
+DAEMON = Daemon(DIR, "failover", CONFIG, port=PORT, admin=ADMIN)
 
 
 def backends():
-    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/backends", timeout=5) as r:
-        return {b["name"]: b for b in json.loads(r.read().decode())["backends"]}
+    return by_name(fetch_backends(ADMIN))
 
 
 def connect(port=PORT):
-    return pymysql.connect(host="127.0.0.1", port=port, user="app", password="app",
-                           database="sluice_test", autocommit=True, connect_timeout=5,
-                           read_timeout=60, write_timeout=60)
+    return itlib.connect(port, read_timeout=60, write_timeout=60)
 
 
 def primary_server_id():
@@ -159,10 +148,7 @@ def setup():
         c.execute("CREATE TABLE IF NOT EXISTS failover_t (id INT AUTO_INCREMENT PRIMARY KEY, "
                   "n INT)")
     topology("wait-sync")
-    with open(FILES["toml"], "w") as f:
-        f.write(CONFIG)
-    p = fixture("start", FILES["toml"], FILES["pid"], FILES["log"])
-    true(p.returncode == 0, f"sluice.sh start: {(p.stdout + p.stderr)[-1500:]}")
+    DAEMON.start()
     true(wait_until(lambda: backends()["primary"]["role"] == "primary", 10), "a first snapshot")
 
 
@@ -291,9 +277,9 @@ def restore():
             eq([e for _, e in writer.errors if e and e[0] == 1290], [],
                "no write refused as read-only reached the writer during the switchover")
     finally:
-        p = fixture("stop-check", FILES["pid"], FILES["log"])
+        ok, out = DAEMON.stop_check()
         topology("wait-sync")
-        true(p.returncode == 0, f"stop-check: {(p.stdout + p.stderr)[-2000:]}")
+        true(ok, f"stop-check: {out[-2000:]}")
 
 
 def main():

@@ -513,3 +513,151 @@ def sha2_login(port, user, password, ca=None, timeout=10.0):
     except BaseException:
         r.close()
         raise
+
+
+# ------------------------------------------------------ daemons a test starts itself ----
+
+def fixture(*args, port=None, env=None, timeout=60):
+    """tests/fixtures/sluice.sh (SLUICE_FIXTURE) with ARGS: start / stop-check / check-log. PORT,
+    if given, is the SLUICE_PORT `start` waits on (else the config's first listener); ENV adds
+    variables (the daemon inherits them). Returns the CompletedProcess."""
+    run_env = dict(os.environ)
+    if port is not None:
+        run_env["SLUICE_PORT"] = str(port)
+    if env:
+        run_env.update(env)
+    return subprocess.run(["bash", env_str("SLUICE_FIXTURE"), *args], capture_output=True,
+                          text=True, timeout=timeout, env=run_env)
+
+
+def connect(port, user="app", password=None, database="sluice_test", **kw):
+    """A PyMySQL connection (autocommit, 5 s to connect, 30 s per read or write; KW overrides).
+    The password defaults to the user's name (the topology's app/app, app2/app2)."""
+    import pymysql
+    args = dict(host=HOST, port=port, user=user, password=user if password is None else password,
+                database=database, charset="utf8mb4", autocommit=True, connect_timeout=5,
+                read_timeout=30, write_timeout=30)
+    args.update(kw)
+    return pymysql.connect(**args)
+
+
+def fetch_backends(admin_port):
+    """GET /backends of the Sluice whose admin listens on ADMIN_PORT, as the parsed JSON."""
+    import json
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/backends", timeout=5) as r:
+        eq(r.status, 200, "GET /backends status")
+        return json.loads(r.read().decode())
+
+
+def by_name(doc):
+    """The entries of a /backends document by backend name."""
+    return {b["name"]: b for b in doc["backends"]}
+
+
+class Daemon:
+    """A Sluice a test starts with a config of its own: DIRECTORY/NAME.toml (written here),
+    NAME.pid and NAME.log. `start` runs `sluice.sh start` (it waits for the MySQL port: PORT,
+    else the config's first listener), `stop_check` runs `sluice.sh stop-check` (SIGTERM by pid,
+    exit status 0, a log of this run free of sanitizer reports and error lines).
+
+    As a context manager: started on entry (and, with ADMIN and wait_snapshot, until /backends
+    shows the monitor's first snapshot), stop-checked on exit, also when the body failed (then
+    both problems are reported). ENV: variables the daemon gets in its environment."""
+
+    def __init__(self, directory, name, text, port=None, admin=None, env=None,
+                 wait_snapshot=False):
+        os.makedirs(directory, exist_ok=True)
+        self.name, self.port, self.admin, self.env = name, port, admin, env
+        self.wait_snapshot = wait_snapshot
+        self.config = os.path.join(directory, f"{name}.toml")
+        self.pidfile = os.path.join(directory, f"{name}.pid")
+        self.log = os.path.join(directory, f"{name}.log")
+        self.pid = None
+        self.offset = 0
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self):
+        p = fixture("start", self.config, self.pidfile, self.log, port=self.port, env=self.env)
+        true(p.returncode == 0, f"sluice.sh start {self.name}: {(p.stdout + p.stderr).strip()[-2000:]}")
+        with open(self.pidfile) as f:
+            self.pid = int(f.read().strip())
+        with open(self.pidfile + ".log-offset") as f:
+            self.offset = int(f.read().strip())
+
+    def wait_first_snapshot(self, timeout=10):
+        """Until /backends shows the monitor's first snapshot (every backend probed once)."""
+        true(wait_until(lambda: self.backends()["topology_version"] >= 1, timeout),
+             f"{self.name}: the monitor published a first snapshot within {timeout} s")
+
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def exit_status(self):
+        """The status the fixture's wrapper recorded when the daemon ended, or None."""
+        try:
+            with open(self.pidfile + ".status") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def log_text(self):
+        """This run's part of the log."""
+        with open(self.log, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode("utf-8", "replace")
+
+    def stop_check(self):
+        """sluice.sh stop-check: (ok, output)."""
+        p = fixture("stop-check", self.pidfile, self.log)
+        return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+    def check_log(self):
+        """sluice.sh check-log on this run's part of the log (for a daemon that ended itself)."""
+        p = fixture("check-log", self.log, str(self.offset))
+        true(p.returncode == 0, f"{self.name}: {(p.stdout + p.stderr).strip()[-2000:]}")
+
+    def backends(self):
+        """GET /backends (the parsed JSON); needs ADMIN."""
+        return fetch_backends(self.admin)
+
+    def entries(self):
+        """/backends entries by backend name."""
+        return by_name(self.backends())
+
+    def __enter__(self):
+        self.start()
+        if self.wait_snapshot:
+            try:
+                self.wait_first_snapshot()
+            except BaseException as e:
+                self.__exit__(type(e), e, None)
+                raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        ok, out = self.stop_check()
+        if exc is not None:
+            if not ok:
+                raise AssertionError(f"{exc}; and stop-check of {self.name} failed: "
+                                     f"{out[-1500:]}") from exc
+            return False
+        true(ok, f"stop-check of {self.name}: {out[-2000:]}")
+        return False
+
+
+def relay(directory, *args):
+    """tests/fixtures/relay.sh (beside SLUICE_FIXTURE) with ARGS, its files in DIRECTORY: start
+    NAME LISTEN_PORT TARGET_PORT [DELAY_MS] [MODE] / set NAME KEY=VALUE... / stop NAME. Fails
+    with its output if it fails; returns its stdout (start: the port)."""
+    script = os.path.join(os.path.dirname(env_str("SLUICE_FIXTURE")), "relay.sh")
+    p = subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, SLUICE_RELAY_DIR=directory))
+    true(p.returncode == 0, f"relay.sh {' '.join(args)}: {(p.stdout + p.stderr).strip()[-1500:]}")
+    return p.stdout.strip()

@@ -32,17 +32,14 @@ directly on each server; the monitor's probes run no SELECT, which check 2 prove
     "b" and replica1 in "a", both direct: replica2 takes the reads.
 """
 
-import json
 import os
-import subprocess
 import threading
 import time
-import urllib.request
 
-import pymysql
-
-from itlib import (Checks, eq, true, env_int, env_str, wait_until, topology, server_counters,
-                   selects_served, scrape_metrics, metric_value)
+import itlib
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, wait_until, topology,
+                   server_counters, selects_served, scrape_metrics, metric_value, fetch_backends,
+                   by_name)
 
 SHARED_PORT = env_int("SLUICE_PORT")
 PORT = SHARED_PORT + 500
@@ -51,8 +48,6 @@ RELAY_PORT = SHARED_PORT + 501
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 REPLICA1_PORT = env_int("SLUICE_REPLICA1_PORT")
 REPLICA2_PORT = env_int("SLUICE_REPLICA2_PORT")
-FIXTURE = env_str("SLUICE_FIXTURE")
-RELAY = os.path.join(os.path.dirname(FIXTURE), "relay.sh")
 DIR = os.path.join(env_str("SLUICE_IT_DIR"), "monitor")
 INTERVAL_MS = 500
 
@@ -131,37 +126,20 @@ level = "info"
 """
 
 
-def fixture(*args, timeout=60):
-    return subprocess.run(["bash", FIXTURE, *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, SLUICE_PORT=str(PORT)))
-
-
 def relay(*args):
-    p = subprocess.run(["bash", RELAY, *args], capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, SLUICE_RELAY_DIR=DIR))
-    true(p.returncode == 0, f"relay.sh {' '.join(args)}: {(p.stdout + p.stderr).strip()[-1500:]}")
-    return p.stdout.strip()
+    return itlib.relay(DIR, *args)
 
 
 def backends():
-    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/backends", timeout=5) as r:
-        eq(r.status, 200, "GET /backends status")
-        return json.loads(r.read().decode())
-
-
-def by_name(doc):
-    return {b["name"]: b for b in doc["backends"]}
+    return fetch_backends(ADMIN)
 
 
 def connect(port=PORT, user="app"):
-    return pymysql.connect(host="127.0.0.1", port=port, user=user, password=user,
-                           database="sluice_test", autocommit=True, connect_timeout=5,
-                           read_timeout=30)
+    return itlib.connect(port, user)
 
 
 def direct(port):
-    return pymysql.connect(host="127.0.0.1", port=port, user="app", password="app",
-                           autocommit=True, connect_timeout=5, read_timeout=30)
+    return itlib.connect(port, database=None)
 
 
 class Writer:
@@ -204,18 +182,7 @@ def read_rounds(sessions, rounds, sql="SELECT id FROM monitor_writes ORDER BY id
                 cur.fetchall()
 
 
-def state():
-    d = {}
-    os.makedirs(DIR, exist_ok=True)
-    d["config"] = os.path.join(DIR, "monitor.toml")
-    d["pid"] = os.path.join(DIR, "monitor.pid")
-    d["log"] = os.path.join(DIR, "monitor.log")
-    with open(d["config"], "w") as f:
-        f.write(CONFIG)
-    return d
-
-
-FILES = state()
+DAEMON = Daemon(DIR, "monitor", CONFIG, port=PORT, admin=ADMIN)
 
 
 def setup():
@@ -226,11 +193,9 @@ def setup():
     c.close()
     topology("wait-sync")
     relay("start", "hang", str(RELAY_PORT), str(REPLICA2_PORT), "0", "blackhole")
-    p = fixture("start", FILES["config"], FILES["pid"], FILES["log"])
-    true(p.returncode == 0, f"sluice.sh start: {(p.stdout + p.stderr).strip()[-2000:]}")
+    DAEMON.start()
     # The first snapshot comes once every backend was probed (hang: after its timeout).
-    true(wait_until(lambda: backends()["topology_version"] >= 1, 10),
-         "the monitor published a first snapshot within 10 s")
+    DAEMON.wait_first_snapshot()
 
 
 def check_backends_json():
@@ -408,52 +373,25 @@ def small_config(port, admin, replica1_port, replica2_port, zone="", zones=("a",
     return text[:start] + text[end:]
 
 
-class Extra:
+def extra(name, text, port, admin):
     """Another daemon of this test, stopped with stop-check at the end of its check."""
+    return Daemon(DIR, name, text, port=port, admin=admin, wait_snapshot=True)
 
-    def __init__(self, name, text, port, admin):
-        self.name, self.port, self.admin = name, port, admin
-        self.config = os.path.join(DIR, f"{name}.toml")
-        self.pid = os.path.join(DIR, f"{name}.pid")
-        self.log = os.path.join(DIR, f"{name}.log")
-        with open(self.config, "w") as f:
-            f.write(text)
 
-    def __enter__(self):
-        p = subprocess.run(["bash", FIXTURE, "start", self.config, self.pid, self.log],
-                           capture_output=True, text=True, timeout=60,
-                           env=dict(os.environ, SLUICE_PORT=str(self.port)))
-        true(p.returncode == 0, f"sluice.sh start {self.name}: {(p.stdout + p.stderr)[-1500:]}")
-        true(wait_until(lambda: self.backends()["topology_version"] >= 1, 10),
-             f"{self.name}: a first snapshot")
-        return self
-
-    def __exit__(self, *exc):
-        p = subprocess.run(["bash", FIXTURE, "stop-check", self.pid, self.log],
-                           capture_output=True, text=True, timeout=60)
-        true(p.returncode == 0, f"stop-check {self.name}: {(p.stdout + p.stderr)[-1500:]}")
-
-    def backends(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/backends", timeout=5) as r:
-            return json.loads(r.read().decode())
-
-    def entries(self):
-        return by_name(self.backends())
-
-    def split(self, sessions=40):
-        """Reads served per replica when `sessions` new sessions each read once."""
-        before = server_counters()
-        conns = []
-        for _ in range(sessions):
-            c = connect(self.port)
-            conns.append(c)
-            with c.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM monitor_writes")
-                cur.fetchall()
-        after = server_counters()
-        for c in conns:
-            c.close()
-        return selects_served(before, after)
+def split(port, sessions=40):
+    """Reads served per replica when `sessions` new sessions each read once."""
+    before = server_counters()
+    conns = []
+    for _ in range(sessions):
+        c = connect(port)
+        conns.append(c)
+        with c.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM monitor_writes")
+            cur.fetchall()
+    after = server_counters()
+    for c in conns:
+        c.close()
+    return selects_served(before, after)
 
 
 def check_distance():
@@ -461,23 +399,23 @@ def check_distance():
     relay("start", "near", str(near), str(REPLICA1_PORT), "0")
     relay("start", "far", str(far), str(REPLICA2_PORT), "5")
     try:
-        with Extra("distance", small_config(SHARED_PORT + 502, ADMIN + 2, near, far),
+        with extra("distance", small_config(SHARED_PORT + 502, ADMIN + 2, near, far),
                    SHARED_PORT + 502, ADMIN + 2) as d:
             # The RTT average settles within a few probes.
             true(wait_until(lambda: (d.entries()["replica2"]["rtt_ms"] or 0) >
                             (d.entries()["replica1"]["rtt_ms"] or 0) + 5, 15),
                  f"replica2's RTT shows the 5 ms relay: {d.entries()}")
-            split = d.split()
-            print(f"     replica2 5 ms away: reads {split}")
-            true(split["replica1"] >= 36, f"at least 90% of 40 reads on the near replica: {split}")
+            reads = split(d.port)
+            print(f"     replica2 5 ms away: reads {reads}")
+            true(reads["replica1"] >= 36, f"at least 90% of 40 reads on the near replica: {reads}")
             relay("set", "near", "delay_ms=5")
             relay("set", "far", "delay_ms=0")
             true(wait_until(lambda: (d.entries()["replica1"]["rtt_ms"] or 0) >
                             (d.entries()["replica2"]["rtt_ms"] or 0) + 5, 20),
                  f"the RTTs follow the swap: {d.entries()}")
-            split = d.split()
-            print(f"     delays swapped: reads {split}")
-            true(split["replica2"] >= 36, f"at least 90% of 40 reads on the now near replica: {split}")
+            reads = split(d.port)
+            print(f"     delays swapped: reads {reads}")
+            true(reads["replica2"] >= 36, f"at least 90% of 40 reads on the now near replica: {reads}")
     finally:
         relay("stop", "near")
         relay("stop", "far")
@@ -486,16 +424,16 @@ def check_distance():
 def check_zones():
     text = small_config(SHARED_PORT + 505, ADMIN + 5, REPLICA1_PORT, REPLICA2_PORT, zone="b",
                         zones=("a", "b"))
-    with Extra("zones", text, SHARED_PORT + 505, ADMIN + 5) as d:
-        split = d.split()
-        print(f"     Sluice in zone b, replica2 in zone b: reads {split}")
-        eq(split, {"primary": 0, "replica1": 0, "replica2": 40}, "reads per server")
+    with extra("zones", text, SHARED_PORT + 505, ADMIN + 5) as d:
+        reads = split(d.port)
+        print(f"     Sluice in zone b, replica2 in zone b: reads {reads}")
+        eq(reads, {"primary": 0, "replica1": 0, "replica2": 40}, "reads per server")
 
 
 def teardown():
-    p = fixture("stop-check", FILES["pid"], FILES["log"])
+    ok, out = DAEMON.stop_check()
     relay("stop", "hang")
-    true(p.returncode == 0, f"stop-check: {(p.stdout + p.stderr).strip()[-2000:]}")
+    true(ok, f"stop-check: {out[-2000:]}")
 
 
 def main():

@@ -55,7 +55,8 @@ import urllib.request
 
 import pymysql
 
-from itlib import (Checks, eq, true, env_int, env_str, HOST, REPLICA_IDS, expect_replica,
+import itlib
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, REPLICA_IDS, expect_replica,
                    topology, wait_until)
 
 SHARED_PORT = env_int("SLUICE_PORT")
@@ -72,7 +73,6 @@ PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 REPLICA1_PORT = env_int("SLUICE_REPLICA1_PORT")
 REPLICA2_PORT = env_int("SLUICE_REPLICA2_PORT")
 BIN = env_str("SLUICE_BIN")
-FIXTURE = env_str("SLUICE_FIXTURE")
 CA = env_str("SLUICE_CA")
 CA_KEY = os.path.join(os.path.dirname(CA), "ca.key")
 SERVER_CERT = os.path.join(os.path.dirname(CA), "server.pem")
@@ -85,11 +85,7 @@ X509_USER, X509_PASSWORD = "rc_x509", "rc_x509_pw"
 # -------------------------------------------------------------------------- helpers ----
 
 def connect(port=PORT, **kw):
-    args = dict(host=HOST, port=port, user="app", password="app", database=DB,
-                charset="utf8mb4", connect_timeout=5, read_timeout=30, write_timeout=30,
-                autocommit=True)
-    args.update(kw)
-    return pymysql.connect(**args)
+    return itlib.connect(port, **kw)
 
 
 def one(conn, sql, args=None):
@@ -150,11 +146,6 @@ def sync():
     topology("wait-sync")
 
 
-def fixture(*args, port=PORT, timeout=60):
-    return subprocess.run(["bash", FIXTURE, *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, SLUICE_PORT=str(port)))
-
-
 def backends_toml(replicas=True):
     out = f"""
 [[backends]]
@@ -205,71 +196,15 @@ level = "info"
     return text
 
 
-class Daemon:
-    """One Sluice of this test: config, pid file and log named after it in DIR."""
-
-    def __init__(self, name, text):
-        os.makedirs(DIR, exist_ok=True)
-        self.name = name
-        self.config = os.path.join(DIR, f"{name}.toml")
-        self.pidfile = os.path.join(DIR, f"{name}.pid")
-        self.log = os.path.join(DIR, f"{name}.log")
-        with open(self.config, "w") as f:
-            f.write(text)
-
-    def start(self):
-        p = fixture("start", self.config, self.pidfile, self.log)
-        true(p.returncode == 0, f"sluice.sh start {self.name}: {(p.stdout + p.stderr).strip()[-2000:]}")
-        with open(self.pidfile) as f:
-            self.pid = int(f.read().strip())
-        with open(self.pidfile + ".log-offset") as f:
-            self.offset = int(f.read().strip())
-
-    def alive(self):
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def exit_status(self):
-        """The status the fixture's wrapper recorded when the daemon ended, or None."""
-        try:
-            with open(self.pidfile + ".status") as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def log_text(self):
-        with open(self.log, "rb") as f:
-            f.seek(self.offset)
-            return f.read().decode("utf-8", "replace")
-
-    def stop_check(self):
-        """sluice.sh stop-check: (ok, output)."""
-        p = fixture("stop-check", self.pidfile, self.log)
-        return p.returncode == 0, (p.stdout + p.stderr).strip()
-
-    def check_log(self):
-        p = fixture("check-log", self.log, str(self.offset))
-        true(p.returncode == 0, f"{self.name}: {(p.stdout + p.stderr).strip()[-2000:]}")
+def daemon(name, text):
+    """One Sluice of this test on PORT: config, pid file and log named after it in DIR."""
+    return Daemon(DIR, name, text, port=PORT)
 
 
-@contextlib.contextmanager
 def running(name, text):
-    """Starts daemon NAME; at the end stop-check must pass (exit 0 after SIGTERM, clean log),
-    also when the body failed (then both problems are reported)."""
-    d = Daemon(name, text)
-    d.start()
-    try:
-        yield d
-    except BaseException as e:
-        ok, out = d.stop_check()
-        if not ok:
-            raise AssertionError(f"{e}; and stop-check of {name} failed: {out[-1500:]}") from e
-        raise
-    ok, out = d.stop_check()
-    true(ok, f"stop-check of {name}: {out[-2000:]}")
+    """Daemon NAME as a context manager: started; at the end stop-check must pass (exit 0
+    after SIGTERM, clean log), also when the body failed (then both problems are reported)."""
+    return daemon(name, text)
 
 
 @contextlib.contextmanager
@@ -647,7 +582,7 @@ def second_signal(name, session_state):
     connection be closed. SESSION_STATE: the client is PyMySQL with autocommit=True (it sends
     SET AUTOCOMMIT = 1 after login: state replayed on the replica); otherwise autocommit=None
     (nothing sent after login)."""
-    d = Daemon(name, config_text(grace_ms=30000))
+    d = daemon(name, config_text(grace_ms=30000))
     d.start()
     conn = None
     try:
