@@ -275,7 +275,9 @@ Monitor::Monitor(MonitorOptions options, std::vector<MonitoredBackend> backends,
     s.publish = std::move(publish);
     const Breaker::Options breaker{.failures_to_open = s.options.failures_to_open,
                                    .open_for = never_half_open};
-    s.health.assign(s.backends.size(), BackendHealth{Breaker(breaker), {}, {}, {}, {}});
+    BackendHealth initial;
+    initial.breaker = Breaker(breaker);
+    s.health.assign(s.backends.size(), initial);
     s.probed.assign(s.backends.size(), false);
     for (std::size_t i = 0; i < s.backends.size(); ++i) {
         if (s.backends[i].role == Role::primary) s.configured_primary = i;

@@ -34,7 +34,13 @@ bool record_probe(BackendHealth& h, ProbeResult result, const HeartbeatLog& hear
     }
     const bool changed = h.breaker.on_success();
     h.last_error.clear();
-    h.rtt_ewma = ewma(h.rtt_ewma, result.rtt);
+    h.recent_rtt[h.recent_next] = std::max(result.rtt, std::chrono::microseconds{1});
+    h.recent_next = (h.recent_next + 1) % h.recent_rtt.size();
+    std::chrono::microseconds shortest = result.rtt;
+    for (const auto r : h.recent_rtt) {
+        if (r.count() > 0) shortest = std::min(shortest, r);
+    }
+    h.rtt_ewma = ewma(h.rtt_ewma, shortest);
     h.lag.reset();
     if (result.replication) {
         h.lag = heartbeats.lag(result.gtid_position, result.at);

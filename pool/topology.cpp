@@ -72,7 +72,8 @@ double score(const BackendState& b) noexcept {
     // Round trips under near_rtt are jitter on one host or in one zone: equally near.
     const double rtt_us =
         static_cast<double>(std::max<std::int64_t>(b.rtt.count(), near_rtt.count()));
-    return rtt_us * (1.0 + static_cast<double>(b.outstanding));
+    return rtt_us * (1.0 + static_cast<double>(b.outstanding)) /
+           static_cast<double>(std::max<std::uint32_t>(b.weight, 1));
 }
 
 std::optional<std::size_t> choose_replica(const Topology& t,
@@ -105,19 +106,30 @@ std::optional<std::size_t> choose_replica(const Topology& t,
         if (bit(candidates, i) && score(t.backends[i]) <= band) tied |= std::uint64_t{1} << i;
     }
     assert(tied != 0); // the best candidate is always within the band
-    // Weights share the reads among the tied: tiebreak values walk the weighted list.
-    std::uint64_t total = 0;
+    // Among the tied, the fewest sessions for the weight: (sessions + 1) / weight, compared
+    // as cross products so that the comparison is exact.
+    auto load_below = [&](std::size_t a, std::size_t b) {
+        const BackendState& x = t.backends[a];
+        const BackendState& y = t.backends[b];
+        return (std::uint64_t{x.sessions} + 1) * std::max<std::uint32_t>(y.weight, 1) <
+               (std::uint64_t{y.sessions} + 1) * std::max<std::uint32_t>(x.weight, 1);
+    };
+    std::size_t lightest = n;
     for (std::size_t i = 0; i < n; ++i) {
-        if (bit(tied, i)) total += std::max<std::uint32_t>(t.backends[i].weight, 1);
+        if (bit(tied, i) && (lightest == n || load_below(i, lightest))) lightest = i;
     }
-    std::uint64_t pick = req.tiebreak % total;
+    std::uint64_t equal = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        if (!bit(tied, i)) continue;
-        const std::uint64_t w = std::max<std::uint32_t>(t.backends[i].weight, 1);
-        if (pick < w) return i;
-        pick -= w;
+        if (bit(tied, i) && !load_below(lightest, i)) equal |= std::uint64_t{1} << i;
     }
-    return std::nullopt; // not reached: pick < total
+    // Those still equal take turns by the tiebreak value.
+    std::uint64_t pick = req.tiebreak % static_cast<std::uint64_t>(std::popcount(equal));
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!bit(equal, i)) continue;
+        if (pick == 0) return i;
+        --pick;
+    }
+    return std::nullopt; // not reached: pick < popcount(equal)
 }
 
 std::chrono::microseconds ewma(std::chrono::microseconds old, std::chrono::microseconds sample,

@@ -222,7 +222,12 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
     if (cfg.monitor.enabled) {
         shared.monitor = std::make_unique<sluice::pool::Monitor>(
             monitor_options(cfg.monitor), monitored_backends(cfg),
-            [&workers](std::shared_ptr<const sluice::pool::Topology> t) {
+            [&workers, &shared](std::shared_ptr<const sluice::pool::Topology> t) {
+                // A backend that went down may come back from an older copy: what it was
+                // known to have applied is forgotten.
+                for (std::size_t i = 0; i < t->backends.size(); ++i) {
+                    if (!t->backends[i].up) shared.acked.forget(i);
+                }
                 for (auto& w : workers)
                     asio::post(w->io(), [worker = w.get(), t] { worker->set_topology(t); });
             });

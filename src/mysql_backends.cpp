@@ -95,6 +95,7 @@ asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {
         if (known || !shared.monitor) {
             last.index = t.primary ? *t.primary : shared.primary_index;
             auto [conn, failure] = co_await open_backend(last.index, shared.track_gtids);
+            last.tried = true;
             last.conn = std::move(conn);
             last.failure = std::move(failure);
             // A refusal of the login is the server's answer, not an outage.
@@ -110,7 +111,21 @@ asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {
         if (ec) break;
     }
     if (held) worker_.stats().observe_hold(std::chrono::steady_clock::now() - started);
+    last.held = held;
     co_return last;
+}
+
+std::string MysqlSession::primary_unreachable(const PrimaryAttempt& a) const {
+    const Shared& shared = worker_.shared();
+    std::string why =
+        a.tried ? fmt::format("Sluice cannot reach backend '{}': {}",
+                              shared.backends[a.index]->endpoint.name, a.failure.ec.message())
+                : std::string("Sluice knows no primary: no backend is up with "
+                              "read_only=0");
+    if (a.held)
+        why += fmt::format(" (waited {} ms, failover_hold_ms)",
+                           shared.cfg.routing.failover_hold.count());
+    return why;
 }
 
 asio::awaitable<bool> MysqlSession::wait_primary_moved(std::size_t old) {
@@ -150,12 +165,9 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
         }
         worker_.stats().count_error(ClientError::backend_unavailable);
         end_reason_ = "backend unavailable";
-        const auto& ep = shared.backends[attempt.index]->endpoint;
-        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
-                     failure.ec.message());
-        co_await send_error(
-            seq, mysql::er::unknown_error, "08S01",
-            fmt::format("Sluice cannot reach backend '{}': {}", ep.name, failure.ec.message()));
+        const std::string why = primary_unreachable(attempt);
+        spdlog::warn("{} login: {}", prefix(), why);
+        co_await send_error(seq, mysql::er::unknown_error, "08S01", why);
         co_return false;
     }
     const bool attached = co_await attach_primary(std::move(conn), attempt.index, track);
@@ -216,11 +228,12 @@ asio::awaitable<void> MysqlSession::revive_primary() {
     Shared& shared = worker_.shared();
     PrimaryAttempt attempt = co_await open_primary();
     if (!attempt.conn) {
-        const auto& ep = shared.backends[attempt.index]->endpoint;
-        spdlog::warn("{} cannot reach backend {} ({}:{}): {}", prefix(), ep.name, ep.host, ep.port,
-                     attempt.failure.ec.message());
+        primary_unreachable_ = true;
+        primary_unreachable_why_ = primary_unreachable(attempt);
+        spdlog::warn("{} {}", prefix(), primary_unreachable_why_);
         co_return;
     }
+    primary_unreachable_ = false;
     const bool attached =
         co_await attach_primary(std::move(attempt.conn), attempt.index, shared.track_gtids);
     if (!attached) drop_slot(primary_slot);
@@ -246,10 +259,13 @@ asio::awaitable<bool> MysqlSession::track_gtids() {
 }
 
 bool MysqlSession::unusable(Backend& b) noexcept {
-    // Only after a pause: a busy session's connections were just used (one syscall saved per
-    // statement on the hot path).
-    return b.broken ||
-           (check_idle_ && (!b.conn->buffer().empty() || b.conn->transport().peer_gone()));
+    // Only after a pause of the session or of this connection: a connection the session
+    // just used needs no check (one syscall saved per statement on the hot path). A read on
+    // the replica right after the primary's server went away must not hide that the primary
+    // connection is dead: the next write would go into it and fail as if it had been running.
+    const bool idle = check_idle_ || command_started_ - b.used > idle_check_after;
+    b.used = command_started_;
+    return b.broken || (idle && (!b.conn->buffer().empty() || b.conn->transport().peer_gone()));
 }
 
 void MysqlSession::drop_slot(Slot slot) noexcept {
@@ -260,6 +276,7 @@ void MysqlSession::drop_slot(Slot slot) noexcept {
         b.conn.reset();
     }
     b.gtid_seen.clear();
+    b.held.release();
 }
 
 bool MysqlSession::Backend::in_trans() const noexcept {
@@ -300,7 +317,7 @@ bool MysqlSession::replica_possible() const noexcept {
         return false;
     if (backends_[replica_slot].conn) return true;
     const auto req = replica_requirements(std::chrono::steady_clock::now());
-    return pool::choose_replica(worker_.topology(), req).has_value();
+    return pool::choose_replica(worker_.routing_topology(), req).has_value();
 }
 
 asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> max_lag_ms) {
@@ -331,7 +348,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
     }
     if (!r.conn) {
         for (;;) {
-            const auto chosen = pool::choose_replica(worker_.topology(), req);
+            const auto chosen = pool::choose_replica(worker_.routing_topology(), req);
             if (!chosen) break;
             const std::size_t index = *chosen;
             req.excluded |= std::uint64_t{1} << index; // tried once per call
@@ -365,6 +382,7 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
             shared.breakers->on_success(index);
             r.conn = std::move(conn);
             r.index = index;
+            r.held.hold(shared.sessions_on[index]);
             r.synced = 0;
             r.database = state_.database();
             r.gtid_seen.clear();
@@ -434,13 +452,13 @@ void MysqlSession::acknowledged(std::string gtid) {
     last_gtid_ = std::move(gtid);
 }
 
-const std::string& MysqlSession::consistency_token(router::Consistency level) {
+MysqlSession::Causal MysqlSession::consistency_token(router::Consistency level) {
     static const std::string none;
     switch (level) {
     case router::Consistency::eventual:
-        return none;
+        return {&none, 0};
     case router::Consistency::session:
-        return last_gtid_;
+        return {&last_gtid_, 0};
     case router::Consistency::global:
         break;
     }
@@ -450,7 +468,7 @@ const std::string& MysqlSession::consistency_token(router::Consistency level) {
         acked_token_ = std::move(text);
         acked_version_ = version;
     }
-    return acked_token_;
+    return {&acked_token_, acked_version_};
 }
 
 router::Consistency MysqlSession::consistency_for(const router::Classification& c,
@@ -461,20 +479,32 @@ router::Consistency MysqlSession::consistency_for(const router::Classification& 
     return to_router(worker_.shared().cfg.routing.consistency);
 }
 
-bool MysqlSession::replica_has(std::string_view token) const {
+bool MysqlSession::replica_has(const Causal& need) const {
     const Backend& r = backends_[replica_slot];
+    AckedWrites& acked = worker_.shared().acked;
+    if (need.version != 0 && acked.known_applied(r.index, need.version)) return true;
+    const std::string_view token = *need.text;
     if (router::freshness(token, r.gtid_seen) == router::Freshness::fresh) return true;
     // The monitor's last reading of the replica's position counts too.
     const auto& topology = worker_.topology();
-    return r.index < topology.backends.size() &&
-           router::freshness(token, topology.backends[r.index].gtid_position) ==
-               router::Freshness::fresh;
+    if (r.index >= topology.backends.size() ||
+        router::freshness(token, topology.backends[r.index].gtid_position) !=
+            router::Freshness::fresh)
+        return false;
+    acked.confirm(r.index, need.version);
+    return true;
 }
 
-asio::awaitable<bool> MysqlSession::causal_wait(std::string token) {
+void MysqlSession::waited(std::string token, std::uint64_t version) {
+    Backend& r = backends_[replica_slot];
+    worker_.shared().acked.confirm(r.index, version);
+    r.gtid_seen = std::move(token);
+}
+
+asio::awaitable<bool> MysqlSession::causal_wait(std::string token, std::uint64_t version) {
     const Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
-    if (token.empty() || replica_has(token)) co_return true;
+    if (token.empty() || replica_has({&token, version})) co_return true;
     auto reply = co_await run_sql(
         replica_slot,
         dialect::causal_wait(token, shared.cfg.routing.causal_read_timeout, r.mariadb));
@@ -490,7 +520,7 @@ asio::awaitable<bool> MysqlSession::causal_wait(std::string token) {
     const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
     if (mysql::first_text_value(reply->packets, deprecate_eof) == "0") {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
-        r.gtid_seen = std::move(token);
+        waited(std::move(token), version);
         co_return true;
     }
     waits[static_cast<std::size_t>(CausalWait::timeout)].add();

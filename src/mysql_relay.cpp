@@ -70,7 +70,17 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
         const bool refused = r == Relay::ok && scanner_.ended_with_error();
         co_return refused ? Relay::ok : Relay::backend_lost;
     }
-    co_return co_await relay(slot, false);
+    if (slot != replica_slot) co_return co_await relay(slot, false);
+    // A replica's answers teach this worker its round-trip time (Worker::routing_topology).
+    const auto sent = std::chrono::steady_clock::now();
+    const Relay r = co_await relay(slot, false);
+    if (r == Relay::ok) {
+        const auto now = std::chrono::steady_clock::now();
+        worker_.observe_round_trip(
+            backends_[slot].index,
+            std::chrono::duration_cast<std::chrono::microseconds>(now - sent), now);
+    }
+    co_return r;
 }
 
 asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_t reply_seq) {
@@ -107,6 +117,12 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         end_reason_ =
             r == Relay::backend_lost ? "backend lost mid-query" : "backend protocol error";
         if (relayed_ != 0 || r != Relay::backend_lost) co_return false; // the stream is broken
+        if (slot == primary_slot && primary_unreachable_) {
+            // No primary to send it to: it did not run, and the session goes on.
+            primary_unreachable_ = false;
+            co_return co_await send_error(reply_seq, mysql::er::unknown_error, "HY000",
+                                          primary_unreachable_why_ + ": the statement did not run");
+        }
         if (state_lost) {
             // What the session held on the primary is gone: it says so, and goes on without.
             primary_lost_state_ = false;
@@ -348,7 +364,8 @@ asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::read_reply(Slo
 }
 
 asio::awaitable<MysqlSession::WaitedRead>
-MysqlSession::forward_after_wait(std::string_view token, std::span<const std::uint8_t> request) {
+MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
+                                 std::span<const std::uint8_t> request) {
     Backend& r = backends_[replica_slot];
     if (!r.conn) co_return WaitedRead{Waited::lost};
     const Shared& shared = worker_.shared();
@@ -380,7 +397,7 @@ MysqlSession::forward_after_wait(std::string_view token, std::span<const std::ui
     scanner_.start(ResponseKind::query, deprecate_eof);
     if (in_time) {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
-        r.gtid_seen = std::string(token);
+        waited(std::move(token), version);
         const Relay answered = co_await relay(replica_slot, false);
         co_return WaitedRead{Waited::answered, answered};
     }

@@ -73,14 +73,15 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
         } else if (!wait || backends_[replica_slot].in_trans()) {
             co_return replica_slot;
         } else {
-            std::string token = consistency_token(consistency_for(c, route));
-            if (token.empty() || replica_has(token)) co_return replica_slot;
+            const Causal need = consistency_token(consistency_for(c, route));
+            if (need.text->empty() || replica_has(need)) co_return replica_slot;
             if (pipeline) {
                 // The caller writes the wait and the read together.
-                pending_wait_ = std::move(token);
+                pending_wait_ = *need.text;
+                pending_wait_version_ = need.version;
                 co_return replica_slot;
             }
-            const bool caught_up = co_await causal_wait(std::move(token));
+            const bool caught_up = co_await causal_wait(*need.text, need.version);
             if (caught_up) co_return replica_slot;
             route = {Destination::primary, RouteReason::read_your_writes};
         }
@@ -214,8 +215,8 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         // goes away before answering.
         bool retry = false;
         if (!pending_wait_.empty()) {
-            const std::string token = std::exchange(pending_wait_, {});
-            const WaitedRead w = co_await forward_after_wait(token, request);
+            const WaitedRead w = co_await forward_after_wait(std::exchange(pending_wait_, {}),
+                                                             pending_wait_version_, request);
             r = w.relay;
             if (w.outcome == Waited::stale) {
                 slot = primary_slot;

@@ -26,7 +26,6 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t client_buffer_size = std::size_t{16} * 1024;
 constexpr std::size_t max_idle_scratch = std::size_t{256} * 1024;
-constexpr auto idle_check_after = std::chrono::milliseconds(250);
 std::array<std::uint8_t, mysql::nonce_size> fresh_nonce() {
     std::array<std::uint8_t, mysql::nonce_size> raw{};
     RAND_bytes(raw.data(), static_cast<int>(raw.size()));

@@ -80,6 +80,10 @@ private:
         bool tracks_gtid = false;     ///< the backend reports each write's GTID
         bool mariadb = true;          ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
         bool broken = false;          ///< a write to it failed: replaced before its next use
+        SessionHold held;             ///< replica: counted in Shared::sessions_on
+        /// The start of the last command that used it: a connection idle for a while is
+        /// checked before use even when the session was busy on its other connection.
+        std::chrono::steady_clock::time_point used{};
         bool in_trans() const noexcept;
     };
 
@@ -117,7 +121,15 @@ private:
         std::unique_ptr<pool::BackendConn> conn;
         pool::ConnectFailure failure;
         std::size_t index = 0;
+        bool tried = false; ///< a connect was attempted (else the monitor knew no primary)
+        bool held = false;  ///< it waited for the failover hold
     };
+    /// Why no primary connection could be opened, for the client: which backend, what failed,
+    /// and that the failover hold ran out.
+    std::string primary_unreachable(const PrimaryAttempt& a) const;
+    /// revive_primary() found no primary: a statement for it did not run (relay_failed says so).
+    bool primary_unreachable_ = false;
+    std::string primary_unreachable_why_;
     asio::awaitable<PrimaryAttempt> open_primary();
     /// After the primary refused a write as read-only: waits (the failover hold) until the
     /// monitor names another primary; false when none came in time.
@@ -154,18 +166,26 @@ private:
     };
     /// Sends MASTER_GTID_WAIT(token) and the read (`request`, whole packets) to the replica in
     /// one write, and relays the read's answer only if the wait succeeded.
-    asio::awaitable<WaitedRead> forward_after_wait(std::string_view token,
+    asio::awaitable<WaitedRead> forward_after_wait(std::string token, std::uint64_t version,
                                                    std::span<const std::uint8_t> request);
     /// Reads a whole response for Sluice itself (after exchange() or a pipelined write).
     asio::awaitable<std::optional<Reply>> read_reply(Slot slot, protocol::mysql::ResponseKind kind);
     /// The primary reported a write's GTID to this session: its causal token, and the
     /// process-wide watermark of acknowledged writes.
     void acknowledged(std::string gtid);
-    /// The position a read must see under `level`; empty: none.
-    const std::string& consistency_token(router::Consistency level);
-    /// Whether the session's replica is known to have applied `token` (a wait there said so,
-    /// or the monitor read a position that includes it).
-    bool replica_has(std::string_view token) const;
+    /// What a read must see: a GTID position (empty: nothing) and, under `global`, the
+    /// version of the process-wide watermark it is (0 otherwise). `text` points into the
+    /// session: valid until its next write or its next call of consistency_token().
+    struct Causal {
+        const std::string* text = nullptr;
+        std::uint64_t version = 0;
+    };
+    /// The position a read must see under `level`.
+    Causal consistency_token(router::Consistency level);
+    /// Whether the session's replica is known to have applied `need`: under `global` a wait
+    /// of any session or the monitor found it there (two atomic loads), else a wait of this
+    /// session, or the monitor's last reading of its position.
+    bool replica_has(const Causal& need) const;
     /// The level for a statement: its hint, its rule, the user's, `[routing] consistency`.
     router::Consistency consistency_for(const router::Classification& c,
                                         const router::Route& route) const noexcept;
@@ -241,7 +261,10 @@ private:
     asio::awaitable<bool> sync_state(Slot slot);
     /// Waits (bounded) on the replica until it has applied `token`; false: not in time, or
     /// the replica failed (it is dropped, and avoided by this session for a while).
-    asio::awaitable<bool> causal_wait(std::string token);
+    asio::awaitable<bool> causal_wait(std::string token, std::uint64_t version);
+    /// A wait on the replica for `token` succeeded: the session, and under `global` every
+    /// session (by `version`), know it is there.
+    void waited(std::string token, std::uint64_t version);
     /// The replica connection is dropped (lost, or behind the session's write); the next
     /// read chooses again.
     void replica_failed(const char* why) noexcept;
@@ -285,7 +308,9 @@ private:
     std::uint64_t relayed_ = 0; ///< bytes of the current response already sent to the client
     std::chrono::steady_clock::time_point opened_;
     bool idle_ = false;
-    bool check_idle_ = false;         ///< the session was idle: check connections before use
+    bool check_idle_ = false; ///< the session was idle: check connections before use
+    /// A session or a connection unused this long has its connections checked before use.
+    static constexpr std::chrono::milliseconds idle_check_after{250};
     bool primary_lost_state_ = false; ///< the primary connection died holding session state
     std::chrono::steady_clock::time_point last_done_{};
     std::chrono::steady_clock::time_point command_started_{};
@@ -300,9 +325,10 @@ private:
     std::uint64_t refused_by_ = 0;      ///< replicas (bit per backend index) that refused the login
     std::uint64_t refused_version_ = 0; ///< ... at this state version
     std::uint32_t next_generation_ = 1;
-    std::string last_gtid_;    ///< of the session's last write, from the primary's OK
-    std::string pending_wait_; ///< choose() left this wait to be sent with the read
-    std::string acked_token_;  ///< the process-wide watermark as last copied
+    std::string last_gtid_;                  ///< of the session's last write, from the primary's OK
+    std::string pending_wait_;               ///< choose() left this wait to be sent with the read
+    std::uint64_t pending_wait_version_ = 0; ///< ... and its watermark version (global)
+    std::string acked_token_;                ///< the process-wide watermark as last copied
     std::uint64_t acked_version_ = 0;
     std::vector<std::uint8_t> pipeline_; ///< a wait and a read written together
     bool hold_read_only_ = false;        ///< relay(): keep a read-only refusal from the client

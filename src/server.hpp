@@ -4,11 +4,13 @@
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/pool/breaker.hpp"
 #include "sluice/pool/monitor.hpp"
+#include "sluice/pool/round_trip.hpp"
 #include "sluice/pool/topology.hpp"
 #include "sluice/protocol/mysql/gtid.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -59,8 +61,31 @@ class Worker;
 /// Every write whose OK this Sluice relayed to a client, as the newest GTID per replication
 /// stream (consistency "global": a read must see all of it). Updated once per write (a mutex);
 /// read through a version number, so a session copies the text only when it changed.
+/// Per backend, the newest version known applied there (a wait that succeeded, the
+/// monitor's position): a read whose version a replica is known to have needs no wait, and
+/// that check is two atomic loads.
 class AckedWrites {
 public:
+    /// Backend `index` has applied every write up to `version`.
+    void confirm(std::size_t index, std::uint64_t version) noexcept {
+        if (index >= applied_.size()) return;
+        auto& a = applied_[index];
+        std::uint64_t seen = a.load(std::memory_order_relaxed);
+        while (seen < version &&
+               !a.compare_exchange_weak(seen, version, std::memory_order_relaxed)) {
+        }
+    }
+    /// Whether backend `index` is known to have applied every write up to `version`.
+    bool known_applied(std::size_t index, std::uint64_t version) const noexcept {
+        return version == 0 || (index < applied_.size() &&
+                                applied_[index].load(std::memory_order_relaxed) >= version);
+    }
+    /// Forget what backend `index` was known to have (it went down: a server restored from
+    /// an older copy would not have it).
+    void forget(std::size_t index) noexcept {
+        if (index < applied_.size()) applied_[index].store(0, std::memory_order_relaxed);
+    }
+
     void acknowledge(std::string_view gtid) {
         const std::lock_guard lock(mutex_);
         if (watermark_.advance(gtid)) version_.fetch_add(1, std::memory_order_release);
@@ -76,6 +101,29 @@ private:
     mutable std::mutex mutex_;
     protocol::mysql::GtidWatermark watermark_;
     std::atomic<std::uint64_t> version_{0};
+    std::array<std::atomic<std::uint64_t>, pool::max_backends> applied_{};
+};
+
+/// One session's connection to a backend, counted in Shared::sessions_on while it is held:
+/// the replica choice spreads new sessions by it.
+class SessionHold {
+public:
+    SessionHold() = default;
+    SessionHold(const SessionHold&) = delete;
+    SessionHold& operator=(const SessionHold&) = delete;
+    ~SessionHold() { release(); }
+    void hold(std::atomic<std::uint32_t>& count) noexcept {
+        release();
+        count.fetch_add(1, std::memory_order_relaxed);
+        count_ = &count;
+    }
+    void release() noexcept {
+        if (count_) count_->fetch_sub(1, std::memory_order_relaxed);
+        count_ = nullptr;
+    }
+
+private:
+    std::atomic<std::uint32_t>* count_ = nullptr;
 };
 
 /// Sluice's own connection ids (the greeting's: what mysql_thread_id() returns and JDBC's
@@ -122,6 +170,8 @@ struct Shared {
     /// The monitor ([monitor] configured): its snapshots reach every worker.
     std::unique_ptr<pool::Monitor> monitor;
     AckedWrites acked;
+    /// Sessions holding a replica connection, by backend index, across workers.
+    std::array<std::atomic<std::uint32_t>, pool::max_backends> sessions_on{};
     /// Primary connections report each write's GTID: some reads need it (a consistency
     /// other than eventual anywhere in the config) and there are replicas to read from.
     bool track_gtids = false;
@@ -197,8 +247,15 @@ public:
     /// The topology this worker routes by (its thread only): the monitor posts each new
     /// snapshot; a statement keeps the one it started with.
     const pool::Topology& topology() const noexcept { return *topology_; }
-    void set_topology(std::shared_ptr<const pool::Topology> t) noexcept {
-        topology_ = std::move(t);
+    void set_topology(std::shared_ptr<const pool::Topology> t);
+    /// The snapshot with what this worker knows now laid over it, for choosing a replica:
+    /// its own outstanding statements per backend, the sessions every worker holds there,
+    /// and the round trips its own queries measured while recent (RoundTrip).
+    const pool::Topology& routing_topology();
+    /// A read's round trip on backend `index` (request written to the end of its answer).
+    void observe_round_trip(std::size_t index, std::chrono::microseconds rt,
+                            std::chrono::steady_clock::time_point now) noexcept {
+        if (index < round_trips_.size()) round_trips_[index].query(rt, now);
     }
 
     void add_session(ClientSession* s) { sessions_.insert(s); }
@@ -221,6 +278,9 @@ private:
     asio::steady_timer sweep_timer_{io_};
     WorkerStats stats_;
     std::shared_ptr<const pool::Topology> topology_;
+    pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
+    bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied
+    std::array<pool::RoundTrip, pool::max_backends> round_trips_{};
     bool draining_ = false;
     std::thread thread_;
 };

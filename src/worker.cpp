@@ -105,6 +105,27 @@ void AuthCache::insert(std::string_view user) {
 Worker::Worker(unsigned index, Shared& shared)
     : index_(index), shared_(shared), topology_(shared.topology) {}
 
+void Worker::set_topology(std::shared_ptr<const pool::Topology> t) {
+    topology_ = std::move(t);
+    routing_view_stale_ = true;
+}
+
+const pool::Topology& Worker::routing_topology() {
+    if (routing_view_stale_) {
+        routing_view_ = *topology_; // a copy per snapshot, not per choice
+        routing_view_stale_ = false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    auto& backends = routing_view_.backends;
+    for (std::size_t i = 0; i < backends.size() && i < pool::max_backends; ++i) {
+        pool::BackendState& b = backends[i];
+        b.outstanding = static_cast<std::uint32_t>(stats_.backend_outstanding[i].get());
+        b.sessions = shared_.sessions_on[i].load(std::memory_order_relaxed);
+        b.rtt = round_trips_[i].value(now, topology_->backends[i].rtt);
+    }
+    return routing_view_;
+}
+
 void ensure_port_free(const config::Listener& l) {
     // SO_REUSEPORT would let a second Sluice (or anything with that option) share the port
     // silently; a bind without it fails if anyone listens there already.

@@ -6,6 +6,7 @@
 #include "sluice/pool/breaker.hpp"
 #include "sluice/pool/topology.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -67,10 +68,16 @@ private:
 
 /// What the monitor knows of a backend from its probes so far.
 struct BackendHealth {
-    Breaker breaker;                       ///< consecutive failed probes take it out
-    std::chrono::microseconds rtt_ewma{0}; ///< 0: never measured
-    std::optional<ProbeResult> last_ok;    ///< the last probe that reached it
-    std::string last_error;                ///< why the last probe failed; empty: it did not
+    Breaker breaker; ///< consecutive failed probes take it out
+    /// EWMA of the shortest of the last `rtt_window` pings: a busy host only ever adds to a
+    /// round trip (scheduling, queueing), so the minimum of a few is the distance, and one
+    /// slow ping does not make a near replica look far. 0: never measured.
+    std::chrono::microseconds rtt_ewma{0};
+    static constexpr std::size_t rtt_window = 4;
+    std::array<std::chrono::microseconds, rtt_window> recent_rtt{}; ///< 0: no sample yet
+    std::size_t recent_next = 0;
+    std::optional<ProbeResult> last_ok; ///< the last probe that reached it
+    std::string last_error;             ///< why the last probe failed; empty: it did not
     std::optional<std::chrono::milliseconds> lag;
 };
 

@@ -30,6 +30,7 @@ struct BackendState {
     std::optional<std::chrono::milliseconds> lag;
     std::chrono::microseconds rtt{0}; ///< round-trip time, EWMA (see ewma()); 0: unknown
     std::uint32_t outstanding = 0;    ///< requests sent and not yet answered
+    std::uint32_t sessions = 0;       ///< client sessions holding a connection to it
     std::uint32_t weight = 1;         ///< share of reads relative to others; 0 counts as 1
     std::string zone;                 ///< availability zone; empty: none
     std::string gtid_position;        ///< @@gtid_current_pos / @@gtid_executed as read
@@ -82,7 +83,9 @@ Ineligible eligibility(const BackendState& b, std::size_t index,
                        const ReplicaRequirements& req) noexcept;
 
 /// The distance-and-load score choose_replica minimises: max(rtt, near_rtt) in µs times
-/// (1 + outstanding). Lower is better; always > 0.
+/// (1 + outstanding), divided by the weight (0 counts as 1): a replica of weight 2 takes
+/// twice the load, or a round trip twice as long, before another looks better. Lower is
+/// better; always > 0.
 double score(const BackendState& b) noexcept;
 
 /// Round trips up to this count as equally near (loopback, one zone): RTT jitter below it
@@ -91,9 +94,10 @@ inline constexpr std::chrono::microseconds near_rtt{500};
 
 /// The replica a session should read from, or nullopt when none is eligible. Among eligible
 /// replicas: those in `req.zone` when it is set and one of them is eligible, then the lowest
-/// score; scores up to 1.5 x the lowest + near_rtt are tied (jitter, not distance), and
-/// `req.tiebreak` walks the tied ones in index order, each taking `weight` turns, so weights
-/// share the reads among equally near replicas. Allocates nothing.
+/// score; scores up to 1.5 x the lowest + near_rtt are tied (jitter, not distance). Among
+/// the tied, the one with the fewest sessions for its weight ((sessions + 1) / weight, a
+/// weighted least-connections), so sessions opened at once spread in proportion to the
+/// weights; `req.tiebreak` walks those still equal in index order. Allocates nothing.
 /// Precondition: t.backends.size() <= max_backends.
 std::optional<std::size_t> choose_replica(const Topology& t,
                                           const ReplicaRequirements& req) noexcept;

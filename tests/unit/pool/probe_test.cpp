@@ -164,3 +164,23 @@ TEST_CASE("#8: writer discovery keeps the writer, else the configured primary, e
     h[1] = backend(true, true);
     CHECK(discover_writer(h, 0, 1, now) == 0u);
 }
+
+TEST_CASE("#8: the RTT average takes the shortest of the last four pings, so one slow ping on "
+          "a busy host does not make a near replica look far",
+          "[pool][monitor]") {
+    HeartbeatLog log;
+    BackendHealth h = fresh_health();
+    auto ping = [&](std::chrono::microseconds rtt) {
+        ProbeResult r = replica_probe("0-1-1");
+        r.rtt = rtt;
+        record_probe(h, r, log);
+        return h.rtt_ewma;
+    };
+    CHECK(ping(300us) == 300us);
+    CHECK(ping(3000us) == 300us); // scheduling on a busy host: ignored
+    CHECK(ping(2500us) == 300us);
+    CHECK(ping(2800us) == 300us);
+    // Four slow pings in a row: the backend did move away; the average follows.
+    CHECK(ping(2600us) == 740us); // 300 + 0.2 x (2500 - 300)
+    CHECK(ping(2600us) > 740us);
+}

@@ -1,5 +1,6 @@
 #include "sluice/pool/topology.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
 
@@ -178,12 +179,11 @@ TEST_CASE("score grows with rtt and outstanding requests", "[pool]") {
         std::uint32_t weight;
         double expected;
     };
-    // Round trips under near_rtt (500 us) count as 500 us; the weight shares, it does not
-    // shorten the distance.
+    // Round trips under near_rtt (500 us) count as 500 us; the weight divides (0 counts as 1).
     const std::vector<Row> rows = {
-        {0, 0, 1, 500.0},    {99, 0, 1, 500.0},   {499, 0, 1, 500.0},  {999, 0, 1, 999.0},
-        {999, 1, 1, 1998.0}, {999, 3, 1, 3996.0}, {999, 1, 2, 1998.0}, {999, 1, 4, 1998.0},
-        {0, 0, 0, 500.0},    {999, 0, 0, 999.0},  {-50, 0, 1, 500.0},  {2000, 9, 5, 20000.0},
+        {0, 0, 1, 500.0},    {99, 0, 1, 500.0},   {499, 0, 1, 500.0}, {999, 0, 1, 999.0},
+        {999, 1, 1, 1998.0}, {999, 3, 1, 3996.0}, {999, 1, 2, 999.0}, {999, 1, 4, 499.5},
+        {0, 0, 0, 500.0},    {999, 0, 0, 999.0},  {-50, 0, 1, 500.0}, {2000, 9, 5, 4000.0},
         {99, 1, 1, 1000.0},
     };
     for (const auto& row : rows) {
@@ -218,7 +218,12 @@ TEST_CASE("choose_replica takes the replica with the lowest score", "[pool]") {
         {"distance against load: 1 ms busy beats 5 ms idle", make(999, 2, 1), make(4999, 0, 1), 1},
         {"distance against load: 1 ms very busy loses to 5 ms idle", make(999, 9, 1),
          make(4999, 0, 1), 2},
-        {"weight does not make up for distance", make(999, 0, 1), make(2999, 0, 4), 1},
+        {"weight does not make up for ten times the distance", make(999, 0, 1), make(9999, 0, 4),
+         1},
+        {"weight 4 makes 8 ms as near as 2 ms (then fewer sessions per weight decides)",
+         make(1999, 0, 1), make(7999, 0, 4), 2},
+        {"a heavier replica takes more load before another looks better", make(2000, 3, 4),
+         make(2000, 1, 1), 1},
     };
     for (const auto& row : rows) {
         INFO(row.what);
@@ -243,14 +248,43 @@ TEST_CASE("scores up to 1.5 x the best + 500 are tied and beyond it are not", "[
     CHECK(choices(topology({at(1000), at(2000), at(3000)}), {}, 4) == Choices{1, 2, 1, 2});
 }
 
-TEST_CASE("weights share the reads among equally near replicas", "[pool]") {
+// Sessions opened one after another, each holding its replica: what each chose.
+Choices opened(Topology t, std::uint64_t n) {
+    Choices out;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const auto c = choose_replica(t, tiebreak(i));
+        out.push_back(c);
+        if (c) ++t.backends[*c].sessions;
+    }
+    return out;
+}
+
+TEST_CASE("weights share the sessions among equally near replicas", "[pool]") {
     auto weighted = [](std::uint32_t w) {
         BackendState r = replica();
         r.weight = w;
         return r;
     };
-    CHECK(choices(topology({weighted(1), weighted(3)}), {}, 8) == Choices{1, 2, 2, 2, 1, 2, 2, 2});
-    CHECK(choices(topology({weighted(0), weighted(1)}), {}, 4) == Choices{1, 2, 1, 2});
+    // (sessions + 1) / weight: 1/1 against 1/3, 2/3, 3/3 (equal: the tiebreak), ...
+    CHECK(opened(topology({weighted(1), weighted(3)}), 8) == Choices{2, 2, 1, 2, 2, 2, 1, 2});
+    CHECK(opened(topology({weighted(0), weighted(1)}), 4) == Choices{1, 2, 1, 2});
+}
+
+TEST_CASE("#8: tied replicas take new sessions by the fewest sessions held, not by turns",
+          "[pool]") {
+    Topology t = topology({replica(), replica(), replica()});
+    t.backends[1].sessions = 5;
+    t.backends[3].sessions = 2;
+    // Whatever the tiebreak value: replica 2 holds none.
+    CHECK(choices(t, {}, 4) == Choices(4, std::size_t{2}));
+    // Sixteen sessions opened at once onto an empty pair split evenly.
+    const Choices c = opened(topology({replica(), replica()}), 16);
+    CHECK(std::count(c.begin(), c.end(), std::optional<std::size_t>{1}) == 8);
+    // Not tied: the far one gets none however many sessions the near one holds.
+    Topology far = topology({replica(), replica()});
+    far.backends[1].rtt = 10000us;
+    far.backends[2].sessions = 100;
+    CHECK(choices(far, {}, 4) == Choices(4, std::size_t{2}));
 }
 
 TEST_CASE("consecutive tiebreak values take tied replicas in turn, as round robin did", "[pool]") {
