@@ -267,8 +267,12 @@ level = "{level}"
 
     def causal_waits(self):
         m = self.metrics()
-        return {o: m.get(("sluice_causal_waits_total", frozenset({("outcome", o)})), 0.0)
-                for o in ("ok", "timeout", "error")}
+        out = {o: m.get(("sluice_causal_waits_total", frozenset({("outcome", o)})), 0.0)
+               for o in ("ok", "timeout", "error")}
+        # How long the waits took (sending the wait to its answer): sluice_causal_wait_seconds.
+        out["wait_s"] = m.get(("sluice_causal_wait_seconds_sum", frozenset()), 0.0)
+        out["wait_n"] = m.get(("sluice_causal_wait_seconds_count", frozenset()), 0.0)
+        return out
 
     def stop(self):
         if self.proc.poll() is None:
@@ -569,7 +573,7 @@ def part_consistency(a, procs, lua):
             c["r1"] += d["replica1"][0]
             c["r2"] += d["replica2"][0]
             if s:
-                for o in ("ok", "timeout", "error"):
+                for o in ("ok", "timeout", "error", "wait_s", "wait_n"):
                     c["w_" + o] += w1[o] - w0[o]
             samples[name].append((qps, p95, cpu / q * 10000, errs))
             outcomes = {o: w1[o] - w0[o] for o in w1} if s else None
@@ -748,8 +752,8 @@ def report(a, cmdline, started, built, near, fail, cons):
             "",
             "| target | QPS | vs eventual | p95 ms | CPU s/10k queries | CPU vs HAProxy | reads on "
             "replicas | SELECTs replica1 / replica2 | counted / sysbench reads "
-            "| MASTER_GTID_WAIT per read | waits ok / timeout / error |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| MASTER_GTID_WAIT per read | waits ok / timeout / error | mean wait ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         h = median(samples["haproxy"])
         for name in ("haproxy", "eventual", "session", "global"):
@@ -758,11 +762,29 @@ def report(a, cmdline, started, built, near, fail, cons):
             share = 100 * c["rep_answered"] / c["answered"] if c["answered"] else 0.0
             waits = (f"{int(c['w_ok'])} / {int(c['w_timeout'])} / {int(c['w_error'])}"
                      if name != "haproxy" else "-")
+            mean_wait = (f"{1000 * c['w_wait_s'] / c['w_wait_n']:.2f}" if c["w_wait_n"]
+                         else "-")
             lines.append(
                 f"| {name if name == 'haproxy' else 'Sluice ' + name} | {med[0]:.0f} | "
                 f"{med[0] / ev:.2f} | {med[1]} | {med[2]:.3f} | {med[2] / h[2]:.2f} | "
                 f"{share:.1f}% | {c['r1']} / {c['r2']} | {c['answered'] / c['sb_reads']:.3f} | "
-                f"{c['waits'] / c['sb_reads']:.3f} | {waits} |")
+                f"{c['waits'] / c['sb_reads']:.3f} | {waits} | {mean_wait} |")
+        # What a read-your-writes wait costs a client: each sysbench event (9 reads, 1 write)
+        # of a thread takes threads / events-per-second; under `session` one read per event
+        # waits for the thread's own write to reach a replica.
+        event_ms = 1000 * a.threads / (ev / 10)
+        s_c = sums["session"]
+        s_wait = 1000 * s_c["w_wait_s"] / s_c["w_wait_n"] if s_c["w_wait_n"] else 0.0
+        lines += [
+            "",
+            f"A sysbench event (9 reads, 1 write) took {event_ms:.1f} ms per thread under "
+            f"`eventual` (threads / events per second). Under `session` one read per event "
+            f"waits for the thread's own write to reach a replica: {s_wait:.2f} ms on average "
+            f"(`sluice_causal_wait_seconds`, the replica's replication delay under this load "
+            f"plus a round trip), so a closed-loop client can reach at most about "
+            f"{event_ms / (event_ms + s_wait):.2f}x of `eventual` with any level that reads its "
+            f"writes from replicas.",
+        ]
         g = sums["global"]
         gshare = 100 * g["rep_answered"] / g["answered"] if g["answered"] else 0.0
         gq = median(samples["global"])[0] / ev

@@ -158,51 +158,43 @@ public:
             f.metric.push_back(std::move(m));
             out.push_back(std::move(f));
         }
-        {
-            prometheus::MetricFamily f{"sluice_write_hold_seconds",
-                                       "How long logins and statements waited for a primary "
-                                       "(failover hold)",
-                                       prometheus::MetricType::Histogram,
-                                       {}};
+        // A histogram summed over the workers: `buckets(stats, i)` and `sum_ns(stats)`.
+        auto histogram = [&](const char* name, const char* help, const auto& bounds, auto buckets,
+                             auto sum_ns) {
+            prometheus::MetricFamily f{name, help, prometheus::MetricType::Histogram, {}};
             prometheus::ClientMetric m;
             std::uint64_t cumulative = 0;
-            for (std::size_t i = 0; i <= hold_bounds.size(); ++i) {
+            for (std::size_t i = 0; i <= bounds.size(); ++i) {
                 cumulative += static_cast<std::uint64_t>(
-                    sum([i](WorkerStats& s) -> Counter& { return s.hold_buckets[i]; }));
+                    sum([&](WorkerStats& s) -> Counter& { return buckets(s, i); }));
                 prometheus::ClientMetric::Bucket b;
                 b.cumulative_count = cumulative;
-                b.upper_bound = i < hold_bounds.size() ? hold_bounds[i]
-                                                       : std::numeric_limits<double>::infinity();
+                b.upper_bound =
+                    i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity();
                 m.histogram.bucket.push_back(b);
             }
             m.histogram.sample_count = cumulative;
-            m.histogram.sample_sum =
-                sum([](WorkerStats& s) -> Counter& { return s.hold_sum_ns; }) / 1e9;
+            m.histogram.sample_sum = sum(sum_ns) / 1e9;
             f.metric.push_back(std::move(m));
             out.push_back(std::move(f));
-        }
-        {
-            prometheus::MetricFamily f{"sluice_query_duration_seconds",
-                                       "Time from a client command to the end of its response",
-                                       prometheus::MetricType::Histogram,
-                                       {}};
-            prometheus::ClientMetric m;
-            std::uint64_t cumulative = 0;
-            for (std::size_t i = 0; i <= latency_bounds.size(); ++i) {
-                cumulative += static_cast<std::uint64_t>(
-                    sum([i](WorkerStats& s) -> Counter& { return s.latency_buckets[i]; }));
-                prometheus::ClientMetric::Bucket b;
-                b.cumulative_count = cumulative;
-                b.upper_bound = i < latency_bounds.size() ? latency_bounds[i]
-                                                          : std::numeric_limits<double>::infinity();
-                m.histogram.bucket.push_back(b);
-            }
-            m.histogram.sample_count = cumulative;
-            m.histogram.sample_sum =
-                sum([](WorkerStats& s) -> Counter& { return s.latency_sum_ns; }) / 1e9;
-            f.metric.push_back(std::move(m));
-            out.push_back(std::move(f));
-        }
+        };
+        histogram(
+            "sluice_write_hold_seconds",
+            "How long logins and statements waited for a primary (failover hold)", hold_bounds,
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.hold_buckets[i]; },
+            [](WorkerStats& s) -> Counter& { return s.hold_sum_ns; });
+        histogram(
+            "sluice_causal_wait_seconds",
+            "How long reads waited on a replica for the writes they must see (from sending "
+            "the wait to its answer, round trip included)",
+            latency_bounds,
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.wait_buckets[i]; },
+            [](WorkerStats& s) -> Counter& { return s.wait_sum_ns; });
+        histogram(
+            "sluice_query_duration_seconds",
+            "Time from a client command to the end of its response", latency_bounds,
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.latency_buckets[i]; },
+            [](WorkerStats& s) -> Counter& { return s.latency_sum_ns; });
         return out;
     }
 

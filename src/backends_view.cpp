@@ -49,11 +49,14 @@ std::vector<BackendView> backend_views(const Shared& shared,
                                        const std::vector<std::unique_ptr<Worker>>& workers) {
     const auto topology = shared.current_topology();
     const auto now = std::chrono::steady_clock::now();
+    const bool monitored = shared.monitor != nullptr && shared.monitor->latest() != nullptr;
     std::vector<BackendView> out;
     for (std::size_t i = 0; i < shared.backends.size(); ++i) {
         BackendView v;
         v.name = shared.backends[i]->endpoint.name;
-        v.monitored = shared.monitor != nullptr && shared.monitor->latest() != nullptr;
+        v.monitored = monitored;
+        if (i < shared.sessions_on.size())
+            v.sessions = shared.sessions_on[i].load(std::memory_order_relaxed);
         const pool::BackendState* s =
             topology && i < topology->backends.size() ? &topology->backends[i] : nullptr;
         const bool replica = s ? s->role == pool::Role::replica : shared.backends[i]->replica;
@@ -114,6 +117,7 @@ std::string backends_json(const Shared& shared, const std::vector<BackendView>& 
         out += ", \"gtid\": ";
         json_string(out, v.gtid);
         out += ", \"outstanding\": " + std::to_string(v.outstanding);
+        out += ", \"sessions\": " + std::to_string(v.sessions);
         out += ", \"reads\": " + std::to_string(v.reads);
         out += ", \"statements\": " + std::to_string(v.statements) + "}";
     }

@@ -23,6 +23,7 @@ struct BackendView {
     std::string zone;
     std::string gtid;
     std::uint64_t outstanding = 0; ///< statements sent to it and not yet answered
+    std::uint64_t sessions = 0;    ///< client sessions holding a replica connection to it
     std::uint64_t reads = 0;       ///< statements of class read it ran
     std::uint64_t statements = 0;  ///< every statement it ran
 };

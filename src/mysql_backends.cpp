@@ -505,10 +505,12 @@ asio::awaitable<bool> MysqlSession::causal_wait(std::string token, std::uint64_t
     const Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
     if (token.empty() || replica_has({&token, version})) co_return true;
+    const auto sent = std::chrono::steady_clock::now();
     auto reply = co_await run_sql(
         replica_slot,
         dialect::causal_wait(token, shared.cfg.routing.causal_read_timeout, r.mariadb));
     auto& waits = worker_.stats().causal_waits;
+    if (reply) worker_.stats().observe_wait(std::chrono::steady_clock::now() - sent);
     if (!reply || reply->error) {
         waits[static_cast<std::size_t>(CausalWait::error)].add();
         if (!reply)

@@ -365,8 +365,9 @@ asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::read_reply(Slo
 
 asio::awaitable<MysqlSession::WaitedRead>
 MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
-                                 std::span<const std::uint8_t> request) {
+                                 std::span<const std::uint8_t> request, ResponseKind kind) {
     Backend& r = backends_[replica_slot];
+    relayed_ = 0;
     if (!r.conn) co_return WaitedRead{Waited::lost};
     const Shared& shared = worker_.shared();
     const Outstanding in_flight{worker_.stats().backend_outstanding[r.index]};
@@ -378,6 +379,7 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
     mysql::write_packets({reinterpret_cast<const std::uint8_t*>(wait.data()), wait.size()}, 0,
                          pipeline_);
     pipeline_.insert(pipeline_.end(), request.begin(), request.end());
+    const auto sent = std::chrono::steady_clock::now();
     const auto ec = co_await r.conn->transport().write_all(asio::buffer(pipeline_));
     if (ec) {
         replica_failed("connection lost");
@@ -390,11 +392,12 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
         replica_failed("connection lost");
         co_return WaitedRead{Waited::lost};
     }
+    worker_.stats().observe_wait(std::chrono::steady_clock::now() - sent);
     const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
     const bool in_time =
         !reply->error && mysql::first_text_value(reply->packets, deprecate_eof) == "0";
     relayed_ = 0;
-    scanner_.start(ResponseKind::query, deprecate_eof);
+    scanner_.start(kind, deprecate_eof);
     if (in_time) {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
         waited(std::move(token), version);

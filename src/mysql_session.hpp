@@ -164,10 +164,13 @@ private:
         Waited outcome;
         Relay relay = Relay::ok;
     };
-    /// Sends MASTER_GTID_WAIT(token) and the read (`request`, whole packets) to the replica in
-    /// one write, and relays the read's answer only if the wait succeeded.
-    asio::awaitable<WaitedRead> forward_after_wait(std::string token, std::uint64_t version,
-                                                   std::span<const std::uint8_t> request);
+    /// Sends MASTER_GTID_WAIT(token) and the read (`request`, whole packets: a COM_QUERY, or
+    /// a COM_STMT_EXECUTE with the long data before it) to the replica in one write, and
+    /// relays the read's answer (of `kind`) only if the wait succeeded.
+    asio::awaitable<WaitedRead>
+    forward_after_wait(std::string token, std::uint64_t version,
+                       std::span<const std::uint8_t> request,
+                       protocol::mysql::ResponseKind kind = protocol::mysql::ResponseKind::query);
     /// Reads a whole response for Sluice itself (after exchange() or a pipelined write).
     asio::awaitable<std::optional<Reply>> read_reply(Slot slot, protocol::mysql::ResponseKind kind);
     /// The primary reported a write's GTID to this session: its causal token, and the

@@ -123,7 +123,8 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         ps.bind_types({execute->types.begin(), execute->types.end()});
 
     router::Route route;
-    Slot slot = co_await choose(ps.cls, ps.digest, route, true, false);
+    pending_wait_.clear();
+    Slot slot = co_await choose(ps.cls, ps.digest, route, true, true);
     if (route.destination == Destination::refuse) {
         worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();
         worker_.stats().routes[static_cast<std::size_t>(route.reason)].add();
@@ -159,7 +160,23 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         }
         // A cursor (flags: CURSOR_TYPE_READ_ONLY and friends) ends the response at the
         // column definitions; its rows come through COM_STMT_FETCH.
-        r = co_await forward(slot, wire_, cursor ? ResponseKind::cursor : ResponseKind::query);
+        const ResponseKind kind = cursor ? ResponseKind::cursor : ResponseKind::query;
+        if (slot == replica_slot && !pending_wait_.empty()) {
+            // The read-your-writes wait goes in the same write as the execute.
+            const WaitedRead w = co_await forward_after_wait(std::exchange(pending_wait_, {}),
+                                                             pending_wait_version_, wire_, kind);
+            r = w.relay;
+            if (w.outcome == Waited::stale) { // only on the first attempt: then the primary
+                // Its answer was dropped: the primary runs it.
+                slot = primary_slot;
+                route = {Destination::primary, RouteReason::read_your_writes};
+                co_await sync_state(primary_slot);
+                continue;
+            }
+            if (w.outcome == Waited::lost) r = Relay::backend_lost;
+        } else {
+            r = co_await forward(slot, wire_, kind);
+        }
         if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0 && attempt == 0) {
             replica_failed("connection lost");
             slot = primary_slot;

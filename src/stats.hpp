@@ -73,6 +73,9 @@ struct WorkerStats {
     // Time a login or a statement waited for a primary (failover hold).
     std::array<Counter, hold_bounds.size() + 1> hold_buckets{}; // last = +Inf
     Counter hold_sum_ns;
+    // Time read-your-writes waits took on replicas (sending the wait to its answer).
+    std::array<Counter, latency_bounds.size() + 1> wait_buckets{}; // last = +Inf
+    Counter wait_sum_ns;
 
     void observe_hold(std::chrono::nanoseconds d) noexcept {
         const double s = std::chrono::duration<double>(d).count();
@@ -81,6 +84,14 @@ struct WorkerStats {
             ++i;
         hold_buckets[i].add();
         hold_sum_ns.add(static_cast<std::uint64_t>(d.count()));
+    }
+    void observe_wait(std::chrono::nanoseconds d) noexcept {
+        const double s = std::chrono::duration<double>(d).count();
+        std::size_t i = 0;
+        while (i < latency_bounds.size() && s > latency_bounds[i])
+            ++i;
+        wait_buckets[i].add();
+        wait_sum_ns.add(static_cast<std::uint64_t>(d.count()));
     }
     void count_command(std::uint8_t cmd) noexcept { commands[cmd < 32 ? cmd : 32].add(); }
     void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }

@@ -205,7 +205,7 @@ def check_backends_json():
     eq(sorted(b), ["hang", "primary", "replica1", "replica2"], "one entry per backend")
     for name, entry in b.items():
         for key in ("name", "role", "state", "lag_ms", "rtt_ms", "zone", "gtid", "outstanding",
-                    "reads"):
+                    "sessions", "reads"):
             true(key in entry, f"{name}: /backends has {key}")
     eq((b["primary"]["role"], b["primary"]["state"]), ("primary", "up"), "the primary is up")
     for name in ("replica1", "replica2"):
@@ -224,6 +224,22 @@ def check_backends_json():
     time.sleep(2.0)
     v1 = backends()["topology_version"]
     true(v1 - v0 >= 4, f"snapshots in 2 s with a hanging backend: {v1 - v0} (>= 4 expected)")
+    # `sessions`: the sessions holding a replica connection there, across workers.
+    held = [connect() for _ in range(3)]
+    try:
+        for c in held:
+            with c.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetchall()
+        b = by_name(backends())
+        eq(b["replica1"]["sessions"] + b["replica2"]["sessions"], 3,
+           f"/backends sessions while 3 sessions hold a replica: {b}")
+        eq(b["primary"]["sessions"], 0, "/backends sessions of the primary")
+    finally:
+        for c in held:
+            c.close()
+    true(wait_until(lambda: sum(e["sessions"] for e in by_name(backends()).values()) == 0, 5),
+         f"/backends sessions back to 0 once they closed: {by_name(backends())}")
     samples = scrape_metrics(ADMIN)
     eq(metric_value(samples, "sluice_backend_up", backend="replica1"), 1.0, "sluice_backend_up replica1")
     eq(metric_value(samples, "sluice_backend_up", backend="hang"), 0.0, "sluice_backend_up hang")

@@ -206,6 +206,14 @@ def test_replicas_in_sync():
     true(ok >= 1, f'sluice_causal_waits_total{{outcome="ok"}} grew by {ok:g}: no read waited '
                   "for its write on a replica")
     eq(error, 0, 'sluice_causal_waits_total{outcome="error"} growth')
+    # Every wait answered is timed in sluice_causal_wait_seconds.
+    timed = metric_delta(before, after, "sluice_causal_wait_seconds_count")
+    waited_s = metric_delta(before, after, "sluice_causal_wait_seconds_sum")
+    print(f"     sluice_causal_wait_seconds: +{timed:g} waits, mean "
+          f"{1000 * waited_s / max(timed, 1):.2f} ms")
+    eq(timed, ok + timeout, "sluice_causal_wait_seconds_count growth = waits ok + timeout")
+    true(0 < waited_s < timed * 1.0, f"sluice_causal_wait_seconds_sum grew by {waited_s:.4f} s "
+                                     "(more than 0, under 1 s per wait)")
 
 
 def sql_thread_running(name):
