@@ -78,31 +78,30 @@ struct WorkerStats {
     Counter wait_sum_ns;
 
     void observe_hold(std::chrono::nanoseconds d) noexcept {
-        const double s = std::chrono::duration<double>(d).count();
-        std::size_t i = 0;
-        while (i < hold_bounds.size() && s > hold_bounds[i])
-            ++i;
-        hold_buckets[i].add();
-        hold_sum_ns.add(static_cast<std::uint64_t>(d.count()));
+        observe(hold_bounds, hold_buckets, hold_sum_ns, d);
     }
     void observe_wait(std::chrono::nanoseconds d) noexcept {
-        const double s = std::chrono::duration<double>(d).count();
-        std::size_t i = 0;
-        while (i < latency_bounds.size() && s > latency_bounds[i])
-            ++i;
-        wait_buckets[i].add();
-        wait_sum_ns.add(static_cast<std::uint64_t>(d.count()));
+        observe(latency_bounds, wait_buckets, wait_sum_ns, d);
     }
     void count_command(std::uint8_t cmd) noexcept { commands[cmd < 32 ? cmd : 32].add(); }
     void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }
     void observe_latency(std::chrono::nanoseconds d) noexcept {
+        observe(latency_bounds, latency_buckets, latency_sum_ns, d);
+        latency_count.add();
+    }
+
+private:
+    /// One sample into a histogram: the first bucket whose bound (seconds) it does not exceed,
+    /// else the last (+Inf).
+    template <std::size_t N>
+    static void observe(const std::array<double, N>& bounds, std::array<Counter, N + 1>& buckets,
+                        Counter& sum_ns, std::chrono::nanoseconds d) noexcept {
         const double s = std::chrono::duration<double>(d).count();
         std::size_t i = 0;
-        while (i < latency_bounds.size() && s > latency_bounds[i])
+        while (i < N && s > bounds[i])
             ++i;
-        latency_buckets[i].add();
-        latency_sum_ns.add(static_cast<std::uint64_t>(d.count()));
-        latency_count.add();
+        buckets[i].add();
+        sum_ns.add(static_cast<std::uint64_t>(d.count()));
     }
 };
 

@@ -1349,6 +1349,54 @@ static int t_stmt_long_data(void) {
         fail("read back %lu bytes, sent %zu", back_len, at);
         goto out;
     }
+    mysql_stmt_close(st);
+    st = NULL;
+    /* A read with long data right after a write: its read-your-writes wait, its long data and
+     * its execute go to a replica in one write; the row just written must be there. */
+    {
+        long long id2 = id + 1, n = -1, len = -1, sid = -1;
+        char q[200];
+        snprintf(q, sizeof q, "REPLACE INTO cmd_long (id, b) VALUES (%lld, 'x')", id2);
+        if (!sql(m, q)) goto out;
+        MYSQL_BIND in[2], res[3];
+        in[0] = bind_of(MYSQL_TYPE_LONG_BLOB, NULL, 0, NULL, NULL);
+        in[1] = bind_of(MYSQL_TYPE_LONGLONG, &id2, 0, NULL, NULL);
+        res[0] = bind_of(MYSQL_TYPE_LONGLONG, &n, 0, NULL, NULL);
+        res[1] = bind_of(MYSQL_TYPE_LONGLONG, &len, 0, NULL, NULL);
+        res[2] = bind_of(MYSQL_TYPE_LONGLONG, &sid, 0, NULL, NULL);
+        if (!(st = prepare(m, "SELECT COUNT(*), MAX(LENGTH(?)), @@server_id FROM cmd_long "
+                              "WHERE id = ?")))
+            goto out;
+        if (mysql_stmt_bind_param(st, in)) {
+            stmt_failed(st, "bind");
+            goto out;
+        }
+        for (int k = 0; k < 2; k++) {
+            fill_pattern(chunk, sizes[k], words[k]);
+            if (mysql_stmt_send_long_data(st, 0, chunk, sizes[k])) {
+                stmt_failed(st, "mysql_stmt_send_long_data of a read");
+                goto out;
+            }
+        }
+        if (mysql_stmt_execute(st) || mysql_stmt_bind_result(st, res) ||
+            mysql_stmt_store_result(st) || mysql_stmt_fetch(st)) {
+            stmt_failed(st, "a read with long data after a write");
+            goto out;
+        }
+        printf("     read with long data after a write: %lld row(s), %lld bytes, server_id "
+               "%lld\n",
+               n, len, sid);
+        if (n != 1 || len != (long long)(sizes[0] + sizes[1])) {
+            fail("a read with 2 chunks of long data right after writing row %lld: %lld row(s), "
+                 "%lld bytes (expected 1 and %zu)",
+                 id2, n, len, sizes[0] + sizes[1]);
+            goto out;
+        }
+        if (sid != 2 && sid != 3) {
+            fail("the read with long data ran on server %lld, not a replica", sid);
+            goto out;
+        }
+    }
     ok = 1;
 out:
     if (st) mysql_stmt_close(st);
