@@ -268,7 +268,7 @@ level = "{level}"
     def causal_waits(self):
         m = self.metrics()
         out = {o: m.get(("sluice_causal_waits_total", frozenset({("outcome", o)})), 0.0)
-               for o in ("ok", "timeout", "error")}
+               for o in ("ok", "timeout", "error", "shared")}
         # How long the waits took (sending the wait to its answer): sluice_causal_wait_seconds.
         out["wait_s"] = m.get(("sluice_causal_wait_seconds_sum", frozenset()), 0.0)
         out["wait_n"] = m.get(("sluice_causal_wait_seconds_count", frozenset()), 0.0)
@@ -573,7 +573,7 @@ def part_consistency(a, procs, lua):
             c["r1"] += d["replica1"][0]
             c["r2"] += d["replica2"][0]
             if s:
-                for o in ("ok", "timeout", "error", "wait_s", "wait_n"):
+                for o in ("ok", "timeout", "error", "shared", "wait_s", "wait_n"):
                     c["w_" + o] += w1[o] - w0[o]
             samples[name].append((qps, p95, cpu / q * 10000, errs))
             outcomes = {o: w1[o] - w0[o] for o in w1} if s else None
@@ -752,7 +752,7 @@ def report(a, cmdline, started, built, near, fail, cons):
             "",
             "| target | QPS | vs eventual | p95 ms | CPU s/10k queries | CPU vs HAProxy | reads on "
             "replicas | SELECTs replica1 / replica2 | counted / sysbench reads "
-            "| MASTER_GTID_WAIT per read | waits ok / timeout / error | mean wait ms |",
+            "| MASTER_GTID_WAIT per read | waits ok / timeout / error / shared | mean wait ms |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         h = median(samples["haproxy"])
@@ -760,8 +760,8 @@ def report(a, cmdline, started, built, near, fail, cons):
             med = median(samples[name])
             c = sums[name]
             share = 100 * c["rep_answered"] / c["answered"] if c["answered"] else 0.0
-            waits = (f"{int(c['w_ok'])} / {int(c['w_timeout'])} / {int(c['w_error'])}"
-                     if name != "haproxy" else "-")
+            waits = (f"{int(c['w_ok'])} / {int(c['w_timeout'])} / {int(c['w_error'])} / "
+                     f"{int(c['w_shared'])}" if name != "haproxy" else "-")
             mean_wait = (f"{1000 * c['w_wait_s'] / c['w_wait_n']:.2f}" if c["w_wait_n"]
                          else "-")
             lines.append(
@@ -772,18 +772,24 @@ def report(a, cmdline, started, built, near, fail, cons):
         # What a read-your-writes wait costs a client: each sysbench event (9 reads, 1 write)
         # of a thread takes threads / events-per-second; under `session` one read per event
         # waits for the thread's own write to reach a replica.
-        event_ms = 1000 * a.threads / (ev / 10)
+        def event_ms(name):
+            return 1000 * a.threads / (median(samples[name])[0] / 10)
+
+        def cpu_us_per_event(name):
+            return median(samples[name])[2] / 10000 * 1e6 * 10
+
         s_c = sums["session"]
         s_wait = 1000 * s_c["w_wait_s"] / s_c["w_wait_n"] if s_c["w_wait_n"] else 0.0
         lines += [
             "",
-            f"A sysbench event (9 reads, 1 write) took {event_ms:.1f} ms per thread under "
-            f"`eventual` (threads / events per second). Under `session` one read per event "
-            f"waits for the thread's own write to reach a replica: {s_wait:.2f} ms on average "
-            f"(`sluice_causal_wait_seconds`, the replica's replication delay under this load "
-            f"plus a round trip), so a closed-loop client can reach at most about "
-            f"{event_ms / (event_ms + s_wait):.2f}x of `eventual` with any level that reads its "
-            f"writes from replicas.",
+            f"A thread's sysbench event (9 reads, 1 write) took {event_ms('eventual'):.1f} ms "
+            f"under `eventual` and {event_ms('session'):.1f} ms under `session` (threads / "
+            f"events per second), where one read per event waits for the thread's own write to "
+            f"reach a replica: {s_wait:.2f} ms on average (`sluice_causal_wait_seconds`: the "
+            f"replica's replication delay under this load, plus a round trip). Sluice's own CPU "
+            f"per event: {cpu_us_per_event('eventual'):.0f} us under `eventual`, "
+            f"{cpu_us_per_event('session'):.0f} us under `session`, "
+            f"{cpu_us_per_event('global'):.0f} us under `global`.",
         ]
         g = sums["global"]
         gshare = 100 * g["rep_answered"] / g["answered"] if g["answered"] else 0.0

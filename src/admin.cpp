@@ -139,10 +139,11 @@ public:
         labeled(
             "sluice_causal_waits_total",
             "Read-your-writes waits on a replica before a read, by outcome (timeout and error: "
-            "the primary answered)",
+            "the primary answered; shared: another session's wait answered for the read)",
             "outcome", static_cast<std::size_t>(CausalWait::count_),
             [](std::size_t i) {
-                static constexpr std::array<const char*, 3> names{"ok", "timeout", "error"};
+                static constexpr std::array<const char*, 4> names{"ok", "timeout", "error",
+                                                                  "shared"};
                 return names[i];
             },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.causal_waits[i]; }, true);

@@ -501,10 +501,39 @@ void MysqlSession::waited(std::string token, std::uint64_t version) {
     r.gtid_seen = std::move(token);
 }
 
+asio::awaitable<bool> MysqlSession::behind_shared_wait(std::uint64_t version) {
+    const std::size_t index = backends_[replica_slot].index;
+    const AckedWrites& acked = worker_.shared().acked;
+    const auto deadline = std::chrono::steady_clock::now() +
+                          worker_.shared().cfg.routing.causal_read_timeout +
+                          std::chrono::milliseconds(100);
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    // Taken off the worker's list however the wait ends, the coroutine's destruction included.
+    struct Parked {
+        Worker& worker;
+        std::size_t index;
+        asio::steady_timer* timer;
+        ~Parked() { worker.unpark(index, timer); }
+    };
+    while (!closed_ && worker_.wait_in_flight(index) >= version &&
+           std::chrono::steady_clock::now() < deadline) {
+        timer.expires_at(deadline);
+        worker_.park(index, &timer);
+        const Parked parked{worker_, index, &timer};
+        const auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec; // cancelled: the wait answered; expired: the deadline
+        if (acked.known_applied(index, version)) break;
+    }
+    const bool fresh = acked.known_applied(index, version);
+    if (fresh) worker_.stats().causal_waits[static_cast<std::size_t>(CausalWait::shared)].add();
+    co_return fresh;
+}
+
 asio::awaitable<bool> MysqlSession::causal_wait(std::string token, std::uint64_t version) {
     const Shared& shared = worker_.shared();
     Backend& r = backends_[replica_slot];
     if (token.empty() || replica_has({&token, version})) co_return true;
+    SharedWait shared_wait{worker_, r.index, version};
     const auto sent = std::chrono::steady_clock::now();
     auto reply = co_await run_sql(
         replica_slot,

@@ -379,6 +379,7 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
     mysql::write_packets({reinterpret_cast<const std::uint8_t*>(wait.data()), wait.size()}, 0,
                          pipeline_);
     pipeline_.insert(pipeline_.end(), request.begin(), request.end());
+    SharedWait shared_wait{worker_, r.index, version};
     const auto sent = std::chrono::steady_clock::now();
     const auto ec = co_await r.conn->transport().write_all(asio::buffer(pipeline_));
     if (ec) {
@@ -401,6 +402,7 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
     if (in_time) {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
         waited(std::move(token), version);
+        shared_wait.finish(); // sessions parked behind this wait read now
         const Relay answered = co_await relay(replica_slot, false);
         co_return WaitedRead{Waited::answered, answered};
     }

@@ -75,6 +75,12 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
         } else {
             const Causal need = consistency_token(consistency_for(c, route));
             if (need.text->empty() || replica_has(need)) co_return replica_slot;
+            if (need.version != 0 &&
+                worker_.wait_in_flight(backends_[replica_slot].index) >= need.version) {
+                // Another session of this worker waits there for as much or more.
+                const bool fresh = co_await behind_shared_wait(need.version);
+                if (fresh) co_return replica_slot;
+            }
             if (pipeline) {
                 // The caller writes the wait and the read together.
                 pending_wait_ = *need.text;

@@ -265,6 +265,10 @@ private:
     /// Waits (bounded) on the replica until it has applied `token`; false: not in time, or
     /// the replica failed (it is dropped, and avoided by this session for a while).
     asio::awaitable<bool> causal_wait(std::string token, std::uint64_t version);
+    /// Parks until the wait in flight on the session's replica (another session's, covering
+    /// `version`) answers; true when the replica is then known to have `version`. Bounded by
+    /// causal_read_timeout_ms (plus a margin for the round trip).
+    asio::awaitable<bool> behind_shared_wait(std::uint64_t version);
     /// A wait on the replica for `token` succeeded: the session, and under `global` every
     /// session (by `version`), know it is there.
     void waited(std::string token, std::uint64_t version);

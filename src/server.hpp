@@ -252,6 +252,21 @@ public:
     /// its own outstanding statements per backend, the sessions every worker holds there,
     /// and the round trips its own queries measured while recent (RoundTrip).
     const pool::Topology& routing_topology();
+    /// Read-your-writes waits under `global`, shared within this worker: while one session's
+    /// wait for watermark version v is in flight on a replica, another session's read that
+    /// needs no more than v parks until that wait answers, then reads without a wait of its
+    /// own (one MASTER_GTID_WAIT on the replica and one wake-up in Sluice fewer per read).
+    /// The highest version a wait in flight on backend `index` waits for; 0: none.
+    std::uint64_t wait_in_flight(std::size_t index) const noexcept {
+        return index < gates_.size() ? gates_[index].in_flight : 0;
+    }
+    /// A session sent a wait for `version` on backend `index`.
+    void wait_started(std::size_t index, std::uint64_t version) noexcept;
+    /// That wait answered (or failed): parked sessions wake up and look again.
+    void wait_finished(std::size_t index, std::uint64_t version) noexcept;
+    /// `timer` (a parked session's) is cancelled when a wait on backend `index` finishes.
+    void park(std::size_t index, asio::steady_timer* timer);
+    void unpark(std::size_t index, asio::steady_timer* timer) noexcept;
     /// A read's round trip on backend `index` (request written to the end of its answer).
     void observe_round_trip(std::size_t index, std::chrono::microseconds rt,
                             std::chrono::steady_clock::time_point now) noexcept {
@@ -281,8 +296,36 @@ private:
     pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
     bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied
     std::array<pool::RoundTrip, pool::max_backends> round_trips_{};
+    struct WaitGate {
+        std::uint64_t in_flight = 0;
+        std::vector<asio::steady_timer*> parked;
+    };
+    std::array<WaitGate, pool::max_backends> gates_{};
     bool draining_ = false;
     std::thread thread_;
+};
+
+/// One session's read-your-writes wait in its worker's gate (Worker::wait_started): finished
+/// once, by finish() as soon as the wait answered, else when it goes out of scope (a lost
+/// connection, a session closed mid-wait). Version 0 (not `global`): nothing is shared.
+class SharedWait {
+public:
+    SharedWait(Worker& w, std::size_t index, std::uint64_t version) noexcept
+        : worker_(w), index_(index), version_(version) {
+        if (version_ != 0) worker_.wait_started(index_, version_);
+    }
+    SharedWait(const SharedWait&) = delete;
+    SharedWait& operator=(const SharedWait&) = delete;
+    ~SharedWait() { finish(); }
+    void finish() noexcept {
+        if (version_ != 0) worker_.wait_finished(index_, version_);
+        version_ = 0;
+    }
+
+private:
+    Worker& worker_;
+    std::size_t index_;
+    std::uint64_t version_;
 };
 
 } // namespace sluice

@@ -47,7 +47,8 @@ enum class ClientError : std::uint8_t {
 const char* client_error_name(ClientError e) noexcept;
 
 /// How a read-your-writes wait on a replica ended; a label of sluice_causal_waits_total.
-enum class CausalWait : std::uint8_t { ok, timeout, error, count_ };
+/// `shared`: a read that needed no wait of its own, another session's answered for it.
+enum class CausalWait : std::uint8_t { ok, timeout, error, shared, count_ };
 
 inline constexpr std::size_t statement_classes = 16; // router::StatementClass values
 inline constexpr std::size_t route_reasons = 16;     // router::RouteReason values

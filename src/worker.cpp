@@ -1,6 +1,7 @@
 #include "mysql_session.hpp"
 #include "server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -108,6 +109,36 @@ Worker::Worker(unsigned index, Shared& shared)
 void Worker::set_topology(std::shared_ptr<const pool::Topology> t) {
     topology_ = std::move(t);
     routing_view_stale_ = true;
+}
+
+void Worker::wait_started(std::size_t index, std::uint64_t version) noexcept {
+    if (index < gates_.size()) gates_[index].in_flight = std::max(gates_[index].in_flight, version);
+}
+
+void Worker::wait_finished(std::size_t index, std::uint64_t version) noexcept {
+    if (index >= gates_.size()) return;
+    WaitGate& g = gates_[index];
+    if (g.in_flight <= version) g.in_flight = 0; // no later wait is in flight
+    // Everyone looks again: those whose version is now known applied read at once; the others
+    // park again behind a later wait in flight, or send their own.
+    for (asio::steady_timer* t : g.parked) {
+        try {
+            t->cancel();
+        } catch (const std::exception&) {
+            // Cannot happen for a timer of this thread; the parked session wakes at its deadline.
+        }
+    }
+    g.parked.clear();
+}
+
+void Worker::park(std::size_t index, asio::steady_timer* timer) {
+    if (index < gates_.size()) gates_[index].parked.push_back(timer);
+}
+
+void Worker::unpark(std::size_t index, asio::steady_timer* timer) noexcept {
+    if (index >= gates_.size()) return;
+    auto& parked = gates_[index].parked;
+    parked.erase(std::remove(parked.begin(), parked.end(), timer), parked.end());
 }
 
 const pool::Topology& Worker::routing_topology() {

@@ -14,20 +14,31 @@ seconds (MASTER_DELAY 2) while replica2 keeps up.
     on which replica the reader sits on).
  4. The waits are pipelined: the replicas ran MASTER_GTID_WAIT (their own
     Master_gtid_wait_count grew) during the global rounds.
+ 5. global, readers at once (replica1 no longer delayed): SHARED_ROUNDS rounds of an INSERT,
+    then SHARED_READERS sessions reading that row at the same moment (threads released
+    together): no read misses its row, most are answered by replicas, and the replicas ran
+    fewer MASTER_GTID_WAIT calls than they answered reads (their own counters): sessions of
+    one worker reading from one replica share one wait in flight
+    (sluice_causal_waits_total{outcome="shared"} grew).
 replica1's delay is removed and the replicas resynchronised at the end.
 """
 
 import os
+import threading
 import time
 
 import pymysql
 
-from itlib import (Checks, eq, true, env_int, HOST, topology, server_counters, server_delta)
+from itlib import (Checks, eq, true, env_int, HOST, topology, server_counters, server_delta,
+                   scrape_metrics, metric_delta)
 
 PORT = env_int("SLUICE_PORT")
 PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
 ROUNDS = int(os.environ.get("SLUICE_CONSISTENCY_ROUNDS", "2000"))
 READERS = 4
+SHARED_READERS = 8
+SHARED_ROUNDS = int(os.environ.get("SLUICE_CONSISTENCY_SHARED_ROUNDS", "150"))
+ADMIN = env_int("SLUICE_ADMIN_PORT")
 
 
 def connect(port=PORT):
@@ -98,6 +109,71 @@ def check_session():
     eq(stale, 0, "stale reads of a session's own writes under session")
 
 
+def check_shared_waits():
+    topology("lag", "replica1", "0")
+    topology("wait-sync")
+    writer = connect()
+    readers = [connect() for _ in range(SHARED_READERS)]
+    results = []  # (value read, server_id) per read
+    lock = threading.Lock()
+    key = [0]
+    start = threading.Barrier(SHARED_READERS + 1)
+    done = threading.Barrier(SHARED_READERS + 1)
+    errors = []
+
+    def reader(conn):
+        try:
+            for _ in range(SHARED_ROUNDS):
+                start.wait()
+                with conn.cursor() as c:
+                    c.execute("SELECT (SELECT v FROM consistency_t WHERE id = %s), @@server_id",
+                              (key[0],))
+                    row = c.fetchone()
+                with lock:
+                    results.append(row)
+                done.wait()
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(repr(e))
+            start.abort()
+            done.abort()
+
+    threads = [threading.Thread(target=reader, args=(r,)) for r in readers]
+    before, metrics_before = server_counters(), scrape_metrics(ADMIN)
+    try:
+        for t in threads:
+            t.start()
+        with writer.cursor() as w:
+            for i in range(SHARED_ROUNDS):
+                key[0] = 4_000_000 + i
+                w.execute("INSERT INTO consistency_t (id, v) VALUES (%s, %s)", (key[0], i))
+                start.wait()  # every reader reads the row now
+                done.wait()
+    finally:
+        for t in threads:
+            t.join(60)
+        for c in readers + [writer]:
+            c.close()
+    after, metrics_after = server_counters(), scrape_metrics(ADMIN)
+    eq(errors, [], "reader errors")
+    stale = sum(1 for v, _ in results if v is None)
+    on_replicas = {sid: sum(1 for _, s in results if s == sid) for sid in (1, 2, 3)}
+    waits = sum(server_delta(before, after, n, "Master_gtid_wait_count")
+                for n in ("replica1", "replica2"))
+    shared = metric_delta(metrics_before, metrics_after, "sluice_causal_waits_total",
+                          outcome="shared")
+    replica_reads = on_replicas[2] + on_replicas[3]
+    print(f"     {len(results)} reads ({SHARED_READERS} at once after each of {SHARED_ROUNDS} "
+          f"writes): {stale} stale, by server_id {on_replicas}; MASTER_GTID_WAIT calls on the "
+          f"replicas {waits}; reads behind another session's wait {shared:g}")
+    eq(len(results), SHARED_READERS * SHARED_ROUNDS, "reads done")
+    eq(stale, 0, "stale reads with readers at once under global")
+    true(replica_reads >= len(results) * 0.8,
+         f"reads answered by replicas: {replica_reads} of {len(results)}")
+    true(waits < replica_reads, f"fewer waits on the replicas ({waits}) than reads they "
+                                f"answered after a write ({replica_reads})")
+    true(shared > 0, f'sluice_causal_waits_total{{outcome="shared"}} grew by {shared:g}')
+
+
 def cleanup():
     topology("lag", "replica1", "0")
     topology("wait-sync")
@@ -113,6 +189,7 @@ def main():
                        "pipelined waits", check_global)
             checks.run("2. eventual: the same loop reads stale rows", check_eventual)
             checks.run("3. session: a connection's own writes: 0 stale", check_session)
+            checks.run("5. global, readers at once: 0 stale, waits shared", check_shared_waits)
     finally:
         checks.run("clean-up: replica1 without delay, replicas in sync", cleanup)
     checks.finish()
