@@ -14,138 +14,19 @@
 // Environment as for the Python tests (CTest, or `eval "$(tests/fixtures/stack.sh env NN)"`).
 // SLUICE_IT_DIRECT=1 runs it against the primary directly (SLUICE_PORT = the primary's port)
 // to validate the test itself; Sluice-only expectations (replica server ids) are then relaxed.
+//
+// What the node tests share (mysql2, environment, Checks and its exit guard, connections) is in
+// itlib.js.
 'use strict';
 
-const fs = require('fs');
-const util = require('util');
-const childProcess = require('child_process');
 const { Readable } = require('stream');
-
-let mysql;
-let mysqlPromise;
-try {
-  mysql = require('mysql2');
-  mysqlPromise = require('mysql2/promise');
-} catch (e) {
-  console.error(`FAIL - cannot load mysql2 (${e.message}): run \`npm ci\` in ${__dirname} ` +
-    '(scripts/install-deps.sh does)');
-  process.exit(1);
-}
-
-function env(name) {
-  const v = process.env[name];
-  if (v === undefined || v === '') {
-    console.error(`FAIL - environment variable ${name} is not set (run through ctest)`);
-    process.exit(1);
-  }
-  return v;
-}
-
-const HOST = process.env.SLUICE_HOST || '127.0.0.1';
-const PORT = Number(env('SLUICE_PORT'));
-const PRIMARY_PORT = Number(env('SLUICE_PRIMARY_PORT'));
-const REPLICA_PORTS = {
-  replica1: Number(env('SLUICE_REPLICA1_PORT')),
-  replica2: Number(env('SLUICE_REPLICA2_PORT')),
-};
-const TOPOLOGY = env('SLUICE_TOPOLOGY');
-const DB = 'sluice_test';
-const DIRECT = process.env.SLUICE_IT_DIRECT === '1';
-const PRIMARY_ID = 1;
-const REPLICA_IDS = [2, 3];
+const {
+  mysql, mysqlPromise, DB, DIRECT, PORT, PRIMARY_PORT, REPLICA_PORTS, PRIMARY_ID, REPLICA_IDS,
+  Checks, show, eq, truth, expectReplica, expectPrimary, topology,
+  options, connect, direct, rows, one, withConn, syncReplicas,
+} = require('./itlib');
 
 // ------------------------------------------------------------------------------ checks ----
-
-let finished = false; // set by Checks.finish() when every check ran and passed
-
-class Checks {
-  constructor() {
-    this.failures = [];
-    this.count = 0;
-    this.log = process.env.SLUICE_LOG;
-    this.logStart = this.logSize();
-  }
-
-  logSize() {
-    try {
-      return this.log ? fs.statSync(this.log).size : 0;
-    } catch (e) {
-      return 0;
-    }
-  }
-
-  logSinceStart() {
-    if (!this.log) return '';
-    try {
-      const buf = fs.readFileSync(this.log);
-      return buf.subarray(this.logStart).toString('utf8');
-    } catch (e) {
-      return '';
-    }
-  }
-
-  async run(name, fn) {
-    this.count++;
-    const t0 = process.hrtime.bigint();
-    try {
-      await fn();
-    } catch (e) {
-      this.failures.push(name);
-      const detail = e && e.code ? ` [${e.code} errno=${e.errno} sqlState=${e.sqlState}]` : '';
-      console.error(`FAIL - ${name}: ${e && e.name}: ${e && e.message}${detail}`);
-      if (e && e.stack) {
-        console.error(e.stack.split('\n').slice(1, 5).join('\n'));
-      }
-      return false;
-    }
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    console.log(`ok   - ${name} (${secs.toFixed(2)}s)`);
-    return true;
-  }
-
-  finish() {
-    if (this.failures.length) {
-      console.error(`\n${this.failures.length} of ${this.count} checks failed: ` +
-        this.failures.join(', '));
-      const lines = this.logSinceStart().split('\n').filter((l) => l.length);
-      console.error('sluice log during this test (last 60 lines):');
-      for (const line of lines.slice(-60)) console.error('  ' + line);
-      process.exit(1);
-    }
-    console.log(`all ${this.count} checks passed`);
-    finished = true;
-    process.exit(0);
-  }
-}
-
-function show(v) {
-  let s = util.inspect(v, { depth: 4, breakLength: Infinity });
-  if (s.length > 300) s = s.slice(0, 300) + '...';
-  return s;
-}
-
-function eq(actual, expected, what) {
-  if (!util.isDeepStrictEqual(actual, expected)) {
-    throw new Error(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
-
-function truth(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
-function expectReplica(serverId, what) {
-  if (DIRECT) {
-    truth([PRIMARY_ID].concat(REPLICA_IDS).includes(serverId), `${what}: @@server_id ${serverId}`);
-    return;
-  }
-  truth(REPLICA_IDS.includes(serverId),
-    `${what}: expected a replica's @@server_id ${show(REPLICA_IDS)}, got ${show(serverId)}`);
-}
-
-function expectPrimary(serverId, what) {
-  eq(serverId, PRIMARY_ID, `${what}: @@server_id (the primary is 1)`);
-}
 
 // Awaits a promise that must reject with MySQL error `errno`; returns the error.
 async function expectError(promise, errno, what) {
@@ -171,77 +52,6 @@ async function waitUntil(cond, timeoutMs, stepMs) {
     if (Date.now() >= deadline) return false;
     await sleep(stepMs || 100);
   }
-}
-
-function topology(...args) {
-  try {
-    return childProcess.execFileSync('bash', [TOPOLOGY].concat(args),
-      { encoding: 'utf8', timeout: 120000, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    throw new Error(`topology.sh ${args.join(' ')} failed: ${(e.stdout || '') + (e.stderr || '')}`);
-  }
-}
-
-// -------------------------------------------------------------------------- connections ----
-
-function options(port, extra) {
-  return Object.assign({
-    host: HOST,
-    port,
-    user: 'app',
-    password: 'app',
-    database: DB,
-    charset: 'UTF8MB4_GENERAL_CI',
-    connectTimeout: 5000,
-    timezone: 'Z',
-    supportBigNumbers: true,
-    bigNumberStrings: false,
-  }, extra || {});
-}
-
-function connect(extra) {
-  return mysqlPromise.createConnection(options(PORT, extra));
-}
-
-function direct(port, extra) {
-  return mysqlPromise.createConnection(options(port || PRIMARY_PORT, extra));
-}
-
-async function rows(conn, sql, params) {
-  const [r] = await conn.query(sql, params);
-  return r;
-}
-
-async function one(conn, sql, params) {
-  const r = await rows(conn, sql, params);
-  truth(Array.isArray(r) && r.length === 1, `${sql}: expected one row, got ${show(r)}`);
-  return r[0];
-}
-
-async function withConn(conn, fn) {
-  try {
-    return await fn(conn);
-  } finally {
-    try {
-      await conn.end();
-    } catch (e) {
-      conn.destroy();
-    }
-  }
-}
-
-// Every replica has applied the primary's current binlog position: set-up done directly on the
-// primary is visible on the replicas before a check relies on it.
-async function syncReplicas() {
-  await withConn(await direct(PRIMARY_PORT), async (p) => {
-    const pos = (await one(p, 'SELECT @@gtid_binlog_pos AS pos')).pos;
-    for (const name of Object.keys(REPLICA_PORTS)) {
-      await withConn(await direct(REPLICA_PORTS[name]), async (r) => {
-        const w = (await one(r, 'SELECT MASTER_GTID_WAIT(?, 30) AS w', [pos])).w;
-        eq(w, 0, `${name} reached the primary's position ${pos} within 30 s`);
-      });
-    }
-  });
 }
 
 // ------------------------------------------------------------------------------- tests ----
@@ -794,15 +604,6 @@ async function main() {
   await checks.run('destroy() mid-result: backend thread closed, fresh connection works', testDestroyMidResult);
   checks.finish();
 }
-
-// Node exits with status 0 when nothing is left to wait for, even in the middle of main() (a
-// promise that will never settle, e.g. a connection to a daemon that died): that is a failure.
-process.on('exit', (code) => {
-  if (code === 0 && !finished) {
-    console.error('FAIL - the test stopped before its last check (a promise never settled)');
-    process.exitCode = 1;
-  }
-});
 
 main().catch((e) => {
   console.error(`FAIL - unexpected: ${e && e.stack}`);

@@ -31,46 +31,23 @@
 // counter and metric expectations are then not checked.
 // SLUICE_RYW_SESSIONS / SLUICE_RYW_ROUNDS override S (6) and R (150); SLUICE_RYW_CONSISTENCY
 // (default session) the level in the reads' hint: `eventual` must make the test fail.
+//
+// What the node tests share (mysql2, environment, Checks and its exit guard, connections) is in
+// itlib.js.
 'use strict';
 
-const fs = require('fs');
 const http = require('http');
-const util = require('util');
-const childProcess = require('child_process');
+const {
+  env, DIRECT, PRIMARY_PORT, REPLICA_PORTS, PRIMARY_ID, REPLICA_IDS, configure,
+  Checks, show, eq, truth, topology, connect, direct, withConn, one, syncReplicas,
+} = require('./itlib');
 
-let mysqlPromise;
-try {
-  mysqlPromise = require('mysql2/promise');
-} catch (e) {
-  console.error(`FAIL - cannot load mysql2 (${e.message}): run \`npm ci\` in ${__dirname} ` +
-    '(scripts/install-deps.sh does)');
-  process.exit(1);
-}
+// As this test has always printed: longer, compact values; only the "at ..." lines of a stack.
+configure({ showLimit: 400, showCompact: true, stackFramesOnly: true });
 
-function env(name) {
-  const v = process.env[name];
-  if (v === undefined || v === '') {
-    console.error(`FAIL - environment variable ${name} is not set (run through ctest)`);
-    process.exit(1);
-  }
-  return v;
-}
-
-const HOST = process.env.SLUICE_HOST || '127.0.0.1';
-const PORT = Number(env('SLUICE_PORT'));
-const PRIMARY_PORT = Number(env('SLUICE_PRIMARY_PORT'));
-const REPLICA_PORTS = {
-  replica1: Number(env('SLUICE_REPLICA1_PORT')),
-  replica2: Number(env('SLUICE_REPLICA2_PORT')),
-};
-const TOPOLOGY = env('SLUICE_TOPOLOGY');
-const DIRECT = process.env.SLUICE_IT_DIRECT === '1';
 const ADMIN_PORT = DIRECT ? null : Number(env('SLUICE_ADMIN_PORT'));
-const DB = 'sluice_test';
 const TABLE = 'ryw_exec';
-const PRIMARY_ID = 1;
 const REPLICA1_ID = 2;
-const REPLICA_IDS = [2, 3];
 const SESSIONS = Number(process.env.SLUICE_RYW_SESSIONS || 6);
 const ROUNDS = Number(process.env.SLUICE_RYW_ROUNDS || 150);
 const MIN_REPLICA_SHARE = 0.8;
@@ -83,83 +60,6 @@ const SELECT_SQL = `${HINT}SELECT (SELECT v FROM ${TABLE} WHERE id = ?) AS v, @@
 
 // ------------------------------------------------------------------------------ checks ----
 
-let finished = false; // set by Checks.finish() when every check ran and passed
-
-class Checks {
-  constructor() {
-    this.failures = [];
-    this.count = 0;
-    this.log = process.env.SLUICE_LOG;
-    this.logStart = this.logSize();
-  }
-
-  logSize() {
-    try {
-      return this.log ? fs.statSync(this.log).size : 0;
-    } catch (e) {
-      return 0;
-    }
-  }
-
-  logSinceStart() {
-    if (!this.log) return '';
-    try {
-      return fs.readFileSync(this.log).subarray(this.logStart).toString('utf8');
-    } catch (e) {
-      return '';
-    }
-  }
-
-  async run(name, fn) {
-    this.count++;
-    const t0 = process.hrtime.bigint();
-    try {
-      await fn();
-    } catch (e) {
-      this.failures.push(name);
-      const detail = e && e.code ? ` [${e.code} errno=${e.errno} sqlState=${e.sqlState}]` : '';
-      console.error(`FAIL - ${name}: ${e && e.name}: ${e && e.message}${detail}`);
-      if (e && e.stack) {
-        console.error(e.stack.split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 4).join('\n'));
-      }
-      return false;
-    }
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    console.log(`ok   - ${name} (${secs.toFixed(2)}s)`);
-    return true;
-  }
-
-  finish() {
-    if (this.failures.length) {
-      console.error(`\n${this.failures.length} of ${this.count} checks failed: ` +
-        this.failures.join(', '));
-      const lines = this.logSinceStart().split('\n').filter((l) => l.length);
-      console.error('sluice log during this test (last 60 lines):');
-      for (const line of lines.slice(-60)) console.error('  ' + line);
-      process.exit(1);
-    }
-    console.log(`all ${this.count} checks passed`);
-    finished = true;
-    process.exit(0);
-  }
-}
-
-function show(v) {
-  let s = util.inspect(v, { depth: 4, breakLength: Infinity, compact: true });
-  if (s.length > 400) s = s.slice(0, 400) + '...';
-  return s;
-}
-
-function eq(actual, expected, what) {
-  if (!util.isDeepStrictEqual(actual, expected)) {
-    throw new Error(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
-
-function truth(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
 function withTimeout(promise, ms, what) {
   let timer;
   return Promise.race([
@@ -170,56 +70,7 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-function topology(...args) {
-  try {
-    return childProcess.execFileSync('bash', [TOPOLOGY].concat(args),
-      { encoding: 'utf8', timeout: 120000, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    throw new Error(`topology.sh ${args.join(' ')} failed: ${(e.stdout || '') + (e.stderr || '')}`);
-  }
-}
-
 // -------------------------------------------------------------------------- connections ----
-
-function options(port) {
-  return {
-    host: HOST,
-    port,
-    user: 'app',
-    password: 'app',
-    database: DB,
-    charset: 'UTF8MB4_GENERAL_CI',
-    connectTimeout: 5000,
-    supportBigNumbers: true,
-    bigNumberStrings: false,
-  };
-}
-
-function connect() {
-  return mysqlPromise.createConnection(options(PORT));
-}
-
-function direct(port) {
-  return mysqlPromise.createConnection(options(port || PRIMARY_PORT));
-}
-
-async function withConn(conn, fn) {
-  try {
-    return await fn(conn);
-  } finally {
-    try {
-      await conn.end();
-    } catch (e) {
-      conn.destroy();
-    }
-  }
-}
-
-async function one(conn, sql, params) {
-  const [r] = await conn.query(sql, params);
-  truth(Array.isArray(r) && r.length === 1, `${sql}: expected one row, got ${show(r)}`);
-  return r[0];
-}
 
 // The replicas' own counters (SHOW GLOBAL STATUS), read directly on each replica.
 const COUNTERS = ['Master_gtid_wait_count', 'Master_gtid_wait_timeouts', 'Com_stmt_execute'];
@@ -271,19 +122,6 @@ function causalWaits() {
     });
     req.on('timeout', () => req.destroy(new Error('GET /metrics timed out')));
     req.on('error', reject);
-  });
-}
-
-// Every replica has applied the primary's current binlog position.
-async function syncReplicas() {
-  await withConn(await direct(PRIMARY_PORT), async (p) => {
-    const pos = (await one(p, 'SELECT @@gtid_binlog_pos AS pos')).pos;
-    for (const name of Object.keys(REPLICA_PORTS)) {
-      await withConn(await direct(REPLICA_PORTS[name]), async (r) => {
-        const w = (await one(r, 'SELECT MASTER_GTID_WAIT(?, 30) AS w', [pos])).w;
-        eq(w, 0, `${name} reached the primary's position ${pos} within 30 s`);
-      });
-    }
   });
 }
 
@@ -523,15 +361,6 @@ async function main() {
   });
   checks.finish();
 }
-
-// Node exits with status 0 when nothing is left to wait for, even in the middle of main() (a
-// promise that will never settle): that is a failure.
-process.on('exit', (code) => {
-  if (code === 0 && !finished) {
-    console.error('FAIL - the test stopped before its last check (a promise never settled)');
-    process.exitCode = 1;
-  }
-});
 
 main().catch((e) => {
   console.error(`FAIL - unexpected: ${e && e.stack}`);
