@@ -72,8 +72,8 @@ double score(const BackendState& b) noexcept {
     // Round trips under near_rtt are jitter on one host or in one zone: equally near.
     const double rtt_us =
         static_cast<double>(std::max<std::int64_t>(b.rtt.count(), near_rtt.count()));
-    return rtt_us * (1.0 + static_cast<double>(b.outstanding)) /
-           static_cast<double>(std::max<std::uint32_t>(b.weight, 1));
+    return rtt_us * (1.0 + static_cast<double>(b.outstanding) /
+                               static_cast<double>(std::max<std::uint32_t>(b.weight, 1)));
 }
 
 std::optional<std::size_t> choose_replica(const Topology& t,

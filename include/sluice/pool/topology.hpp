@@ -83,9 +83,10 @@ Ineligible eligibility(const BackendState& b, std::size_t index,
                        const ReplicaRequirements& req) noexcept;
 
 /// The distance-and-load score choose_replica minimises: max(rtt, near_rtt) in µs times
-/// (1 + outstanding), divided by the weight (0 counts as 1): a replica of weight 2 takes
-/// twice the load, or a round trip twice as long, before another looks better. Lower is
-/// better; always > 0.
+/// (1 + outstanding / weight) (weight 0 counts as 1): the weight is capacity, so a replica of
+/// weight 2 carries twice the outstanding load before another looks better, while equally
+/// near idle replicas score the same whatever their weights (the tie-break then shares the
+/// sessions by weight). Lower is better; always > 0.
 double score(const BackendState& b) noexcept;
 
 /// Round trips up to this count as equally near (loopback, one zone): RTT jitter below it
