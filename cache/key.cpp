@@ -9,7 +9,7 @@ namespace {
 
 // Bumped whenever the encoding below changes, so that proxies of two versions sharing a Redis
 // never read each other's entries under one key.
-constexpr std::uint8_t key_format = 1;
+constexpr std::uint8_t key_format = 2;
 
 // Feeds XXH3 with fixed-width little-endian integers and length-prefixed fields, so that the
 // byte stream is the same on every host that shares a Redis and parses back one way only.
@@ -58,6 +58,7 @@ Key make_key(const KeyInput& in) noexcept {
     e.field(in.collation);
     e.field(in.sql_mode);
     e.field(in.time_zone);
+    e.field(in.settings);
     e.u64(in.tables.size());
     for (const TableVersion& t : in.tables) {
         e.field(t.name);

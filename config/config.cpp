@@ -121,7 +121,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
                        {"workers", "server_version", "zone", "max_packet_size",
                         "connect_timeout_ms", "client_handshake_timeout_ms", "shutdown_grace_ms",
                         "listeners", "backends", "backend_tls", "users", "query_rules", "routing",
-                        "monitor", "admin", "logging"});
+                        "monitor", "admin", "logging", "cache", "cache_rules"});
     Config cfg;
     cfg.source = ctx.source;
     root.integer_into("workers", cfg.workers, 0, max_workers);
@@ -164,6 +164,15 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
         rules.items.push_back(parse_query_rule(ctx, *rules.tables[i], element("query_rules", i)));
     check_unique_names(ctx, "query_rules", rules);
     cfg.query_rules = std::move(rules.items);
+
+    if (const toml::table* cache = root.table("cache")) cfg.cache = parse_cache(ctx, *cache);
+    List<CacheRule> cache_rules;
+    cache_rules.tables = root.tables("cache_rules");
+    for (std::size_t i = 0; i < cache_rules.tables.size(); ++i)
+        cache_rules.items.push_back(
+            parse_cache_rule(ctx, *cache_rules.tables[i], element("cache_rules", i)));
+    check_unique_names(ctx, "cache_rules", cache_rules);
+    cfg.cache_rules = std::move(cache_rules.items);
 
     if (const toml::table* routing = root.table("routing"))
         cfg.routing = parse_routing(ctx, *routing);

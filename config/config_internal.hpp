@@ -147,6 +147,11 @@ private:
     std::string path_;
 };
 
+/// A file name from a TLS setting, resolved against the config file's directory; it must be
+/// readable now, so a wrong path fails at load time rather than at the first TLS handshake.
+std::string readable_file(const Context& ctx, const Section& s, std::string_view key,
+                          const std::string& name);
+
 // network.cpp: addresses, listeners, backends, backend TLS, admin.
 std::optional<std::string> canonical_address(const std::string& address);
 std::string endpoint_text(const std::string& address, std::uint16_t port);
@@ -160,5 +165,13 @@ User parse_user(const Context& ctx, const toml::table& table, std::string path);
 QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path);
 Routing parse_routing(const Context& ctx, const toml::table& table);
 Monitor parse_monitor(const Context& ctx, const toml::table& table);
+/// A password from `password` or `password_env` (required unless `optional`).
+std::string password_of(const Section& s, bool optional = false);
+/// Whether `pattern` is valid RE2; fails at `key` of `s` when not.
+void check_regex(const Section& s, std::string_view key, const std::string& pattern);
+
+// cache.cpp: [cache], [[cache.redis]], [[cache_rules]].
+Cache parse_cache(const Context& ctx, const toml::table& table);
+CacheRule parse_cache_rule(const Context& ctx, const toml::table& table, std::string path);
 
 } // namespace sluice::config::detail

@@ -69,18 +69,6 @@ std::string unreadable_reason(const std::string& path) {
     return regular ? std::string() : std::string("not a regular file");
 }
 
-/// A file name from a TLS setting, resolved against the config file's directory; it must be
-/// readable now, so a wrong path fails at load time rather than at the first TLS handshake.
-std::string readable_file(const Context& ctx, const Section& s, std::string_view key,
-                          const std::string& name) {
-    std::filesystem::path path(name);
-    if (path.is_relative() && !ctx.base_dir.empty()) path = ctx.base_dir / path;
-    std::string resolved = path.string();
-    const std::string why = unreadable_reason(resolved);
-    if (!why.empty()) s.fail_at(key, "cannot read " + in_quotes(resolved) + ": " + why);
-    return resolved;
-}
-
 /// A TLS file setting: absent stays empty; present must not be empty.
 std::string tls_file_name(const Section& s, std::string_view key) {
     auto value = s.string(key);
@@ -113,6 +101,18 @@ TlsFiles parse_listener_tls(const Context& ctx, const toml::table& table, std::s
 }
 
 } // namespace
+
+/// A file name from a TLS setting, resolved against the config file's directory; it must be
+/// readable now, so a wrong path fails at load time rather than at the first TLS handshake.
+std::string readable_file(const Context& ctx, const Section& s, std::string_view key,
+                          const std::string& name) {
+    std::filesystem::path path(name);
+    if (path.is_relative() && !ctx.base_dir.empty()) path = ctx.base_dir / path;
+    std::string resolved = path.string();
+    const std::string why = unreadable_reason(resolved);
+    if (!why.empty()) s.fail_at(key, "cannot read " + in_quotes(resolved) + ": " + why);
+    return resolved;
+}
 
 Listener parse_listener(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),

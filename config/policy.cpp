@@ -13,14 +13,13 @@
 
 namespace sluice::config::detail {
 
-namespace {
-
 // Messages here name the variable, never a password: they end up in logs.
-std::string password_of(const Section& s) {
+std::string password_of(const Section& s, bool optional) {
     auto password = s.string("password");
     auto env = s.string("password_env");
     if (password && env) s.fail_at("password_env", "cannot be set together with password");
     if (password) return std::move(*password);
+    if (!env && optional) return {};
     if (!env) s.fail_at("password", "is required (or password_env)");
     if (env->empty()) s.fail_at("password_env", "must not be empty");
     // Loading runs before any worker thread starts, so reading the environment is safe.
@@ -28,6 +27,16 @@ std::string password_of(const Section& s) {
     if (value == nullptr) s.fail_at("password_env", "environment variable " + *env + " is not set");
     return value;
 }
+
+void check_regex(const Section& s, std::string_view key, const std::string& pattern) {
+    if (pattern.empty()) return;
+    RE2::Options opts;
+    opts.set_log_errors(false);
+    const RE2 re(pattern, opts);
+    if (!re.ok()) s.fail_at(key, "not a valid RE2 expression: " + re.error());
+}
+
+namespace {
 
 Consistency consistency_of(const Section& s, std::string_view key) {
     const std::string v = s.required_string(key);
@@ -99,12 +108,7 @@ QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::st
     QueryRule r;
     r.name = s.required_string("name");
     s.string_into("match_digest", r.match_digest);
-    if (!r.match_digest.empty()) {
-        RE2::Options opts;
-        opts.set_log_errors(false);
-        const RE2 re(r.match_digest, opts);
-        if (!re.ok()) s.fail_at("match_digest", "not a valid RE2 expression: " + re.error());
-    }
+    check_regex(s, "match_digest", r.match_digest);
     s.string_into("user", r.user);
     s.string_into("schema", r.schema);
     const std::string route = s.required_string("route");

@@ -25,7 +25,8 @@ std::string_view take_word(std::string_view& s) noexcept {
     return w;
 }
 
-/// max_lag's value: digits, then ms, s or nothing (seconds). nullopt if malformed or too big.
+/// A duration (max_lag's, ttl's): digits, then ms, s or nothing (seconds). nullopt if
+/// malformed or too big.
 std::optional<std::uint32_t> take_lag(std::string_view& s) noexcept {
     std::uint64_t n = 0;
     std::size_t digits = 0;
@@ -72,6 +73,9 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
     bool replica = false;
     std::optional<std::uint32_t> lag;
     std::optional<Consistency> consistency;
+    std::optional<std::uint32_t> ttl;
+    bool cache = false;
+    bool nocache = false;
     bool any = false;
     for (;;) {
         while (!c.empty() && is_separator(c.front()))
@@ -89,6 +93,18 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
             skip_spaces(c);
             lag = take_lag(c);
             if (!lag) return false;
+        } else if (iequals(word, "CACHE")) {
+            cache = true;
+        } else if (iequals(word, "NOCACHE")) {
+            nocache = true;
+        } else if (iequals(word, "TTL")) {
+            skip_spaces(c);
+            if (!c.starts_with("=")) return false;
+            c.remove_prefix(1);
+            skip_spaces(c);
+            ttl = take_lag(c);
+            if (!ttl) return false;
+            cache = true;
         } else if (iequals(word, "CONSISTENCY")) {
             skip_spaces(c);
             if (!c.starts_with("=")) return false;
@@ -118,7 +134,40 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
     }
     if (lag) hint.max_lag_ms = lag;
     if (consistency) hint.consistency = consistency;
+    // nocache beats cache, as primary beats replica: the safe word wins.
+    if (nocache) {
+        hint.cache = Hint::Cache::nocache;
+        hint.cache_ttl_ms.reset();
+    } else if (cache && hint.cache != Hint::Cache::nocache) {
+        hint.cache = Hint::Cache::cache;
+        if (ttl) hint.cache_ttl_ms = ttl;
+    }
     return true;
 }
 
 } // namespace sluice::router::detail
+
+namespace sluice::router {
+
+std::string_view without_leading_comments(std::string_view sql) noexcept {
+    for (;;) {
+        std::size_t i = 0;
+        while (i < sql.size() && detail::is_space(sql[i]))
+            ++i;
+        sql.remove_prefix(i);
+        std::size_t end = std::string_view::npos;
+        if (sql.starts_with("/*") && !sql.starts_with("/*!") && !sql.starts_with("/*M!")) {
+            end = sql.find("*/", 2);
+            if (end != std::string_view::npos) end += 2;
+        } else if (sql.starts_with("#") ||
+                   (sql.starts_with("--") && (sql.size() == 2 || detail::is_space(sql[2]) ||
+                                              static_cast<unsigned char>(sql[2]) < 0x20))) {
+            end = sql.find('\n');
+            if (end == std::string_view::npos) end = sql.size();
+        }
+        if (end == std::string_view::npos) return sql;
+        sql.remove_prefix(end);
+    }
+}
+
+} // namespace sluice::router

@@ -73,6 +73,8 @@ const char* route_reason_name(RouteReason r) noexcept {
         return "read_your_writes";
     case RouteReason::catalog:
         return "catalog";
+    case RouteReason::cache:
+        return "cache";
     case RouteReason::count_:
         break;
     }

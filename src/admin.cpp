@@ -148,6 +148,7 @@ public:
             },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.causal_waits[i]; }, true);
         backend_gauges(out);
+        if (shared_.cache.enabled) cache_metrics(out, labeled, sum);
         {
             prometheus::MetricFamily f{"sluice_failovers_total",
                                        "Times the monitor found the primary on another backend",
@@ -200,6 +201,81 @@ public:
     }
 
 private:
+    /// sluice_cache_*: requests by layer and result, bypass reasons, invalidations, fills,
+    /// and the L1's size (summed over the workers).
+    template <class Labeled, class Sum>
+    void cache_metrics(std::vector<prometheus::MetricFamily>& out, Labeled& labeled,
+                       Sum& sum) const {
+        prometheus::MetricFamily req{"sluice_cache_requests_total",
+                                     "Cache lookups by layer (l1, l2) and result (hit, miss, "
+                                     "bypass: a read a rule or hint names that cannot be cached)",
+                                     prometheus::MetricType::Counter,
+                                     {}};
+        static constexpr std::array<const char*, 2> layers{"l1", "l2"};
+        static constexpr std::array<const char*, 3> results{"hit", "miss", "bypass"};
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+            for (std::size_t r = 0; r < results.size(); ++r) {
+                prometheus::ClientMetric m;
+                m.label.push_back({"layer", layers[l]});
+                m.label.push_back({"result", results[r]});
+                m.counter.value =
+                    sum([&](WorkerStats& s) -> Counter& { return s.cache_requests[l * 3 + r]; });
+                req.metric.push_back(std::move(m));
+            }
+        }
+        out.push_back(std::move(req));
+        labeled(
+            "sluice_cache_bypass_total", "Reads a rule or hint names that were not cached, by why",
+            "reason", static_cast<std::size_t>(CacheBypass::count_),
+            [](std::size_t i) { return cache_bypass_name(static_cast<CacheBypass>(i)); },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.cache_bypass[i]; }, true);
+        labeled(
+            "sluice_cache_invalidations_total",
+            "Table versions bumped (a table, or every table at once), by what caused it", "source",
+            static_cast<std::size_t>(InvalidationSource::count_),
+            [](std::size_t i) {
+                static constexpr std::array<const char*, 3> names{"write", "binlog", "peer"};
+                return names[i];
+            },
+            [](WorkerStats& s, std::size_t i) -> Counter& { return s.cache_invalidations[i]; },
+            true);
+        auto single = [&](const char* name, const char* help, prometheus::MetricType type,
+                          auto field) {
+            prometheus::MetricFamily f{name, help, type, {}};
+            prometheus::ClientMetric m;
+            const double v = sum(field);
+            if (type == prometheus::MetricType::Gauge)
+                m.gauge.value = v;
+            else
+                m.counter.value = v;
+            f.metric.push_back(std::move(m));
+            out.push_back(std::move(f));
+        };
+        using prometheus::MetricType;
+        single("sluice_cache_fills_total", "Results stored in the cache after a miss",
+               MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.cache_fills; });
+        single("sluice_cache_uncacheable_total",
+               "Missed reads whose result was not stored (an error, warnings, too large, several "
+               "results)",
+               MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.cache_uncacheable; });
+        single("sluice_cache_stale_fill_refused_total",
+               "Results from a replica not stored: it was not known to have the writes their "
+               "table versions stand for",
+               MetricType::Counter,
+               [](WorkerStats& s) -> Counter& { return s.cache_stale_refused; });
+        single("sluice_cache_evictions_total", "L1 entries evicted to make room",
+               MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.l1_evictions; });
+        single("sluice_cache_entries", "Entries in the L1 caches", MetricType::Gauge,
+               [](WorkerStats& s) -> Counter& { return s.l1_entries; });
+        prometheus::MetricFamily bytes{
+            "sluice_cache_bytes", "Bytes held by a cache layer", MetricType::Gauge, {}};
+        prometheus::ClientMetric m;
+        m.label.push_back({"layer", "l1"});
+        m.gauge.value = sum([](WorkerStats& s) -> Counter& { return s.l1_bytes; });
+        bytes.metric.push_back(std::move(m));
+        out.push_back(std::move(bytes));
+    }
+
     /// sluice_backend_{up,role,replicating,lag_seconds,rtt_seconds,outstanding}{backend}.
     void backend_gauges(std::vector<prometheus::MetricFamily>& out) const {
         const auto views = backend_views(shared_, workers_);

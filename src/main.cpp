@@ -152,7 +152,8 @@ void probe_primary(sluice::Shared& shared) {
     }
 }
 
-int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
+int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
+        sluice::router::RuleSet cache_rules) {
     // A peer that closed its socket is an error value on the write, never a signal.
     std::signal(SIGPIPE, SIG_IGN);
     // Until the signal set below takes SIGHUP over, a hang-up during start-up is ignored too.
@@ -198,9 +199,13 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules) {
         shared.backends.size(), sluice::pool::Breaker::Options{
                                     .failures_to_open = 1, .open_for = cfg.routing.replica_retry});
     shared.rules = std::move(rules);
+    shared.cache.enabled = cfg.cache.enabled;
+    shared.cache.rules = std::move(cache_rules);
+    // The cache needs each write's GTID too: a replica's result is cached under a table's
+    // new version only when the replica is known to have applied the write that made it.
     shared.track_gtids =
         !shared.replica_indexes.empty() &&
-        (cfg.routing.consistency != sluice::config::Consistency::eventual ||
+        (cfg.cache.enabled || cfg.routing.consistency != sluice::config::Consistency::eventual ||
          std::any_of(cfg.users.begin(), cfg.users.end(),
                      [](const auto& u) {
                          return u.consistency &&
@@ -340,12 +345,18 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s: %s\n", config_path.c_str(), error->c_str());
         return 2;
     }
+    auto cache_rules = sluice::compile_cache_rules(cfg);
+    if (auto* error = std::get_if<std::string>(&cache_rules)) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), error->c_str());
+        return 2;
+    }
     if (check_only) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;
     }
     try {
-        return run(cfg, std::move(std::get<sluice::router::RuleSet>(rules)));
+        return run(cfg, std::move(std::get<sluice::router::RuleSet>(rules)),
+                   std::move(std::get<sluice::router::RuleSet>(cache_rules)));
     } catch (const std::exception& e) {
         // Binding a port, reading a certificate: the daemon does not start half-configured.
         spdlog::critical("cannot start: {}", e.what());

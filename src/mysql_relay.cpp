@@ -152,7 +152,13 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard
     // The primary's OKs are read for the GTID of each write, and rewritten for a client that
     // did not ask for session tracking: Sluice walks its responses packet by packet. Other
     // responses stream as they come.
-    const bool inspect = backend.tracks_gtid || backend.strip_tracking;
+    // A read missed in the cache is captured as it streams, to be stored after (fill_cache).
+    bool capturing = capture_wanted_ && !discard;
+    if (capturing)
+        capture_.start(capture_format_,
+                       (backend.conn->capabilities() & mysql::cap::deprecate_eof) != 0,
+                       worker_.shared().cfg.cache.max_result_bytes);
+    const bool inspect = backend.tracks_gtid || backend.strip_tracking || capturing;
     bool need_more = bbuf.empty();
     std::size_t want = 4096;
     for (;;) {
@@ -185,6 +191,10 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard
                 auto n = scanner_.feed(packet);
                 if (!n) co_return Relay::backend_protocol;
                 if (*n != packet.size()) co_return Relay::backend_protocol;
+                if (capturing) {
+                    capture_.add(packet.subspan(4));
+                    capturing = !capture_.refused().has_value();
+                }
                 bool replaced = false;
                 if (scanner_.last_packet_ok()) {
                     auto ok = mysql::parse_tracked_ok(packet.subspan(4));
@@ -226,6 +236,11 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard
                 co_return Relay::primary_read_only;
             }
         }
+        if (slot == primary_slot && scanner_.state() == mysql::ResponseScanner::State::done)
+            // Table versions move before the client learns of the write (invalidate, then
+            // respond): a read it sends next cannot find what was cached before.
+            primary_answered(scanner_.has_status() && !scanner_.ended_with_error(),
+                             scanner_.last_status());
         // Result packets go to the client as they arrive, one write per read.
         const std::span<const std::uint8_t> send =
             rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);

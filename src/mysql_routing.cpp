@@ -168,6 +168,22 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     std::string digest;
     if (!worker_.shared().rules.empty()) digest = router::digest(sql, state_.sql_mode()).text;
 
+    // Cache check first (DESIGN.md: cache, then the nearest replica, then fill the cache).
+    FillFlight flight;
+    if (c.cls == StatementClass::read && plan_read(c, sql, digest)) {
+        const auto served = co_await serve_cached(frame.next_seq);
+        if (served) {
+            cbuf_.consume(frame.wire_size);
+            worker_.stats().statements[static_cast<std::size_t>(c.cls)].add();
+            worker_.stats().routes[static_cast<std::size_t>(RouteReason::cache)].add();
+            last_on_replica_ = false;
+            co_return *served;
+        }
+        flight.start(worker_.cache(), cache_plan_.key);
+        capture_wanted_ = true;
+        capture_format_ = mysql::ResultFormat::text;
+    }
+
     router::Route route;
     pending_wait_.clear();
     Slot slot = co_await choose(c, digest, route, true, true);
@@ -188,6 +204,7 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     }
     Relay r;
     if (slot == primary_slot) {
+        if (c.cls != StatementClass::read) plan_write(c, sql);
         // Consumed before the answer: LOAD DATA LOCAL INFILE reads the file from what follows.
         cbuf_.consume(frame.wire_size); // the bytes stay in place until the next read
         // During a switchover the old primary turns read-only before the new one takes
@@ -246,6 +263,15 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         }
         cbuf_.consume(frame.wire_size);
     }
+    capture_wanted_ = false;
+    if (r == Relay::ok) {
+        fill_cache(slot);
+    } else {
+        cache_plan_.active = false;
+    }
+    flight.finish();
+    // A write whose answer was lost may have run all the same.
+    if (r != Relay::ok && bump_pending_) primary_answered(false, 0);
     count_statement(c, route, slot);
     if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
     // Even a CALL that failed half-way may have set variables before it failed.

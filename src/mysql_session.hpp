@@ -1,8 +1,10 @@
 #pragma once
 
+#include "cache_layer.hpp"
 #include "server.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/protocol/mysql/auth.hpp"
+#include "sluice/protocol/mysql/cached_result.hpp"
 #include "sluice/protocol/mysql/messages.hpp"
 #include "sluice/protocol/mysql/response_scanner.hpp"
 #include "sluice/router/classify.hpp"
@@ -236,6 +238,48 @@ private:
     /// Tells the registry which backend threads serve this session now.
     void publish_threads();
     void on_long_data(const protocol::mysql::MessageFrame& frame);
+
+    // ---- the result cache (mysql_cache.cpp) ----
+    /// Whether a read is to be looked up in the cache (a hint or rule asks, it is
+    /// deterministic, it would run on a replica, its tables are known): cache_plan_ then
+    /// holds its key. `digest`: the digest text, computed here if empty and needed.
+    bool plan_read(const router::Classification& c, std::string_view sql, std::string& digest);
+    /// Answers the planned read from the cache: true/false (whether the session goes on)
+    /// when it did, nullopt on a miss (the caller runs the read and calls fill_cache()).
+    asio::awaitable<std::optional<bool>> serve_cached(std::uint8_t seq);
+    /// After a missed read was relayed from `slot`: stores what was captured, unless the
+    /// result may not reflect the writes its key's table versions stand for.
+    void fill_cache(Slot slot);
+    /// Whether backend `index` is known to have applied watermark version `needs`.
+    bool replica_reflects(std::size_t index, std::uint64_t needs) const;
+    /// A statement about to run on the primary that may change tables: their versions are
+    /// bumped when its answer arrives, before the client gets it (primary_answered()).
+    void plan_write(const router::Classification& c, std::string_view sql);
+    void bump_tables(std::span<cache::TableState* const> tables, bool all) noexcept;
+    /// The primary's answer is complete and about to reach the client: bumps what the
+    /// statement and, when it ended one, its transaction wrote.
+    void primary_answered(bool has_status, std::uint16_t status) noexcept;
+    /// The session settings that change answers, canonical, for cache keys.
+    const std::string& cache_settings();
+    struct CachePlan {
+        cache::Key key;
+        std::chrono::milliseconds ttl{0};
+        std::uint64_t needs = 0; ///< the watermark version a replica's result must reflect
+        bool active = false;
+    };
+    CachePlan cache_plan_;
+    bool capture_wanted_ = false; ///< relay(): capture the answer for the cache
+    protocol::mysql::ResultFormat capture_format_ = protocol::mysql::ResultFormat::text;
+    protocol::mysql::Capture capture_;
+    std::vector<std::string> names_;                  ///< scratch: a read's qualified tables
+    std::vector<cache::TableVersion> table_versions_; ///< scratch: their versions
+    std::vector<cache::TableState*> bump_;            ///< the running statement's tables
+    bool bump_all_ = false;                           ///< ... not known: everything
+    bool bump_pending_ = false;
+    std::vector<cache::TableState*> trx_written_; ///< bumped again when the trx ends
+    bool trx_written_all_ = false;
+    std::string settings_;
+    std::uint64_t settings_version_ = ~std::uint64_t{0};
 
     router::SessionView view() const noexcept;
     /// The statement with CONNECTION_ID() replaced by the session's own id (the one in the

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "cache_layer.hpp"
 #include "sluice/config/config.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/pool/breaker.hpp"
@@ -184,6 +185,7 @@ struct Shared {
         return topology;
     }
     router::RuleSet rules;
+    CacheShared cache;
     std::atomic<std::uint32_t> next_connection_id{SessionRegistry::first_id};
     SessionRegistry sessions;
     AuthCache auth_cache;
@@ -216,6 +218,8 @@ router::Consistency to_router(config::Consistency c) noexcept;
 
 /// The configured query rules, compiled; the RE2 error text when a pattern does not compile.
 std::variant<router::RuleSet, std::string> compile_rules(const config::Config& cfg);
+/// The same for [[cache_rules]].
+std::variant<router::RuleSet, std::string> compile_cache_rules(const config::Config& cfg);
 
 /// Throws std::system_error when something already listens on the listener's address.
 void ensure_port_free(const config::Listener& l);
@@ -242,6 +246,7 @@ public:
     asio::io_context& io() noexcept { return io_; }
     Shared& shared() noexcept { return shared_; }
     WorkerStats& stats() noexcept { return stats_; }
+    WorkerCache& cache() noexcept { return cache_; }
     unsigned index() const noexcept { return index_; }
     bool draining() const noexcept { return draining_; }
     /// The topology this worker routes by (its thread only): the monitor posts each new
@@ -292,6 +297,7 @@ private:
     std::unordered_set<ClientSession*> sessions_;
     asio::steady_timer sweep_timer_{io_};
     WorkerStats stats_;
+    WorkerCache cache_;
     std::shared_ptr<const pool::Topology> topology_;
     pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
     bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied

@@ -18,6 +18,8 @@ public:
         v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }
     std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+    /// For gauges mirrored from a structure only its worker may read (the L1's size).
+    void set(std::uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
 
 private:
     std::atomic<std::uint64_t> v_{0};
@@ -50,6 +52,12 @@ const char* client_error_name(ClientError e) noexcept;
 /// `shared`: a read that needed no wait of its own, another session's answered for it.
 enum class CausalWait : std::uint8_t { ok, timeout, error, shared, count_ };
 
+/// The cache layers and what a lookup found; labels of sluice_cache_requests_total.
+enum class CacheLayer : std::uint8_t { l1, l2, count_ };
+enum class CacheResult : std::uint8_t { hit, miss, bypass, count_ };
+/// What bumped table versions; a label of sluice_cache_invalidations_total.
+enum class InvalidationSource : std::uint8_t { write, binlog, peer, count_ };
+
 inline constexpr std::size_t statement_classes = 16; // router::StatementClass values
 inline constexpr std::size_t route_reasons = 16;     // router::RouteReason values
 
@@ -77,6 +85,18 @@ struct WorkerStats {
     // Time read-your-writes waits took on replicas (sending the wait to its answer).
     std::array<Counter, latency_bounds.size() + 1> wait_buckets{}; // last = +Inf
     Counter wait_sum_ns;
+    // The result cache (issue #9).
+    std::array<Counter, 6> cache_requests{}; // layer * 3 + result
+    std::array<Counter, 3> cache_bypass{};   // by CacheBypass (cache_layer.hpp)
+    std::array<Counter, static_cast<std::size_t>(InvalidationSource::count_)> cache_invalidations{};
+    Counter cache_fills;         // results stored after a miss
+    Counter cache_uncacheable;   // missed reads whose result could not be stored
+    Counter cache_stale_refused; // results not stored: the replica may lack the last write
+    Counter l1_bytes, l1_entries, l1_evictions, l1_expirations; // gauges of this worker's L1
+
+    void count_cache(CacheLayer l, CacheResult r) noexcept {
+        cache_requests[static_cast<std::size_t>(l) * 3 + static_cast<std::size_t>(r)].add();
+    }
 
     void observe_hold(std::chrono::nanoseconds d) noexcept {
         observe(hold_bounds, hold_buckets, hold_sum_ns, d);

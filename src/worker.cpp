@@ -53,6 +53,22 @@ std::variant<router::RuleSet, std::string> compile_rules(const config::Config& c
     return router::RuleSet::compile(std::move(specs));
 }
 
+std::variant<router::RuleSet, std::string> compile_cache_rules(const config::Config& cfg) {
+    std::vector<router::RuleSpec> specs;
+    for (const auto& r : cfg.cache_rules) {
+        router::RuleSpec spec;
+        spec.name = r.name;
+        spec.match_digest = r.match_digest;
+        spec.user = r.user;
+        spec.schema = r.schema;
+        const auto ttl = r.ttl.value_or(cfg.cache.default_ttl);
+        spec.cache_ttl_ms = static_cast<std::uint32_t>(ttl.count());
+        spec.cache_shared = r.shared;
+        specs.push_back(std::move(spec));
+    }
+    return router::RuleSet::compile(std::move(specs));
+}
+
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
@@ -104,7 +120,9 @@ void AuthCache::insert(std::string_view user) {
 }
 
 Worker::Worker(unsigned index, Shared& shared)
-    : index_(index), shared_(shared), topology_(shared.topology) {}
+    : index_(index), shared_(shared),
+      cache_(shared.cache, shared.cache.enabled ? shared.cfg.cache.l1_max_bytes : 0),
+      topology_(shared.topology) {}
 
 void Worker::set_topology(std::shared_ptr<const pool::Topology> t) {
     topology_ = std::move(t);

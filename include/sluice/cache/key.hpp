@@ -49,6 +49,11 @@ struct KeyInput {
     std::string_view collation;
     std::string_view sql_mode;
     std::string_view time_zone;
+    /// Any other session setting that changes answers (lc_time_names,
+    /// div_precision_increment, group_concat_max_len, sql_select_limit, ...), and the client
+    /// capabilities that change result bytes (MariaDB's extended metadata): the daemon puts
+    /// every tracked assignment here in a canonical form.
+    std::string_view settings;
     /// A rule says the entry is shared between users: `user` is left out, so every user
     /// running the statement gets the same key. Without it users never share an entry.
     bool shared = false;

@@ -117,6 +117,43 @@ struct Routing {
     std::chrono::milliseconds failover_hold{30000};
 };
 
+/// One Redis server (or Redis Cluster seed) of the L2 cache ([[cache.redis]], issue #9).
+struct CacheRedis {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string region;   ///< empty: this Sluice's own region
+    std::string user;     ///< ACL user (Redis 6+); empty: AUTH with the password alone
+    std::string password; ///< resolved like a user's; empty: no AUTH
+    bool tls = false;
+    std::string tls_ca_file;     ///< CA that signed the server's certificate
+    std::string tls_server_name; ///< SNI and the name verified; empty: host
+    bool tls_verify = true;
+    std::chrono::milliseconds connect_timeout{200};
+    std::chrono::milliseconds command_timeout{100};
+};
+
+/// The result cache ([cache], issue #9).
+struct Cache {
+    bool enabled = false; ///< a [cache] section is present and does not say enabled = false
+    std::chrono::milliseconds default_ttl{300000};       ///< for hints and rules without their own
+    std::size_t max_result_bytes = std::size_t{1} << 20; ///< larger results are not cached
+    std::size_t l1_max_bytes = std::size_t{64} << 20;    ///< per worker; 0: no L1
+    std::string key_prefix = "sluice:";                  ///< Redis keys start with it
+    std::vector<CacheRedis> redis;                       ///< empty: L1 only
+};
+
+/// A cache rule ([[cache_rules]]): which reads are cached and for how long; the first
+/// matching rule decides (a hint in the statement beats every rule).
+struct CacheRule {
+    std::string name;
+    std::string match_digest; ///< RE2 pattern searched in the digest text; empty: any
+    std::string user;         ///< exact user; empty: any
+    std::string schema;       ///< exact current database; empty: any
+    /// Absent: [cache] default_ttl_ms; 0: the reads it matches are never cached.
+    std::optional<std::chrono::milliseconds> ttl;
+    bool shared = false; ///< one entry for every user (else each user has their own)
+};
+
 struct Admin {
     std::string address = "127.0.0.1";
     std::uint16_t port = 6090;
@@ -142,6 +179,8 @@ struct Config {
     BackendTls backend_tls;
     std::vector<User> users;
     std::vector<QueryRule> query_rules;
+    Cache cache;
+    std::vector<CacheRule> cache_rules;
     Routing routing;
     Monitor monitor;
     Admin admin;

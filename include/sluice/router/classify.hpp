@@ -103,11 +103,17 @@ struct StatementFlags {
 /// applied every write whose OK this Sluice relayed to any client before the read arrived.
 enum class Consistency : std::uint8_t { eventual, session, global };
 
+/// Caching (issue #9): /* sluice: cache */ caches a read for the default TTL,
+/// /* sluice: cache ttl=60s */ (or ttl=500ms; ttl alone implies cache) for that long, and
+/// /* sluice: nocache */ keeps a read out of the cache whatever the rules say.
 struct Hint {
     enum class Target : std::uint8_t { none, primary, replica };
+    enum class Cache : std::uint8_t { none, cache, nocache };
     Target target = Target::none;
     std::optional<std::uint32_t> max_lag_ms;
     std::optional<Consistency> consistency; ///< consistency=eventual|session|global
+    Cache cache = Cache::none;
+    std::optional<std::uint32_t> cache_ttl_ms; ///< ttl=...: with Cache::cache
     bool operator==(const Hint&) const = default;
 };
 
@@ -176,6 +182,11 @@ struct SqlMode {
     bool no_backslash_escapes = false; ///< '\' is an ordinary character inside strings
     bool ansi_quotes = false;          ///< "x" is an identifier, not a string
 };
+
+/// The statement without the comments and spaces before its first token (where hints are):
+/// `/* sluice: cache */ SELECT 1` and `SELECT 1` are one statement to the cache. Versioned
+/// comments (`/*!...*/`, `/*M!...*/`) are code and stay; an unterminated comment stays too.
+std::string_view without_leading_comments(std::string_view sql) noexcept;
 
 /// Classifies one COM_QUERY text (or a COM_STMT_PREPARE text). Never fails: what it cannot
 /// make sense of is StatementClass::unknown or flags.bad_syntax.

@@ -38,6 +38,7 @@ enum class RouteReason : std::uint8_t {
     diagnostics,      ///< SHOW WARNINGS, FOUND_ROWS() ...: where the previous statement ran
     read_your_writes, ///< the replica did not show the session's last write in time: primary
     catalog,          ///< SHOW CREATE / TABLE STATUS / INDEX, information_schema: the primary
+    cache,            ///< answered from the result cache: no backend
     count_
 };
 const char* route_reason_name(RouteReason r) noexcept;
@@ -53,6 +54,10 @@ struct RuleSpec {
     std::string error_message = "Query refused by a Sluice rule";
     std::optional<std::uint32_t> max_lag_ms;
     std::optional<Consistency> consistency; ///< for the reads it matches
+    /// Cache rules only ([[cache_rules]], matched as a RuleSet of their own): how long the
+    /// reads it matches stay cached (0: never), and whether users share the entries.
+    std::uint32_t cache_ttl_ms = 0;
+    bool cache_shared = false;
 };
 
 /// Compiled rules. Build once per configuration; matching allocates nothing.

@@ -154,3 +154,40 @@ TEST_CASE("#8: consistency=eventual|session|global in a hint", "[router][hint]")
         {"/* sluice: consistency=eventualx */ SELECT 1", hint(Target::none)},
     });
 }
+
+TEST_CASE("#9: cache, ttl=... and nocache in a hint", "[router][hint]") {
+    auto cached = [](std::optional<std::uint32_t> ttl, Target t = Target::none) {
+        Hint h = hint(t);
+        h.cache = Hint::Cache::cache;
+        h.cache_ttl_ms = ttl;
+        return h;
+    };
+    Hint off = hint(Target::none);
+    off.cache = Hint::Cache::nocache;
+    check_rows({
+        {"/* sluice: cache */ SELECT 1", cached(std::nullopt)},
+        {"/* sluice: cache ttl=60s */ SELECT 1", cached(60000)},
+        {"/* sluice: ttl=250ms */ SELECT 1", cached(250)},
+        {"/* sluice: replica, cache, ttl=5 */ SELECT 1", cached(5000, Target::replica)},
+        {"/* sluice: nocache */ SELECT 1", off},
+        {"/* sluice: cache nocache ttl=5s */ SELECT 1", off},
+        {"/* sluice: nocache */ /* sluice: cache ttl=5s */ SELECT 1", off},
+        {"/* sluice: cache */ /* sluice: nocache */ SELECT 1", off},
+        {"/* sluice: cache ttl */ SELECT 1", hint(Target::none)},
+        {"/* sluice: cache ttl=5m */ SELECT 1", hint(Target::none)},
+        {"/* sluice: cachex */ SELECT 1", hint(Target::none)},
+    });
+}
+
+TEST_CASE("#9: the statement without its leading comments", "[router][hint]") {
+    using sluice::router::without_leading_comments;
+    CHECK(without_leading_comments("/* sluice: cache */ SELECT 1") == "SELECT 1");
+    CHECK(without_leading_comments("  /* a */ /*+ b */\n# c\n-- d\nSELECT 1") == "SELECT 1");
+    CHECK(without_leading_comments("/*!40101 SELECT */ 1") == "/*!40101 SELECT */ 1");
+    CHECK(without_leading_comments("/*M!100000 SELECT */ 1") == "/*M!100000 SELECT */ 1");
+    CHECK(without_leading_comments("/* open SELECT 1") == "/* open SELECT 1");
+    CHECK(without_leading_comments("--1 SELECT") == "--1 SELECT");
+    CHECK(without_leading_comments("-- only") == "");
+    CHECK(without_leading_comments("SELECT 1 /* x */") == "SELECT 1 /* x */");
+    CHECK(without_leading_comments("") == "");
+}

@@ -1,0 +1,49 @@
+#include "cache_layer.hpp"
+
+#include <algorithm>
+
+namespace sluice {
+
+const char* cache_bypass_name(CacheBypass b) noexcept {
+    switch (b) {
+    case CacheBypass::not_deterministic:
+        return "not_deterministic";
+    case CacheBypass::primary:
+        return "primary";
+    case CacheBypass::tables_unknown:
+        return "tables_unknown";
+    case CacheBypass::count_:
+        break;
+    }
+    return "unknown";
+}
+
+cache::TableState& WorkerCache::version(std::string_view name) {
+    // Only the first lookup of a table in this worker takes the shared lock.
+    auto it = versions_.find(name);
+    if (it == versions_.end())
+        it = versions_.emplace(std::string(name), &shared_.versions.table(name)).first;
+    return *it->second;
+}
+
+void WorkerCache::fill_finished(const cache::Key& key) noexcept {
+    auto it = fills_.find(key);
+    if (it == fills_.end()) return;
+    for (asio::steady_timer* t : it->second)
+        t->cancel();
+    fills_.erase(it);
+}
+
+void WorkerCache::park(const cache::Key& key, asio::steady_timer* timer) {
+    auto it = fills_.find(key);
+    if (it != fills_.end()) it->second.push_back(timer);
+}
+
+void WorkerCache::unpark(const cache::Key& key, asio::steady_timer* timer) noexcept {
+    auto it = fills_.find(key);
+    if (it == fills_.end()) return;
+    auto& v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), timer), v.end());
+}
+
+} // namespace sluice

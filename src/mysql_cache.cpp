@@ -1,0 +1,301 @@
+// The result cache in a MySQL session (issue #9, DESIGN.md "Caching contract"): which reads
+// are cached and under which key, answers replayed from the cache, results captured and
+// filled after a miss, and the table versions every write bumps before its answer leaves.
+
+#include "mysql_session.hpp"
+#include "sluice/protocol/mysql/packet.hpp"
+#include "sluice/router/consistency.hpp"
+#include "sluice/router/tables.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace mysql = protocol::mysql;
+using router::StatementClass;
+
+namespace {
+
+constexpr std::uint64_t primary_only = ~std::uint64_t{0};
+
+/// `schema.table`, lower-case, with `database` for an unqualified name; empty when there is
+/// no database to qualify it with.
+std::string qualified(const router::TableName& t, std::string_view database) {
+    std::string out;
+    if (!t.schema.empty()) {
+        out = t.schema;
+    } else {
+        if (database.empty()) return out;
+        out.reserve(database.size() + 1 + t.table.size());
+        for (const char ch : database)
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    out += '.';
+    out += t.table;
+    return out;
+}
+
+/// Flags that make a read's answer depend on more than its text, its tables and the
+/// session's settings.
+bool deterministic(const router::StatementFlags& f, bool auto_is_null) noexcept {
+    return !(f.multi_statement || f.non_deterministic || f.locking_read || f.select_into ||
+             f.primary_function || f.reads_diagnostics || f.reads_catalog || f.bad_syntax ||
+             f.calc_found_rows || f.assigns_user_variable || f.reads_user_variable ||
+             (f.tests_is_null && auto_is_null));
+}
+
+} // namespace
+
+const std::string& MysqlSession::cache_settings() {
+    // Every tracked assignment except user variables (a read of one is not deterministic,
+    // so no cached read depends on them) and next-transaction settings; the login's
+    // character set; MariaDB's extended metadata, which changes column definitions.
+    if (settings_version_ == state_.version() && !settings_.empty()) return settings_;
+    settings_.clear();
+    settings_ += std::to_string(state_.charset());
+    settings_ += client_ext_caps_ & mysql::mariadb_cap::extended_types ? "x" : "-";
+    for (const router::Assignment& a : state_.assignments()) {
+        if (a.standalone || a.key.starts_with('@')) continue;
+        settings_ += '\n';
+        settings_ += a.text;
+    }
+    settings_version_ = state_.version();
+    return settings_;
+}
+
+bool MysqlSession::plan_read(const router::Classification& c, std::string_view sql,
+                             std::string& digest) {
+    cache_plan_.active = false;
+    CacheShared& cs = worker_.shared().cache;
+    if (!cs.enabled || c.cls != StatementClass::read ||
+        c.hint.cache == router::Hint::Cache::nocache)
+        return false;
+    const config::Cache& cfg = worker_.shared().cfg.cache;
+    std::chrono::milliseconds ttl{0};
+    bool shared_entry = false;
+    if (c.hint.cache == router::Hint::Cache::cache) {
+        ttl =
+            c.hint.cache_ttl_ms ? std::chrono::milliseconds(*c.hint.cache_ttl_ms) : cfg.default_ttl;
+    } else if (!cs.rules.empty()) {
+        if (digest.empty()) digest = router::digest(sql, state_.sql_mode()).text;
+        const router::RuleSpec* rule = cs.rules.match(digest, user_, state_.database());
+        if (rule == nullptr || rule->cache_ttl_ms == 0) return false;
+        ttl = std::chrono::milliseconds(rule->cache_ttl_ms);
+        shared_entry = rule->cache_shared;
+    } else {
+        return false;
+    }
+    // A read a rule or hint asks to cache: from here on, one that is not is counted.
+    auto bypass = [this](CacheBypass why) {
+        worker_.stats().cache_bypass[static_cast<std::size_t>(why)].add();
+        worker_.stats().count_cache(CacheLayer::l1, CacheResult::bypass);
+        return false;
+    };
+    if (!deterministic(c.flags, state_.auto_is_null()))
+        return bypass(CacheBypass::not_deterministic);
+    const router::SessionView v = view();
+    const router::Route route = router::decide_route(c, digest, v, worker_.shared().rules, true);
+    if (route.destination != router::Destination::replica) return bypass(CacheBypass::primary);
+
+    const router::TableRefs refs = router::tables_read(sql, state_.sql_mode());
+    if (!refs.complete) return bypass(CacheBypass::tables_unknown);
+    WorkerCache& wc = worker_.cache();
+    names_.clear();
+    for (const router::TableName& t : refs.tables) {
+        names_.push_back(qualified(t, state_.database()));
+        if (names_.back().empty()) return bypass(CacheBypass::tables_unknown);
+    }
+    std::sort(names_.begin(), names_.end());
+    names_.erase(std::unique(names_.begin(), names_.end()), names_.end());
+    table_versions_.clear();
+    std::uint64_t needs = 0;
+    auto add = [&](std::string_view name, const cache::TableState& tv) {
+        // version() before needs(): see cache::TableState.
+        table_versions_.push_back({name, tv.version()});
+        needs = std::max(needs, tv.needs());
+    };
+    add(cache::all_tables, worker_.shared().cache.versions.all());
+    for (const std::string& name : names_)
+        add(name, wc.version(name));
+
+    cache::KeyInput in;
+    in.protocol = cache::Protocol::mysql;
+    in.user = user_;
+    in.shared = shared_entry;
+    in.database = state_.database();
+    // Hints are not part of the statement: a hinted read and the same read matched by a rule
+    // share their entry, whatever TTL or consistency each asked for.
+    in.statement = router::without_leading_comments(sql);
+    in.settings = cache_settings();
+    in.tables = table_versions_;
+    cache_plan_.key = cache::make_key(in);
+    cache_plan_.ttl = ttl;
+    cache_plan_.needs = needs;
+    cache_plan_.active = true;
+    return true;
+}
+
+asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq) {
+    WorkerCache& wc = worker_.cache();
+    const cache::Key key = cache_plan_.key;
+    auto now = std::chrono::steady_clock::now();
+    cache::L1::Value value = wc.l1().get(key, now);
+    if (!value && wc.filling(key)) {
+        // Single flight: another session of this worker is running this read to fill it.
+        asio::steady_timer timer{co_await asio::this_coro::executor};
+        timer.expires_after(worker_.shared().cfg.routing.causal_read_timeout +
+                            std::chrono::seconds(1));
+        wc.park(key, &timer);
+        const auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        wc.unpark(key, &timer);
+        (void)ec;
+        if (closed_) co_return false;
+        now = std::chrono::steady_clock::now();
+        value = wc.l1().get(key, now);
+    }
+    worker_.stats().l1_expirations.set(wc.l1().expirations());
+    if (!value) {
+        worker_.stats().count_cache(CacheLayer::l1, CacheResult::miss);
+        co_return std::nullopt;
+    }
+    out_.clear();
+    const auto& p = backends_[primary_slot];
+    const std::uint16_t status = p.conn ? p.conn->status() : mysql::status::autocommit;
+    const auto replayed =
+        mysql::replay(*value, (client_caps_ & mysql::cap::deprecate_eof) != 0, seq, out_, status);
+    if (!replayed) {
+        // Only Sluice writes these blobs: a damaged one is dropped and the read runs.
+        spdlog::warn("{} a cached result did not replay ({}): dropped", prefix(),
+                     replayed.error().message());
+        wc.l1().erase(key);
+        worker_.stats().count_cache(CacheLayer::l1, CacheResult::miss);
+        co_return std::nullopt;
+    }
+    worker_.stats().count_cache(CacheLayer::l1, CacheResult::hit);
+    const auto ec = co_await client_.write_all(asio::buffer(out_));
+    worker_.stats().bytes_to_clients.add(out_.size());
+    co_return !ec;
+}
+
+bool MysqlSession::replica_reflects(std::size_t index, std::uint64_t needs) const {
+    if (needs == 0) return true;
+    if (needs == primary_only) return false;
+    AckedWrites& acked = worker_.shared().acked;
+    if (acked.known_applied(index, needs)) return true;
+    // The monitor's last reading of the replica's position counts too.
+    const auto& topology = worker_.topology();
+    if (index >= topology.backends.size()) return false;
+    auto [text, version] = acked.position();
+    if (version < needs ||
+        router::freshness(text, topology.backends[index].gtid_position) != router::Freshness::fresh)
+        return false;
+    acked.confirm(index, version);
+    return true;
+}
+
+void MysqlSession::fill_cache(Slot slot) {
+    if (!cache_plan_.active) return;
+    cache_plan_.active = false;
+    auto blob = capture_.finish();
+    WorkerStats& st = worker_.stats();
+    if (!blob) {
+        st.cache_uncacheable.add();
+        spdlog::debug("{} result not cached: {}", prefix(), blob.error().message());
+        return;
+    }
+    if (slot == replica_slot &&
+        !replica_reflects(backends_[replica_slot].index, cache_plan_.needs)) {
+        // No stale populate: the replica may not have applied the write that last bumped
+        // these tables, and its answer is not stored under a version it may not reflect.
+        st.cache_stale_refused.add();
+        return;
+    }
+    cache::L1& l1 = worker_.cache().l1();
+    const auto now = std::chrono::steady_clock::now();
+    if (l1.put(cache_plan_.key, std::make_shared<const std::string>(std::move(*blob)),
+               now + cache_plan_.ttl))
+        st.cache_fills.add();
+    st.l1_bytes.set(l1.bytes());
+    st.l1_entries.set(l1.size());
+    st.l1_evictions.set(l1.evictions());
+}
+
+void MysqlSession::plan_write(const router::Classification& c, std::string_view sql) {
+    if (!worker_.shared().cache.enabled) return;
+    switch (c.cls) {
+    case StatementClass::write:
+    case StatementClass::ddl:
+    case StatementClass::unknown:
+    case StatementClass::prepare_sql:
+        break;
+    default:
+        return;
+    }
+    bump_.clear();
+    bump_all_ = false;
+    bump_pending_ = true;
+    const router::TableRefs refs = c.cls == StatementClass::prepare_sql
+                                       ? router::TableRefs{}
+                                       : router::tables_written(sql, state_.sql_mode());
+    if (!refs.complete) {
+        bump_all_ = true;
+        return;
+    }
+    WorkerCache& wc = worker_.cache();
+    for (const router::TableName& t : refs.tables) {
+        const std::string name = qualified(t, state_.database());
+        if (name.empty()) {
+            bump_all_ = true;
+            return;
+        }
+        bump_.push_back(&wc.version(name));
+    }
+}
+
+void MysqlSession::bump_tables(std::span<cache::TableState* const> tables, bool all) noexcept {
+    Shared& shared = worker_.shared();
+    // What a result must reflect to be cached under the new versions: this write, known by
+    // the watermark version its OK advanced (acknowledged() ran before this), or, when the
+    // primary reports no GTIDs, nothing a replica can prove: the primary's answers only.
+    const std::uint64_t needs =
+        backends_[primary_slot].tracks_gtid ? shared.acked.version() : primary_only;
+    WorkerStats& st = worker_.stats();
+    if (all) {
+        shared.cache.versions.all().bump(needs);
+        st.cache_invalidations[0].add();
+        return;
+    }
+    for (cache::TableState* t : tables)
+        t->bump(needs);
+    st.cache_invalidations[0].add(tables.size());
+}
+
+void MysqlSession::primary_answered(bool has_status, std::uint16_t status) noexcept {
+    if (!bump_pending_ && trx_written_.empty() && !trx_written_all_) return;
+    // SERVER_STATUS_IN_TRANS alone: with autocommit=0 it clears at each COMMIT.
+    const auto& p = backends_[primary_slot];
+    const std::uint16_t st = has_status ? status : p.conn ? p.conn->status() : 0;
+    const bool in_trx = (st & mysql::status::in_trans) != 0;
+    if (bump_pending_) {
+        bump_pending_ = false;
+        bump_tables(bump_, bump_all_);
+        if (in_trx) {
+            // Others see the transaction's writes at its commit: bumped again then.
+            trx_written_.insert(trx_written_.end(), bump_.begin(), bump_.end());
+            trx_written_all_ = trx_written_all_ || bump_all_;
+        }
+    }
+    if (!in_trx && (trx_written_all_ || !trx_written_.empty())) {
+        std::sort(trx_written_.begin(), trx_written_.end());
+        trx_written_.erase(std::unique(trx_written_.begin(), trx_written_.end()),
+                           trx_written_.end());
+        bump_tables(trx_written_, trx_written_all_);
+        trx_written_.clear();
+        trx_written_all_ = false;
+    }
+}
+
+} // namespace sluice
