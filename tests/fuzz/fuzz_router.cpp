@@ -3,6 +3,7 @@
 // a digest of a digest is the same digest for any text that lexes (in the same sql_mode).
 
 #include "sluice/router/classify.hpp"
+#include "sluice/router/tables.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +16,8 @@ namespace {
 void check(std::string_view sql, SqlMode mode) {
     const Classification c = classify(sql, mode);
     if (c.flags.bad_syntax && c.cls != StatementClass::unknown) std::abort();
+    (void)tables_read(sql, mode);
+    (void)tables_written(sql, mode);
     const Digest d = digest(sql, mode);
     if (c.flags.bad_syntax) return;
     const Digest again = digest(d.text, mode);
