@@ -25,15 +25,14 @@ TableState& TableVersions::table(std::string_view name) {
     const std::lock_guard lock(mutex_);
     auto it = map_.find(name);
     if (it == map_.end())
-        it = map_.emplace(std::string(name), std::make_unique<TableState>()).first;
+        it = map_.emplace(std::string(name), std::make_unique<TableState>(std::string(name))).first;
     return *it->second;
 }
 
-void TableVersions::for_each(
-    const std::function<void(std::string_view, const TableState&)>& f) const {
+void TableVersions::for_each(const std::function<void(TableState&)>& f) {
     const std::lock_guard lock(mutex_);
-    for (const auto& [name, v] : map_)
-        f(name, *v);
+    for (const auto& entry : map_)
+        f(*entry.second);
 }
 
 std::size_t TableVersions::size() const {

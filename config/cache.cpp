@@ -2,6 +2,7 @@
 // the [[cache_rules]] that say which reads are cached.
 #include "config_internal.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -49,9 +50,9 @@ CacheRedis parse_cache_redis(const Context& ctx, const toml::table& table, std::
 } // namespace
 
 Cache parse_cache(const Context& ctx, const toml::table& table) {
-    const Section s(
-        ctx, table, "cache",
-        {"enabled", "default_ttl_ms", "max_result_bytes", "l1_max_bytes", "key_prefix", "redis"});
+    const Section s(ctx, table, "cache",
+                    {"enabled", "default_ttl_ms", "max_result_bytes", "l1_max_bytes", "key_prefix",
+                     "region", "redis"});
     Cache c;
     c.enabled = true;
     s.boolean_into("enabled", c.enabled);
@@ -62,9 +63,14 @@ Cache parse_cache(const Context& ctx, const toml::table& table) {
     s.string_into("key_prefix", c.key_prefix);
     if (c.key_prefix.find_first_of("{}") != std::string::npos)
         s.fail_at("key_prefix", "must not contain { or } (Redis Cluster hash tags)");
+    s.string_into("region", c.region);
     const std::vector<const toml::table*> servers = s.tables("redis");
     for (std::size_t i = 0; i < servers.size(); ++i)
         c.redis.push_back(parse_cache_redis(ctx, *servers[i], element("cache.redis", i)));
+    if (!c.redis.empty() && std::none_of(c.redis.begin(), c.redis.end(),
+                                         [&](const CacheRedis& r) { return r.region == c.region; }))
+        s.fail_at("region", "no [[cache.redis]] is in region " + in_quotes(c.region) +
+                                " (the one this Sluice reads from)");
     return c;
 }
 

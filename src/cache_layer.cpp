@@ -10,6 +10,8 @@ const char* cache_bypass_name(CacheBypass b) noexcept {
         return "not_deterministic";
     case CacheBypass::primary:
         return "primary";
+    case CacheBypass::redis:
+        return "redis";
     case CacheBypass::tables_unknown:
         return "tables_unknown";
     case CacheBypass::count_:

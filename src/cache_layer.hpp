@@ -5,12 +5,20 @@
 
 #include "sluice/cache/key.hpp"
 #include "sluice/cache/l1.hpp"
+#include "sluice/cache/redis_conn.hpp"
 #include "sluice/cache/versions.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,11 +28,50 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
+/// One [[cache.redis]] server as every worker reaches it.
+struct RedisTarget {
+    cache::RedisEndpoint endpoint;
+    std::unique_ptr<asio::ssl::context> tls; ///< null without TLS
+    bool own = false; ///< this Sluice's region: reads and fills go there (bumps go everywhere)
+};
+
 /// What every worker shares.
+///
+/// With Redis, table versions are Redis's (a hash field per table, HINCRBY'd by every
+/// write of every Sluice sharing it, PUBLISHed so the others adopt the new value at once):
+/// keys agree across processes, so L2 entries are shared. A version is only ever taken from
+/// Redis, never counted locally, so two processes can never give one number to two different
+/// states of a table. When Redis cannot be reached for a write's bump, the versions are
+/// `diverged`: the cache is bypassed until a resync moves all_tables to a new value (every
+/// older key unreachable at once) and reads the versions back. `trusted` says the versions
+/// were read from Redis since this process started (later also: since its subscription to
+/// the bumps of other processes last came back).
 struct CacheShared {
     bool enabled = false;
     router::RuleSet rules; ///< [[cache_rules]], with their TTLs
     cache::TableVersions versions;
+    std::vector<RedisTarget> redis; ///< empty: L1 only
+    std::string prefix;             ///< [cache] key_prefix
+    std::string versions_key;       ///< the Redis hash of table versions
+    std::string channel;            ///< where bumps are published
+    std::string origin;             ///< this process's id in the messages it publishes
+    std::atomic<bool> trusted{true};
+    std::atomic<bool> diverged{false};
+    /// A bump could not go through Redis since the last resync began: resync (again).
+    std::atomic<bool> resync_wanted{false};
+    /// Whether the log last said Redis is down: one line per change of state, not per query.
+    std::atomic<bool> down_logged{false};
+    std::size_t own_index() const noexcept {
+        for (std::size_t i = 0; i < redis.size(); ++i)
+            if (redis[i].own) return i;
+        return redis.size();
+    }
+    /// Whether lookups and fills may use the cache now.
+    bool usable() const noexcept {
+        return redis.empty() || (trusted.load(std::memory_order_acquire) &&
+                                 !diverged.load(std::memory_order_acquire) &&
+                                 !resync_wanted.load(std::memory_order_acquire));
+    }
 };
 
 /// Why a read was not looked up in the cache; labels of sluice_cache_bypass_total. Reads no
@@ -32,6 +79,7 @@ struct CacheShared {
 enum class CacheBypass : std::uint8_t {
     not_deterministic, ///< NOW(), RAND(), user variables, locking reads ...
     primary,           ///< it runs on the primary: a transaction, a pin, a rule or hint
+    redis,             ///< Redis unreachable: table versions cannot be confirmed
     tables_unknown,    ///< the statement's tables could not all be named
     count_
 };
@@ -59,9 +107,51 @@ public:
     void park(const cache::Key& key, asio::steady_timer* timer);
     void unpark(const cache::Key& key, asio::steady_timer* timer) noexcept;
 
+    // ---- Redis (cache_redis.cpp) ----
+    /// Makes this worker's connections (none are opened before first use). With
+    /// `resync_needs` (one worker's), this worker keeps the process's versions in step with
+    /// Redis; after versions were lost, results must reflect the watermark version it gives
+    /// (the primary's position as last read) to be cached.
+    void start(asio::any_io_executor executor, WorkerStats& stats,
+               std::function<std::uint64_t()> resync_needs);
+    /// Closes the connections and stops the sync: the worker's io_context can end.
+    void stop() noexcept;
+    bool has_l2() const noexcept { return own_ != nullptr; }
+    /// An L2 lookup: the entry and when it expires, nullptr on a miss, nullopt when Redis
+    /// did not answer (counted; the read runs as if there were no cache).
+    struct L2Entry {
+        cache::L1::Value value;
+        std::chrono::steady_clock::time_point expires;
+    };
+    asio::awaitable<std::optional<L2Entry>> l2_get(const cache::Key& key);
+    /// Stores an entry in L2 in the background (the client has its answer already).
+    void l2_put(const cache::Key& key, cache::L1::Value blob, std::chrono::milliseconds ttl);
+    /// A write's bump: HINCRBY of every table (or all_tables) in the own region's Redis and
+    /// PUBLISH of the new versions, in one round trip, awaited (the write's answer waits for
+    /// it); the other regions' in the background. Adopts the new versions with `needs`.
+    /// Without Redis: counted locally. Redis unreachable: the versions are diverged.
+    asio::awaitable<void> bump(std::span<cache::TableState* const> tables, bool all,
+                               std::uint64_t needs, std::string_view gtid);
+
 private:
+    asio::awaitable<void> sync_loop();
+    asio::awaitable<bool> resync();
+    asio::awaitable<void> put_detached(std::string key, cache::L1::Value blob,
+                                       std::chrono::milliseconds ttl);
+    asio::awaitable<void> bump_elsewhere(std::size_t target, std::vector<std::uint8_t> cmd);
+
     CacheShared& shared_;
     cache::L1 l1_;
+    WorkerStats* stats_ = nullptr;
+    std::vector<std::unique_ptr<cache::RedisConn>> redis_;
+    cache::RedisConn* own_ = nullptr;
+    std::unique_ptr<asio::steady_timer> sync_timer_;
+    asio::any_io_executor executor_;
+    std::function<std::uint64_t()> resync_needs_;
+    std::string last_error_; ///< why the last resync failed, for the log
+    bool stopped_ = false;
+    std::vector<std::uint8_t> cmd_;
+    std::vector<std::string_view> args_;
     struct NameHash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept {

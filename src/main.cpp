@@ -11,12 +11,14 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <string_view>
+#include <unistd.h>
 
 namespace {
 
@@ -82,6 +84,41 @@ std::unique_ptr<asio::ssl::context> client_tls(const sluice::config::BackendTls&
         ctx->use_private_key_file(t.key_file, asio::ssl::context::pem);
     }
     return ctx;
+}
+
+/// The L2's Redis servers, their TLS contexts and the names Sluice uses in Redis.
+void setup_cache_redis(const sluice::config::Config& cfg, sluice::CacheShared& cache) {
+    for (const auto& r : cfg.cache.redis) {
+        sluice::RedisTarget t;
+        t.endpoint.host = r.host;
+        t.endpoint.port = r.port;
+        t.endpoint.user = r.user;
+        t.endpoint.password = r.password;
+        t.endpoint.tls = r.tls;
+        t.endpoint.tls_ca_file = r.tls_ca_file;
+        t.endpoint.tls_server_name = r.tls_server_name;
+        t.endpoint.tls_verify = r.tls_verify;
+        t.endpoint.connect_timeout = r.connect_timeout;
+        t.endpoint.command_timeout = r.command_timeout;
+        t.endpoint.region = r.region;
+        if (r.tls) {
+            auto ctx = sluice::cache::make_tls_context(t.endpoint);
+            if (!ctx)
+                throw std::runtime_error("cache.redis " + r.host +
+                                         ": TLS: " + ctx.error().message());
+            t.tls = std::make_unique<asio::ssl::context>(std::move(*ctx));
+        }
+        t.own = r.region == cfg.cache.region;
+        cache.redis.push_back(std::move(t));
+    }
+    cache.prefix = cfg.cache.key_prefix;
+    cache.versions_key = cfg.cache.key_prefix + "versions";
+    cache.channel = cfg.cache.key_prefix + "bumps";
+    // Tells this process's own messages from the others' (they carry it first).
+    cache.origin = fmt::format("{:x}-{:x}", ::getpid(),
+                               std::chrono::steady_clock::now().time_since_epoch().count());
+    // Until the versions were read from Redis, nothing cached can be trusted.
+    cache.trusted = cache.redis.empty();
 }
 
 /// Learns the primary's version and capabilities from its greeting, so clients see the
@@ -201,6 +238,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
     shared.rules = std::move(rules);
     shared.cache.enabled = cfg.cache.enabled;
     shared.cache.rules = std::move(cache_rules);
+    if (cfg.cache.enabled) setup_cache_redis(cfg, shared.cache);
     // The cache needs each write's GTID too: a replica's result is cached under a table's
     // new version only when the replica is known to have applied the write that made it.
     shared.track_gtids =

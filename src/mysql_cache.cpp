@@ -96,6 +96,7 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     };
     if (!deterministic(c.flags, state_.auto_is_null()))
         return bypass(CacheBypass::not_deterministic);
+    if (!cs.usable()) return bypass(CacheBypass::redis);
     const router::SessionView v = view();
     const router::Route route = router::decide_route(c, digest, v, worker_.shared().rules, true);
     if (route.destination != router::Destination::replica) return bypass(CacheBypass::primary);
@@ -156,10 +157,26 @@ asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq
         now = std::chrono::steady_clock::now();
         value = wc.l1().get(key, now);
     }
-    worker_.stats().l1_expirations.set(wc.l1().expirations());
+    WorkerStats& st = worker_.stats();
+    st.l1_expirations.set(wc.l1().expirations());
+    CacheLayer layer = CacheLayer::l1;
     if (!value) {
-        worker_.stats().count_cache(CacheLayer::l1, CacheResult::miss);
-        co_return std::nullopt;
+        st.count_cache(CacheLayer::l1, CacheResult::miss);
+        if (!wc.has_l2()) co_return std::nullopt;
+        const auto entry = co_await wc.l2_get(key);
+        if (closed_) co_return false;
+        if (!entry) {
+            st.count_cache(CacheLayer::l2, CacheResult::bypass);
+            co_return std::nullopt;
+        }
+        if (!entry->value) {
+            st.count_cache(CacheLayer::l2, CacheResult::miss);
+            co_return std::nullopt;
+        }
+        value = entry->value;
+        layer = CacheLayer::l2;
+        // The entry answers this read's key; L1 keeps it under that same key.
+        wc.l1().put(key, value, entry->expires);
     }
     out_.clear();
     const auto& p = backends_[primary_slot];
@@ -171,10 +188,9 @@ asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq
         spdlog::warn("{} a cached result did not replay ({}): dropped", prefix(),
                      replayed.error().message());
         wc.l1().erase(key);
-        worker_.stats().count_cache(CacheLayer::l1, CacheResult::miss);
         co_return std::nullopt;
     }
-    worker_.stats().count_cache(CacheLayer::l1, CacheResult::hit);
+    st.count_cache(layer, CacheResult::hit);
     const auto ec = co_await client_.write_all(asio::buffer(out_));
     worker_.stats().bytes_to_clients.add(out_.size());
     co_return !ec;
@@ -213,11 +229,13 @@ void MysqlSession::fill_cache(Slot slot) {
         st.cache_stale_refused.add();
         return;
     }
-    cache::L1& l1 = worker_.cache().l1();
+    WorkerCache& wc = worker_.cache();
+    cache::L1& l1 = wc.l1();
     const auto now = std::chrono::steady_clock::now();
-    if (l1.put(cache_plan_.key, std::make_shared<const std::string>(std::move(*blob)),
-               now + cache_plan_.ttl))
-        st.cache_fills.add();
+    auto value = std::make_shared<const std::string>(std::move(*blob));
+    l1.put(cache_plan_.key, value, now + cache_plan_.ttl);
+    wc.l2_put(cache_plan_.key, std::move(value), cache_plan_.ttl);
+    st.cache_fills.add();
     st.l1_bytes.set(l1.bytes());
     st.l1_entries.set(l1.size());
     st.l1_evictions.set(l1.evictions());
@@ -255,33 +273,18 @@ void MysqlSession::plan_write(const router::Classification& c, std::string_view 
     }
 }
 
-void MysqlSession::bump_tables(std::span<cache::TableState* const> tables, bool all) noexcept {
-    Shared& shared = worker_.shared();
-    // What a result must reflect to be cached under the new versions: this write, known by
-    // the watermark version its OK advanced (acknowledged() ran before this), or, when the
-    // primary reports no GTIDs, nothing a replica can prove: the primary's answers only.
-    const std::uint64_t needs =
-        backends_[primary_slot].tracks_gtid ? shared.acked.version() : primary_only;
-    WorkerStats& st = worker_.stats();
-    if (all) {
-        shared.cache.versions.all().bump(needs);
-        st.cache_invalidations[0].add();
-        return;
-    }
-    for (cache::TableState* t : tables)
-        t->bump(needs);
-    st.cache_invalidations[0].add(tables.size());
-}
-
-void MysqlSession::primary_answered(bool has_status, std::uint16_t status) noexcept {
-    if (!bump_pending_ && trx_written_.empty() && !trx_written_all_) return;
+bool MysqlSession::collect_bumps(bool has_status, std::uint16_t status) {
+    if (!bump_pending_ && trx_written_.empty() && !trx_written_all_) return false;
     // SERVER_STATUS_IN_TRANS alone: with autocommit=0 it clears at each COMMIT.
     const auto& p = backends_[primary_slot];
     const std::uint16_t st = has_status ? status : p.conn ? p.conn->status() : 0;
     const bool in_trx = (st & mysql::status::in_trans) != 0;
+    bumping_.clear();
+    bumping_all_ = false;
     if (bump_pending_) {
         bump_pending_ = false;
-        bump_tables(bump_, bump_all_);
+        bumping_ = bump_;
+        bumping_all_ = bump_all_;
         if (in_trx) {
             // Others see the transaction's writes at its commit: bumped again then.
             trx_written_.insert(trx_written_.end(), bump_.begin(), bump_.end());
@@ -289,13 +292,24 @@ void MysqlSession::primary_answered(bool has_status, std::uint16_t status) noexc
         }
     }
     if (!in_trx && (trx_written_all_ || !trx_written_.empty())) {
-        std::sort(trx_written_.begin(), trx_written_.end());
-        trx_written_.erase(std::unique(trx_written_.begin(), trx_written_.end()),
-                           trx_written_.end());
-        bump_tables(trx_written_, trx_written_all_);
+        bumping_.insert(bumping_.end(), trx_written_.begin(), trx_written_.end());
+        bumping_all_ = bumping_all_ || trx_written_all_;
         trx_written_.clear();
         trx_written_all_ = false;
     }
+    std::sort(bumping_.begin(), bumping_.end());
+    bumping_.erase(std::unique(bumping_.begin(), bumping_.end()), bumping_.end());
+    return bumping_all_ || !bumping_.empty();
+}
+
+asio::awaitable<void> MysqlSession::bump_collected() {
+    // What a result must reflect to be cached under the new versions: this write, known by
+    // the watermark version its OK advanced (acknowledged() ran before this), or, when the
+    // primary reports no GTIDs, nothing a replica can prove: the primary's answers only.
+    const bool tracked = backends_[primary_slot].tracks_gtid;
+    const std::uint64_t needs = tracked ? worker_.shared().acked.version() : primary_only;
+    co_await worker_.cache().bump(bumping_, bumping_all_, needs,
+                                  tracked ? std::string_view(last_gtid_) : std::string_view());
 }
 
 } // namespace sluice

@@ -236,11 +236,12 @@ asio::awaitable<MysqlSession::Relay> MysqlSession::relay(Slot slot, bool discard
                 co_return Relay::primary_read_only;
             }
         }
-        if (slot == primary_slot && scanner_.state() == mysql::ResponseScanner::State::done)
+        if (slot == primary_slot && scanner_.state() == mysql::ResponseScanner::State::done &&
+            collect_bumps(scanner_.has_status() && !scanner_.ended_with_error(),
+                          scanner_.last_status()))
             // Table versions move before the client learns of the write (invalidate, then
             // respond): a read it sends next cannot find what was cached before.
-            primary_answered(scanner_.has_status() && !scanner_.ended_with_error(),
-                             scanner_.last_status());
+            co_await bump_collected();
         // Result packets go to the client as they arrive, one write per read.
         const std::span<const std::uint8_t> send =
             rewritten ? std::span<const std::uint8_t>(out_) : chunk.first(used);

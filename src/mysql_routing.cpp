@@ -271,7 +271,7 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     }
     flight.finish();
     // A write whose answer was lost may have run all the same.
-    if (r != Relay::ok && bump_pending_) primary_answered(false, 0);
+    if (r != Relay::ok && collect_bumps(false, 0)) co_await bump_collected();
     count_statement(c, route, slot);
     if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
     // Even a CALL that failed half-way may have set variables before it failed.

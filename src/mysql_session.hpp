@@ -253,12 +253,13 @@ private:
     /// Whether backend `index` is known to have applied watermark version `needs`.
     bool replica_reflects(std::size_t index, std::uint64_t needs) const;
     /// A statement about to run on the primary that may change tables: their versions are
-    /// bumped when its answer arrives, before the client gets it (primary_answered()).
+    /// bumped when its answer arrives, before the client gets it (collect_bumps()).
     void plan_write(const router::Classification& c, std::string_view sql);
-    void bump_tables(std::span<cache::TableState* const> tables, bool all) noexcept;
-    /// The primary's answer is complete and about to reach the client: bumps what the
-    /// statement and, when it ended one, its transaction wrote.
-    void primary_answered(bool has_status, std::uint16_t status) noexcept;
+    /// The primary's answer is complete and about to reach the client: collects what the
+    /// statement and, when it ended one, its transaction wrote into bumping_; whether any.
+    bool collect_bumps(bool has_status, std::uint16_t status);
+    /// Bumps what collect_bumps() found (awaits Redis when there is one).
+    asio::awaitable<void> bump_collected();
     /// The session settings that change answers, canonical, for cache keys.
     const std::string& cache_settings();
     struct CachePlan {
@@ -277,6 +278,8 @@ private:
     bool bump_all_ = false;                           ///< ... not known: everything
     bool bump_pending_ = false;
     std::vector<cache::TableState*> trx_written_; ///< bumped again when the trx ends
+    std::vector<cache::TableState*> bumping_;     ///< collect_bumps(): bumped now
+    bool bumping_all_ = false;
     bool trx_written_all_ = false;
     std::string settings_;
     std::uint64_t settings_version_ = ~std::uint64_t{0};

@@ -178,7 +178,7 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
             if (slot == primary_slot && ps.cls.cls != router::StatementClass::read)
                 plan_write(ps.cls, ps.sql);
             r = co_await forward(slot, wire_, kind);
-            if (r != Relay::ok && bump_pending_) primary_answered(false, 0);
+            if (r != Relay::ok && collect_bumps(false, 0)) co_await bump_collected();
         }
         if (r == Relay::backend_lost && slot == replica_slot && relayed_ == 0 && attempt == 0) {
             replica_failed("connection lost");
@@ -227,7 +227,7 @@ asio::awaitable<bool> MysqlSession::on_bulk(const mysql::MessageFrame& frame) {
     mysql::write_packets(request_, 0, wire_);
     plan_write(ps.cls, ps.sql);
     const Relay r = co_await forward(primary_slot, wire_, ResponseKind::query);
-    if (r != Relay::ok && bump_pending_) primary_answered(false, 0);
+    if (r != Relay::ok && collect_bumps(false, 0)) co_await bump_collected();
     count_statement(ps.cls, route, primary_slot);
     if (r != Relay::ok) co_return co_await relay_failed(primary_slot, r, frame.next_seq);
     ps.last_slot = primary_slot;

@@ -282,7 +282,10 @@ public:
     void remove_session(ClientSession* s) {
         sessions_.erase(s);
         // The sweep's timer is the last work of a drained worker: its io_context ends now.
-        if (draining_ && sessions_.empty()) sweep_timer_.cancel();
+        if (draining_ && sessions_.empty()) {
+            sweep_timer_.cancel();
+            cache_.stop(); // its Redis connections and sync loop end too
+        }
     }
 
 private:

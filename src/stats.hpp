@@ -87,12 +87,19 @@ struct WorkerStats {
     Counter wait_sum_ns;
     // The result cache (issue #9).
     std::array<Counter, 6> cache_requests{}; // layer * 3 + result
-    std::array<Counter, 3> cache_bypass{};   // by CacheBypass (cache_layer.hpp)
+    std::array<Counter, 4> cache_bypass{};   // by CacheBypass (cache_layer.hpp)
     std::array<Counter, static_cast<std::size_t>(InvalidationSource::count_)> cache_invalidations{};
     Counter cache_fills;         // results stored after a miss
     Counter cache_uncacheable;   // missed reads whose result could not be stored
     Counter cache_stale_refused; // results not stored: the replica may lack the last write
     Counter l1_bytes, l1_entries, l1_evictions, l1_expirations; // gauges of this worker's L1
+    Counter redis_errors; // Redis calls that failed (unreachable, late, refused, garbage)
+    // Redis round trips (a lookup, a fill, a write's bump), sent to answered.
+    std::array<Counter, latency_bounds.size() + 1> redis_buckets{}; // last = +Inf
+    Counter redis_sum_ns;
+    void observe_redis(std::chrono::nanoseconds d) noexcept {
+        observe(latency_bounds, redis_buckets, redis_sum_ns, d);
+    }
 
     void count_cache(CacheLayer l, CacheResult r) noexcept {
         cache_requests[static_cast<std::size_t>(l) * 3 + static_cast<std::size_t>(r)].add();

@@ -211,6 +211,21 @@ void Worker::start_thread() {
         asio::co_spawn(io_, accept_loop(acceptor, *listener), asio::detached);
     }
     asio::co_spawn(io_, sweep(), asio::detached);
+    std::function<std::uint64_t()> resync_needs;
+    if (index_ == 0) {
+        // After table versions were lost, cached results must reflect what the primary had
+        // then: its position as the monitor last read it, else only the primary's answers.
+        resync_needs = [&shared = shared_, this]() -> std::uint64_t {
+            const pool::Topology& t = topology();
+            if (t.primary && *t.primary < t.backends.size() &&
+                !t.backends[*t.primary].gtid_position.empty()) {
+                shared.acked.acknowledge(t.backends[*t.primary].gtid_position);
+                return shared.acked.version();
+            }
+            return ~std::uint64_t{0};
+        };
+    }
+    cache_.start(io_.get_executor(), stats_, std::move(resync_needs));
     thread_ = std::thread([this] {
         try {
             io_.run();
@@ -277,7 +292,10 @@ void Worker::drain() {
             error_code ignored;
             acceptor.close(ignored);
         }
-        if (sessions_.empty()) sweep_timer_.cancel();
+        if (sessions_.empty()) {
+            sweep_timer_.cancel();
+            cache_.stop();
+        }
         // Copy: closing a session can end it and remove it from the set.
         const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
         for (auto* s : sessions)

@@ -22,6 +22,9 @@ inline constexpr std::string_view all_tables = "*";
 /// One table's version, and what a result must reflect to be cached under it.
 class TableState {
 public:
+    explicit TableState(std::string name) : name_(std::move(name)) {}
+    /// The qualified name (or all_tables) it is the version of.
+    const std::string& name() const noexcept { return name_; }
     /// The version now and the newest write (a watermark version, see AckedWrites) a result
     /// must reflect to be filled under it. `needs` is read after `version` and bumps store
     /// it before they move `version`, so it is never older than the one that goes with the
@@ -35,8 +38,16 @@ public:
     /// Another holder of the versions (a Redis shared by several Sluice processes) says the
     /// table is at `version`: adopted when newer than ours.
     void raise_to(std::uint64_t version, std::uint64_t needs) noexcept;
+    /// After the versions were lost (Redis unreachable while a write happened): the version
+    /// Redis holds now, even if lower, and what results must reflect from now on. Only safe
+    /// when every key made before is unreachable anyway (all_tables moved to a new value).
+    void reset_to(std::uint64_t version, std::uint64_t needs) noexcept {
+        needs_.store(needs, std::memory_order_release);
+        version_.store(version, std::memory_order_release);
+    }
 
 private:
+    std::string name_;
     static void store_max(std::atomic<std::uint64_t>& a, std::uint64_t v) noexcept;
     std::atomic<std::uint64_t> version_{0};
     std::atomic<std::uint64_t> needs_{0};
@@ -54,8 +65,8 @@ public:
     /// The table's version, created at 0.
     TableState& table(std::string_view name);
     TableState& all() noexcept { return *all_; }
-    /// Calls `f(name, version)` for each table known, under the lock (keep it short).
-    void for_each(const std::function<void(std::string_view, const TableState&)>& f) const;
+    /// Calls `f` for each table known (all_tables included), under the lock (keep it short).
+    void for_each(const std::function<void(TableState&)>& f);
     std::size_t size() const;
 
 private:

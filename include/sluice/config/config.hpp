@@ -139,7 +139,10 @@ struct Cache {
     std::size_t max_result_bytes = std::size_t{1} << 20; ///< larger results are not cached
     std::size_t l1_max_bytes = std::size_t{64} << 20;    ///< per worker; 0: no L1
     std::string key_prefix = "sluice:";                  ///< Redis keys start with it
-    std::vector<CacheRedis> redis;                       ///< empty: L1 only
+    /// This Sluice's region: it reads and fills the [[cache.redis]] of this region (bumps go
+    /// to every region's).
+    std::string region;
+    std::vector<CacheRedis> redis; ///< empty: L1 only
 };
 
 /// A cache rule ([[cache_rules]]): which reads are cached and for how long; the first

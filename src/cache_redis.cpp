@@ -1,0 +1,269 @@
+// The cache's Redis side in a worker (issue #9 "Layers", "Invalidation", "Faults"): L2 lookups
+// and fills, the table-version bumps of writes, and keeping the process's versions in step
+// with Redis. See CacheShared for why versions only ever come from Redis.
+
+#include "cache_layer.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <chrono>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+/// HINCRBY of each table in ARGV[3..], then one PUBLISH of "origin gtid" followed by a
+/// "name version" line per table: the new versions reach the other processes in the same
+/// round trip that makes them. One key (the versions hash): one slot in Redis Cluster.
+constexpr std::string_view bump_script =
+    "local msg = ARGV[2] local out = {} "
+    "for i = 3, #ARGV do "
+    "local v = redis.call('HINCRBY', KEYS[1], ARGV[i], 1) "
+    "out[#out + 1] = v msg = msg .. '\\n' .. ARGV[i] .. ' ' .. v end "
+    "redis.call('PUBLISH', ARGV[1], msg) return out";
+
+/// An L2 value: the expiry (Unix milliseconds, 8 bytes little-endian) then the blob, so an
+/// entry copied into L1 expires when its Redis key does.
+constexpr std::size_t expiry_bytes = 8;
+
+std::int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::optional<std::uint64_t> to_u64(std::string_view s) {
+    std::uint64_t v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+} // namespace
+
+void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
+                        std::function<std::uint64_t()> resync_needs) {
+    stats_ = &stats;
+    executor_ = executor;
+    const bool sync = static_cast<bool>(resync_needs);
+    resync_needs_ = std::move(resync_needs);
+    for (RedisTarget& t : shared_.redis) {
+        redis_.push_back(std::make_unique<cache::RedisConn>(executor, t.endpoint, t.tls.get()));
+        if (t.own && own_ == nullptr) own_ = redis_.back().get();
+    }
+    if (sync && own_ != nullptr) {
+        sync_timer_ = std::make_unique<asio::steady_timer>(executor);
+        asio::co_spawn(executor, sync_loop(), asio::detached);
+    }
+}
+
+void WorkerCache::stop() noexcept {
+    stopped_ = true;
+    if (sync_timer_) sync_timer_->cancel();
+    for (auto& c : redis_)
+        c->close();
+}
+
+asio::awaitable<std::optional<WorkerCache::L2Entry>> WorkerCache::l2_get(const cache::Key& key) {
+    cmd_.clear();
+    const std::string rkey = cache::redis_key(key, shared_.prefix);
+    cache::write_command(cmd_, {"GET", rkey});
+    const auto sent = std::chrono::steady_clock::now();
+    auto reply = co_await own_->run(cmd_, 1);
+    stats_->observe_redis(std::chrono::steady_clock::now() - sent);
+    if (!reply || (*reply)[0].kind == cache::ReplyKind::error) {
+        stats_->redis_errors.add();
+        co_return std::nullopt;
+    }
+    cache::Reply& r = (*reply)[0];
+    if (r.kind != cache::ReplyKind::bulk || r.str.size() < expiry_bytes) co_return L2Entry{};
+    std::int64_t expiry = 0;
+    for (std::size_t i = 0; i < expiry_bytes; ++i)
+        expiry |= static_cast<std::int64_t>(static_cast<unsigned char>(r.str[i])) << (8 * i);
+    const std::int64_t left = expiry - unix_ms();
+    if (left <= 0) co_return L2Entry{};
+    r.str.erase(0, expiry_bytes);
+    co_return L2Entry{std::make_shared<const std::string>(std::move(r.str)),
+                      std::chrono::steady_clock::now() + std::chrono::milliseconds(left)};
+}
+
+void WorkerCache::l2_put(const cache::Key& key, cache::L1::Value blob,
+                         std::chrono::milliseconds ttl) {
+    if (own_ == nullptr) return;
+    asio::co_spawn(executor_,
+                   put_detached(cache::redis_key(key, shared_.prefix), std::move(blob), ttl),
+                   asio::detached);
+}
+
+asio::awaitable<void> WorkerCache::put_detached(std::string key, cache::L1::Value blob,
+                                                std::chrono::milliseconds ttl) {
+    std::string value(expiry_bytes, '\0');
+    const std::int64_t expiry = unix_ms() + ttl.count();
+    for (std::size_t i = 0; i < expiry_bytes; ++i)
+        value[i] = static_cast<char>((expiry >> (8 * i)) & 0xff);
+    value += *blob;
+    std::vector<std::uint8_t> cmd;
+    const std::string px = std::to_string(ttl.count());
+    cache::write_command(cmd, {"SET", key, value, "PX", px});
+    const auto sent = std::chrono::steady_clock::now();
+    auto reply = co_await own_->run(cmd, 1);
+    if (stopped_) co_return;
+    stats_->observe_redis(std::chrono::steady_clock::now() - sent);
+    if (!reply || (*reply)[0].kind == cache::ReplyKind::error) stats_->redis_errors.add();
+}
+
+asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tables, bool all,
+                                        std::uint64_t needs, std::string_view gtid) {
+    const std::size_t n = all ? 1 : tables.size();
+    if (n == 0) co_return;
+    auto& counted =
+        stats_->cache_invalidations[static_cast<std::size_t>(InvalidationSource::write)];
+    counted.add(n);
+    if (own_ == nullptr) {
+        // L1 only: this process is the only holder of the versions.
+        if (all) {
+            shared_.versions.all().bump(needs);
+        } else {
+            for (cache::TableState* t : tables)
+                t->bump(needs);
+        }
+        co_return;
+    }
+    if (shared_.diverged.load(std::memory_order_acquire)) {
+        // Lookups are bypassed until the resync, which moves all_tables: nothing to do but
+        // make sure a resync comes after this write.
+        shared_.resync_wanted.store(true, std::memory_order_release);
+        co_return;
+    }
+    const std::string head = shared_.origin + " " + std::string(gtid);
+    args_.clear();
+    // One push_back each: GCC 12 warns (stringop-overflow) about an initializer-list insert
+    // inlined into this coroutine.
+    for (const std::string_view a : {std::string_view("EVAL"), bump_script, std::string_view("1"),
+                                     std::string_view(shared_.versions_key),
+                                     std::string_view(shared_.channel), std::string_view(head)})
+        args_.push_back(a);
+    if (all) {
+        args_.push_back(cache::all_tables);
+    } else {
+        for (cache::TableState* t : tables)
+            args_.push_back(t->name());
+    }
+    cmd_.clear();
+    cache::write_command(cmd_, std::span<const std::string_view>(args_));
+    for (std::size_t i = 0; i < redis_.size(); ++i) {
+        if (redis_[i].get() != own_)
+            asio::co_spawn(executor_, bump_elsewhere(i, cmd_), asio::detached);
+    }
+    const auto sent = std::chrono::steady_clock::now();
+    auto reply = co_await own_->run(cmd_, 1);
+    stats_->observe_redis(std::chrono::steady_clock::now() - sent);
+    const bool ok =
+        reply && (*reply)[0].kind == cache::ReplyKind::array && (*reply)[0].elements.size() == n;
+    if (!ok) {
+        stats_->redis_errors.add();
+        shared_.resync_wanted.store(true, std::memory_order_release);
+        shared_.diverged.store(true, std::memory_order_release);
+        if (!shared_.down_logged.exchange(true))
+            spdlog::warn("cache: Redis does not answer (a write's table versions could not be "
+                         "bumped: {}): reads bypass the cache",
+                         reply ? "unexpected reply" : reply.error().message());
+        co_return;
+    }
+    const auto& values = (*reply)[0].elements;
+    for (std::size_t i = 0; i < n; ++i) {
+        cache::TableState& t = all ? shared_.versions.all() : *tables[i];
+        if (values[i].kind == cache::ReplyKind::integer && values[i].integer > 0)
+            t.raise_to(static_cast<std::uint64_t>(values[i].integer), needs);
+    }
+}
+
+asio::awaitable<void> WorkerCache::bump_elsewhere(std::size_t target,
+                                                  std::vector<std::uint8_t> cmd) {
+    // Another region's Redis: its Sluices adopt the versions from the message. A failure is
+    // counted; that region is then stale for these tables until their TTL (README).
+    auto reply = co_await redis_[target]->run(cmd, 1);
+    if (stopped_) co_return;
+    if (!reply || (*reply)[0].kind == cache::ReplyKind::error) stats_->redis_errors.add();
+}
+
+asio::awaitable<void> WorkerCache::sync_loop() {
+    while (!stopped_) {
+        const bool wanted = !shared_.trusted.load(std::memory_order_acquire) ||
+                            shared_.diverged.load(std::memory_order_acquire) ||
+                            shared_.resync_wanted.load(std::memory_order_acquire);
+        bool ok = true;
+        if (wanted) {
+            ok = co_await resync();
+            if (stopped_) co_return;
+            if (ok && shared_.usable() && shared_.down_logged.exchange(false))
+                spdlog::info("cache: Redis answers again: caching resumes");
+            if (!ok && !shared_.down_logged.exchange(true))
+                spdlog::warn("cache: Redis does not answer ({}): reads bypass the cache",
+                             last_error_);
+        }
+        sync_timer_->expires_after(std::chrono::milliseconds(ok ? 100 : 250));
+        const auto [ec] = co_await sync_timer_->async_wait(use_tuple);
+        (void)ec;
+    }
+}
+
+asio::awaitable<bool> WorkerCache::resync() {
+    // After versions were lost (a bump that did not reach Redis), all_tables moves first:
+    // every key made before becomes unreachable, so the versions read back may be lower
+    // than the ones this process held.
+    // Both read: a short-circuit would leave the flag set and resync for ever.
+    const bool flagged = shared_.resync_wanted.exchange(false, std::memory_order_acq_rel);
+    const bool lost = shared_.diverged.load(std::memory_order_acquire) || flagged;
+    std::vector<std::uint8_t> cmd;
+    if (lost) cache::write_command(cmd, {"HINCRBY", shared_.versions_key, cache::all_tables, "1"});
+    cache::write_command(cmd, {"HGETALL", shared_.versions_key});
+    auto reply = co_await own_->run(cmd, lost ? 2 : 1);
+    if (!reply || reply->back().kind != cache::ReplyKind::array) {
+        last_error_ = !reply                                          ? reply.error().message()
+                      : reply->back().kind == cache::ReplyKind::error ? reply->back().str
+                                                                      : "unexpected reply";
+        if (!reply && !own_->last_error().empty()) last_error_ = own_->last_error();
+        if (lost) shared_.resync_wanted.store(true, std::memory_order_release);
+        shared_.diverged.store(true, std::memory_order_release);
+        co_return false;
+    }
+    std::unordered_map<std::string_view, std::uint64_t> found;
+    const auto& fields = reply->back().elements;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (auto v = to_u64(fields[i + 1].str)) found[fields[i].str] = *v;
+    }
+    // What results must reflect from now on: writes of other processes during the outage
+    // are unknown here; the primary's position (the monitor's last reading) covers them.
+    const std::uint64_t needs = resync_needs_();
+    cache::TableState& all = shared_.versions.all();
+    shared_.versions.for_each([&](cache::TableState& t) {
+        if (&t == &all) return;
+        auto it = found.find(t.name());
+        const std::uint64_t v = it == found.end() ? 0 : it->second;
+        if (lost)
+            t.reset_to(v, needs);
+        else
+            t.raise_to(v, 0);
+    });
+    // all_tables last: a lookup reads it first, so one that sees the new value sees the
+    // tables' new values too.
+    auto it = found.find(cache::all_tables);
+    const std::uint64_t epoch = it == found.end() ? 0 : it->second;
+    if (lost)
+        all.reset_to(epoch, needs);
+    else
+        all.raise_to(epoch, 0);
+    if (shared_.resync_wanted.load(std::memory_order_acquire)) co_return true; // again soon
+    shared_.diverged.store(false, std::memory_order_release);
+    shared_.trusted.store(true, std::memory_order_release);
+    co_return true;
+}
+
+} // namespace sluice

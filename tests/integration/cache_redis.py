@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""cache_redis (issue #9): the Redis L2 through real clients and a real redis-server, with
+Sluices of their own on SLUICE_PORT + 610.. (admin SLUICE_ADMIN_PORT + 610..). Config, pid
+files and logs in $SLUICE_IT_DIR/cache_redis/; every daemon is stopped with `sluice.sh
+stop-check` (exit 0 after SIGTERM, a log free of sanitizer reports and error lines), every
+redis-server this test starts is stopped by pid, also when a check fails.
+
+Where a read was answered is read from the servers (their SELECT counters, see cache.py).
+The daemons run 2 workers with `l1_max_bytes = 0` (no L1): every hit is an L2 hit.
+
+ 1. L2 hits: one read fills Redis; 24 reads from 12 other sessions (both workers) run no
+    SELECT, and Redis holds the entry under the configured prefix.
+ 2. Invalidation: 100 rounds of UPDATE then the same read at once, in two sessions: always
+    the new value.
+ 3. Redis stopped in the middle of a run of 4 sessions writing and reading their own rows
+    (and a hinted read each round): zero errors and zero wrong answers while Redis is down;
+    the reads bypass the cache (their SELECTs reach the servers); Redis started again:
+    caching resumes by itself within 5 s; the log says so once each way (not per query).
+ 4. A full Redis (maxmemory 2 MB, allkeys-lru): 1,500 distinct cached reads of 2 KB each,
+    zero errors, right answers, and Redis evicted keys.
+ 5. TLS and AUTH: a redis-server of this test's own with only a TLS port and an ACL user;
+    a Sluice reaching it with `tls = true`, `tls_ca_file`, `user` and `password`: L2 hits;
+    and a Sluice with a wrong password: reads still answered, bypassing the cache.
+"""
+
+import os
+import subprocess
+import threading
+import time
+
+import itlib
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, topology, server_counters,
+                   selects_served, scrape_metrics, metric_delta, sync_replicas, wait_until)
+
+SHARED_PORT = env_int("SLUICE_PORT")
+SHARED_ADMIN = env_int("SLUICE_ADMIN_PORT")
+PRIMARY_PORT = env_int("SLUICE_PRIMARY_PORT")
+REDIS_PORT = env_int("SLUICE_REDIS_PORT")
+TLS_REDIS_PORT = SHARED_PORT + 619
+DIR = os.path.join(env_str("SLUICE_IT_DIR"), "cache_redis")
+CERTS = os.path.join(env_str("SLUICE_TOPO_DIR"), "certs")
+HINT = "/* sluice: cache ttl=60s */ "
+
+
+def port(offset):
+    return SHARED_PORT + offset
+
+
+def admin(offset):
+    return SHARED_ADMIN + offset
+
+
+def backends():
+    out = ""
+    for name, var, role in (("primary", "SLUICE_PRIMARY_PORT", "primary"),
+                            ("replica1", "SLUICE_REPLICA1_PORT", "replica"),
+                            ("replica2", "SLUICE_REPLICA2_PORT", "replica")):
+        out += (f'\n[[backends]]\nname = "{name}"\nhost = "127.0.0.1"\n'
+                f'port = {env_int(var)}\nrole = "{role}"\n')
+    return out
+
+
+def config(offset, redis, prefix="it:"):
+    return f"""workers = 2
+connect_timeout_ms = 1000
+shutdown_grace_ms = 5000
+
+[[listeners]]
+name = "plain"
+address = "127.0.0.1"
+port = {port(offset)}
+{backends()}
+[[users]]
+name = "app"
+password = "app"
+
+[monitor]
+user = "sluice_monitor"
+password = "monitor"
+interval_ms = 250
+
+[cache]
+l1_max_bytes = 0
+key_prefix = "{prefix}"
+
+[[cache.redis]]
+{redis}
+
+[admin]
+address = "127.0.0.1"
+port = {admin(offset)}
+
+[logging]
+level = "info"
+"""
+
+
+def plain_redis():
+    return f'host = "127.0.0.1"\nport = {REDIS_PORT}\ncommand_timeout_ms = 100\n'
+
+
+def redis_cli(*args, p=REDIS_PORT):
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(p), *args],
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout.strip()
+
+
+def connect(p, **kw):
+    return itlib.connect(p, **kw)
+
+
+def one(conn, sql, args=None):
+    with conn.cursor() as c:
+        c.execute(sql, args)
+        return c.fetchone()
+
+
+def served(fn):
+    before = server_counters()
+    result = fn()
+    after = server_counters()
+    return result, sum(selects_served(before, after).values())
+
+
+def setup():
+    with itlib.connect(PRIMARY_PORT) as d, d.cursor() as c:
+        c.execute("DROP TABLE IF EXISTS cr_t")
+        c.execute("CREATE TABLE cr_t (id INT PRIMARY KEY, v INT NOT NULL, pad TEXT)")
+        c.execute("INSERT INTO cr_t (id, v) VALUES (1, 0), (2, 0), (10, 0), (11, 0), (12, 0), "
+                  "(13, 0)")
+        c.execute("DROP TABLE IF EXISTS cr_big")
+        c.execute("CREATE TABLE cr_big (id INT PRIMARY KEY, pad TEXT NOT NULL)")
+        c.execute("INSERT INTO cr_big SELECT seq, REPEAT(CHAR(65 + seq % 26), 2000) "
+                  "FROM seq_1_to_1500")
+        sync_replicas(d, lambda p: itlib.connect(p))
+
+
+def l2_hits(p):
+    q = HINT + "SELECT id, v FROM cr_t WHERE id = 1"
+    with connect(p) as s:
+        first, ran = served(lambda: one(s, q))
+        eq(first, (1, 0), "first read")
+        eq(ran, 1, "the first read ran on a server")
+    true(wait_until(lambda: redis_cli("--scan", "--pattern", "it:{*") != "", 3),
+         "Redis holds an entry under the prefix it:")
+    sessions = [connect(p) for _ in range(12)]
+    try:
+        rows, ran = served(lambda: [one(s, q) for s in sessions for _ in range(2)])
+    finally:
+        for s in sessions:
+            s.close()
+    eq(rows, [(1, 0)] * 24, "24 reads from 12 sessions")
+    eq(ran, 0, "SELECTs the servers ran for 24 reads answered from Redis")
+
+
+def invalidation(p):
+    q = HINT + "SELECT v FROM cr_t WHERE id = 2"
+    with connect(p) as w, connect(p) as other:
+        bad = []
+        for i in range(1, 101):
+            with w.cursor() as c:
+                c.execute("UPDATE cr_t SET v = %s WHERE id = 2", (i,))
+            got = (one(w, q)[0], one(other, q)[0])
+            if got != (i, i):
+                bad.append((i, got))
+        eq(bad, [], "rounds whose reads after an UPDATE did not return its value")
+
+
+def redis_down(d, p):
+    stop = threading.Event()
+    errors, wrong, rounds = [], [], [0]
+
+    def worker(n):
+        row = 10 + n
+        try:
+            with connect(p) as s:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    with s.cursor() as c:
+                        c.execute("UPDATE cr_t SET v = %s WHERE id = %s", (i, row))
+                    got = one(s, HINT + "SELECT v FROM cr_t WHERE id = %s", (row,))[0]
+                    if got != i:
+                        wrong.append((row, i, got))
+                    one(s, HINT + "SELECT v FROM cr_t WHERE id = 1")
+                    rounds[0] += 1
+        except Exception as e:  # noqa: BLE001 - any client error is what this counts
+            errors.append(f"session {n}: {e!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        topology("stop", "redis")
+        time.sleep(0.3)
+        down_rounds = rounds[0]
+        _, ran = served(lambda: time.sleep(1.5))
+        true(rounds[0] > down_rounds, "sessions kept running with Redis down")
+        true(ran > 0, f"with Redis down reads reach the servers ({ran} SELECTs)")
+        topology("start", "redis")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    eq(errors, [], "client errors while Redis was stopped and started")
+    eq(wrong, [], "wrong answers while Redis was stopped and started")
+    q = HINT + "SELECT v, id FROM cr_t WHERE id = 1"
+
+    def resumed():
+        with connect(p) as s:
+            one(s, q)
+            time.sleep(0.1)
+            _, ran = served(lambda: [one(s, q) for _ in range(5)])
+            return ran == 0
+    true(wait_until(resumed, 5, step=0.3), "caching resumed within 5 s of Redis coming back")
+    log = d.log_text()
+    eq(log.count("Redis does not answer"), 1, "log lines saying Redis does not answer")
+    eq(log.count("caching resumes"), 1, "log lines saying caching resumes")
+
+
+def full_redis(p):
+    redis_cli("CONFIG", "SET", "maxmemory", "2mb")
+    redis_cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    before = int(redis_cli("INFO", "stats").split("evicted_keys:")[1].split()[0])
+    try:
+        wrong = []
+        with connect(p) as s:
+            for i in range(1, 1501):
+                got = one(s, HINT + "SELECT pad FROM cr_big WHERE id = %s", (i,))[0]
+                if got != chr(65 + i % 26) * 2000:
+                    wrong.append(i)
+        eq(wrong, [], "wrong answers with a full Redis")
+        after = int(redis_cli("INFO", "stats").split("evicted_keys:")[1].split()[0])
+        true(after > before, f"Redis evicted keys ({after - before})")
+    finally:
+        redis_cli("CONFIG", "SET", "maxmemory", "0")
+        redis_cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+
+
+class TlsRedis:
+    """A redis-server with only a TLS port and an ACL user `sluice` / `s3cret`."""
+
+    def __init__(self):
+        self.dir = os.path.join(DIR, "tls-redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.pidfile = os.path.join(self.dir, "redis.pid")
+
+    def __enter__(self):
+        if os.path.exists(self.pidfile):
+            os.unlink(self.pidfile)
+        subprocess.run(
+            ["redis-server", "--port", "0", "--tls-port", str(TLS_REDIS_PORT),
+             "--bind", "127.0.0.1", "--tls-cert-file", os.path.join(CERTS, "server.pem"),
+             "--tls-key-file", os.path.join(CERTS, "server.key"),
+             "--tls-ca-cert-file", os.path.join(CERTS, "ca.pem"), "--tls-auth-clients", "no",
+             "--save", "", "--appendonly", "no", "--daemonize", "yes",
+             "--pidfile", self.pidfile, "--logfile", os.path.join(self.dir, "redis.log"),
+             "--dir", self.dir, "--user", "default", "off",
+             "--user", "sluice", "on", ">s3cret", "~*", "&*", "+@all"],
+            check=True, timeout=10)
+        true(wait_until(lambda: os.path.exists(self.pidfile), 5), "TLS redis-server started")
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            with open(self.pidfile) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 15)
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 5)
+        except (OSError, ValueError):
+            pass
+
+
+def tls_and_auth():
+    redis = (f'host = "127.0.0.1"\nport = {TLS_REDIS_PORT}\ntls = true\n'
+             f'tls_ca_file = "{os.path.join(CERTS, "ca.pem")}"\ntls_server_name = "localhost"\n'
+             f'user = "sluice"\n')
+    q = HINT + "SELECT id, v FROM cr_t WHERE id = 1"
+    with TlsRedis():
+        with Daemon(DIR, "tls", config(612, redis + 'password = "s3cret"\n'), port=port(612),
+                    admin=admin(612), wait_snapshot=True):
+            def cached():
+                with connect(port(612)) as s:
+                    one(s, q)
+                    time.sleep(0.2)
+                    _, ran = served(lambda: [one(s, q) for _ in range(5)])
+                    return ran == 0
+            true(wait_until(cached, 5, step=0.3), "L2 hits through Redis over TLS with AUTH")
+        with Daemon(DIR, "badauth", config(613, redis + 'password = "wrong"\n'), port=port(613),
+                    admin=admin(613), wait_snapshot=True) as bad:
+            with connect(port(613)) as s:
+                rows, ran = served(lambda: [one(s, q) for _ in range(5)])
+            eq(rows, [(1, 0)] * 5, "answers with a Redis that refuses the password")
+            eq(ran, 5, "reads bypass the cache when Redis refuses the password")
+            m = scrape_metrics(admin(613))
+            true(itlib.metric_value(m, "sluice_cache_bypass_total", reason="redis") >= 5,
+                 "sluice_cache_bypass_total{reason=redis} counts them")
+            true("Redis does not answer" in bad.log_text(), "the log says Redis does not answer")
+
+
+def main():
+    checks = Checks()
+    setup()
+    redis_cli("FLUSHALL")
+    with Daemon(DIR, "l2", config(610, plain_redis()), port=port(610), admin=admin(610),
+                wait_snapshot=True) as d:
+        checks.run("1 L2 hits", l2_hits, port(610))
+        checks.run("2 invalidation", invalidation, port(610))
+        checks.run("3 Redis stopped and started under load", redis_down, d, port(610))
+        checks.run("4 a full Redis", full_redis, port(610))
+        true(d.alive(), "the daemon is alive")
+    checks.run("5 TLS and AUTH", tls_and_auth)
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
