@@ -192,6 +192,13 @@ public:
             latency_bounds,
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.wait_buckets[i]; },
             [](WorkerStats& s) -> Counter& { return s.wait_sum_ns; });
+        if (shared_.cache.enabled && !shared_.cache.redis.empty())
+            histogram(
+                "sluice_cache_redis_seconds",
+                "Redis round trips of the cache (lookups, fills, bumps), sent to answered",
+                latency_bounds,
+                [](WorkerStats& s, std::size_t i) -> Counter& { return s.redis_buckets[i]; },
+                [](WorkerStats& s) -> Counter& { return s.redis_sum_ns; });
         histogram(
             "sluice_query_duration_seconds",
             "Time from a client command to the end of its response", latency_bounds,
@@ -263,6 +270,9 @@ private:
                "table versions stand for",
                MetricType::Counter,
                [](WorkerStats& s) -> Counter& { return s.cache_stale_refused; });
+        single("sluice_cache_redis_errors_total",
+               "Redis calls of the cache that failed (unreachable, late, refused, not RESP)",
+               MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.redis_errors; });
         single("sluice_cache_evictions_total", "L1 entries evicted to make room",
                MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.l1_evictions; });
         single("sluice_cache_entries", "Entries in the L1 caches", MetricType::Gauge,
@@ -382,6 +392,10 @@ struct AdminServer::Impl {
                 res.result(http::status::ok);
                 res.set(http::field::content_type, "application/json");
                 res.body() = backends_json(shared, backend_views(shared, workers));
+            } else if (path == "/cache") {
+                res.result(http::status::ok);
+                res.set(http::field::content_type, "application/json");
+                res.body() = cache_json(shared, workers);
             } else if (path == "/healthz") {
                 const bool ok = !draining.load();
                 res.result(ok ? http::status::ok : http::status::service_unavailable);

@@ -5,8 +5,6 @@
 
 namespace sluice {
 
-namespace {
-
 void json_string(std::string& out, std::string_view s) {
     out += '"';
     for (const char c : s) {
@@ -32,6 +30,8 @@ void json_string(std::string& out, std::string_view s) {
     }
     out += '"';
 }
+
+namespace {
 
 void json_number(std::string& out, std::optional<double> v) {
     if (!v) {

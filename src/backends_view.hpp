@@ -32,6 +32,12 @@ struct BackendView {
 std::vector<BackendView> backend_views(const Shared& shared,
                                        const std::vector<std::unique_ptr<Worker>>& workers);
 
+/// Appends `s` as a JSON string (quoted, escaped).
+void json_string(std::string& out, std::string_view s);
+
+/// The GET /cache body: state, per-layer sizes and hit ratios, the hottest digests.
+std::string cache_json(const Shared& shared, const std::vector<std::unique_ptr<Worker>>& workers);
+
 /// The GET /backends body: {"topology_version": n, "monitor": bool, "backends": [...]}.
 std::string backends_json(const Shared& shared, const std::vector<BackendView>& views);
 

@@ -28,6 +28,26 @@ cache::TableState& WorkerCache::version(std::string_view name) {
     return *it->second;
 }
 
+void WorkerCache::count_digest(const std::string& text, bool hit) {
+    static constexpr std::size_t max_digests = 1024;
+    const std::lock_guard lock(digests_mutex_); // uncontended but for a scrape
+    auto it = digests_.find(text);
+    if (it == digests_.end()) {
+        if (digests_.size() >= max_digests) return;
+        it = digests_.emplace(text, DigestCount{text, 0, 0}).first;
+    }
+    ++(hit ? it->second.hits : it->second.misses);
+}
+
+std::vector<WorkerCache::DigestCount> WorkerCache::digests() const {
+    const std::lock_guard lock(digests_mutex_);
+    std::vector<DigestCount> out;
+    out.reserve(digests_.size());
+    for (const auto& [text, c] : digests_)
+        out.push_back(c);
+    return out;
+}
+
 void WorkerCache::fill_finished(const cache::Key& key) noexcept {
     auto it = fills_.find(key);
     if (it == fills_.end()) return;

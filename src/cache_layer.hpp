@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -66,6 +67,7 @@ struct CacheShared {
             if (redis[i].own) return i;
         return redis.size();
     }
+    std::size_t versions_size() const { return versions.size(); }
     /// Whether lookups and fills may use the cache now.
     bool usable() const noexcept {
         return redis.empty() || (trusted.load(std::memory_order_acquire) &&
@@ -107,6 +109,16 @@ public:
     void park(const cache::Key& key, asio::steady_timer* timer);
     void unpark(const cache::Key& key, asio::steady_timer* timer) noexcept;
 
+    /// GET /cache's hottest digests: lookups per digest text (the first 1,024 digests this
+    /// worker saw; any thread may read them).
+    struct DigestCount {
+        std::string text;
+        std::uint64_t hits = 0;
+        std::uint64_t misses = 0;
+    };
+    void count_digest(const std::string& text, bool hit);
+    std::vector<DigestCount> digests() const;
+
     // ---- Redis (cache_redis.cpp) ----
     /// Makes this worker's connections (none are opened before first use). With
     /// `resync_needs` (one worker's), this worker keeps the process's versions in step with
@@ -145,6 +157,8 @@ private:
     WorkerStats* stats_ = nullptr;
     std::vector<std::unique_ptr<cache::RedisConn>> redis_;
     cache::RedisConn* own_ = nullptr;
+    mutable std::mutex digests_mutex_;
+    std::unordered_map<std::string, DigestCount> digests_;
     std::unique_ptr<asio::steady_timer> sync_timer_;
     asio::any_io_executor executor_;
     std::function<std::uint64_t()> resync_needs_;

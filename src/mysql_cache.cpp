@@ -133,6 +133,9 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     in.settings = cache_settings();
     in.tables = table_versions_;
     cache_plan_.key = cache::make_key(in);
+    // For GET /cache's hottest digests (literals folded: no parameters leave the process).
+    if (digest.empty()) digest = router::digest(sql, state_.sql_mode()).text;
+    cache_plan_.digest = &digest;
     cache_plan_.ttl = ttl;
     cache_plan_.needs = needs;
     cache_plan_.active = true;
@@ -162,15 +165,20 @@ asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq
     CacheLayer layer = CacheLayer::l1;
     if (!value) {
         st.count_cache(CacheLayer::l1, CacheResult::miss);
-        if (!wc.has_l2()) co_return std::nullopt;
+        if (!wc.has_l2()) {
+            wc.count_digest(*cache_plan_.digest, false);
+            co_return std::nullopt;
+        }
         const auto entry = co_await wc.l2_get(key);
         if (closed_) co_return false;
         if (!entry) {
             st.count_cache(CacheLayer::l2, CacheResult::bypass);
+            wc.count_digest(*cache_plan_.digest, false);
             co_return std::nullopt;
         }
         if (!entry->value) {
             st.count_cache(CacheLayer::l2, CacheResult::miss);
+            wc.count_digest(*cache_plan_.digest, false);
             co_return std::nullopt;
         }
         value = entry->value;
@@ -191,6 +199,7 @@ asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq
         co_return std::nullopt;
     }
     st.count_cache(layer, CacheResult::hit);
+    wc.count_digest(*cache_plan_.digest, true);
     const auto ec = co_await client_.write_all(asio::buffer(out_));
     worker_.stats().bytes_to_clients.add(out_.size());
     co_return !ec;

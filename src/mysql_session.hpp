@@ -266,6 +266,7 @@ private:
         cache::Key key;
         std::chrono::milliseconds ttl{0};
         std::uint64_t needs = 0; ///< the watermark version a replica's result must reflect
+        const std::string* digest = nullptr; ///< the statement's digest text (on_query's)
         bool active = false;
     };
     CachePlan cache_plan_;

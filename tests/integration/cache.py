@@ -358,6 +358,21 @@ def main():
             inv = metric_delta(m0, m1, "sluice_cache_invalidations_total", source="write")
             true(inv >= 100, f"sluice_cache_invalidations_total{{write}} grew by {inv}")
         checks.run("metrics", metrics)
+
+        def admin_view():
+            import json
+            import urllib.request
+            with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/cache", timeout=5) as r:
+                doc = json.loads(r.read().decode())
+            true(doc["enabled"] and doc["usable"], f"GET /cache: enabled and usable: {doc}")
+            true(doc["l1"]["hits"] >= 20 and doc["l1"]["entries"] >= 1,
+                 f"GET /cache l1: {doc['l1']}")
+            texts = [h["digest"] for h in doc["hottest"]]
+            true(any("FROM cache_t WHERE id = ?" in t for t in texts),
+                 f"GET /cache hottest digests name the hot read: {texts}")
+            true(not any("id = 1" in t or "id = 2" in t for t in texts),
+                 f"GET /cache shows digests, never literal values: {texts}")
+        checks.run("GET /cache", admin_view)
         true(d.alive(), "the daemon is alive")
     checks.finish()
 
