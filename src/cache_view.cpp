@@ -73,16 +73,16 @@ std::string cache_json(const Shared& shared, const std::vector<std::unique_ptr<W
         out += '}';
     }
     out += "],\"tables\":" + std::to_string(cs.enabled ? cs.versions_size() : 0);
-    out += ",\"l1\":{\"bytes\":" + std::to_string(bytes) + ",\"entries\":" +
-           std::to_string(entries) + ",\"evictions\":" + std::to_string(evictions) +
-           ",\"max_bytes_per_worker\":" + std::to_string(shared.cfg.cache.l1_max_bytes) +
-           ",\"hits\":" + std::to_string(requests[0]) + ",\"misses\":" +
-           std::to_string(requests[1]) + ",\"bypass\":" + std::to_string(requests[2]) +
-           ",\"hit_ratio\":";
+    out +=
+        ",\"l1\":{\"bytes\":" + std::to_string(bytes) + ",\"entries\":" + std::to_string(entries) +
+        ",\"evictions\":" + std::to_string(evictions) +
+        ",\"max_bytes_per_worker\":" + std::to_string(shared.cfg.cache.l1_max_bytes) +
+        ",\"hits\":" + std::to_string(requests[0]) + ",\"misses\":" + std::to_string(requests[1]) +
+        ",\"bypass\":" + std::to_string(requests[2]) + ",\"hit_ratio\":";
     json_ratio(out, requests[0], requests[1]);
-    out += "},\"l2\":{\"hits\":" + std::to_string(requests[3]) + ",\"misses\":" +
-           std::to_string(requests[4]) + ",\"bypass\":" + std::to_string(requests[5]) +
-           ",\"hit_ratio\":";
+    out += "},\"l2\":{\"hits\":" + std::to_string(requests[3]) +
+           ",\"misses\":" + std::to_string(requests[4]) +
+           ",\"bypass\":" + std::to_string(requests[5]) + ",\"hit_ratio\":";
     json_ratio(out, requests[3], requests[4]);
     out += "},\"fills\":" + std::to_string(fills) + ",\"hottest\":[";
     for (std::size_t i = 0; i < hottest.size(); ++i) {

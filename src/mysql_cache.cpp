@@ -67,7 +67,8 @@ const std::string& MysqlSession::cache_settings() {
 }
 
 bool MysqlSession::plan_read(const router::Classification& c, std::string_view sql,
-                             std::string& digest) {
+                             std::string& digest,
+                             std::optional<std::span<const std::uint8_t>> params) {
     cache_plan_.active = false;
     CacheShared& cs = worker_.shared().cache;
     if (!cs.enabled || c.cls != StatementClass::read ||
@@ -131,6 +132,7 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     // share their entry, whatever TTL or consistency each asked for.
     in.statement = router::without_leading_comments(sql);
     in.settings = cache_settings();
+    in.params = params;
     in.tables = table_versions_;
     cache_plan_.key = cache::make_key(in);
     // For GET /cache's hottest digests (literals folded: no parameters leave the process).

@@ -26,6 +26,21 @@ inline std::string_view text_of(std::span<const std::uint8_t> payload) {
     return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
 }
 
+/// A read looked up in the cache: whatever way the command ends, nothing captured leaks into
+/// the session's next response and no plan outlives it.
+struct CacheReadScope {
+    CacheReadScope(bool& wanted, bool& active) noexcept
+        : capture_wanted(wanted), plan_active(active) {}
+    bool& capture_wanted;
+    bool& plan_active;
+    CacheReadScope(const CacheReadScope&) = delete;
+    CacheReadScope& operator=(const CacheReadScope&) = delete;
+    ~CacheReadScope() {
+        capture_wanted = false;
+        plan_active = false;
+    }
+};
+
 /// One MySQL client connection. Sluice authenticates the client, logs in to the primary
 /// with the same credentials, and then routes each statement: writes and everything that
 /// needs the primary go there, reads to one replica connection opened on first use (issue
@@ -243,7 +258,9 @@ private:
     /// Whether a read is to be looked up in the cache (a hint or rule asks, it is
     /// deterministic, it would run on a replica, its tables are known): cache_plan_ then
     /// holds its key. `digest`: the digest text, computed here if empty and needed.
-    bool plan_read(const router::Classification& c, std::string_view sql, std::string& digest);
+    /// `params`: an execution's bound parameters (types and values), nullopt for a text query.
+    bool plan_read(const router::Classification& c, std::string_view sql, std::string& digest,
+                   std::optional<std::span<const std::uint8_t>> params = std::nullopt);
     /// Answers the planned read from the cache: true/false (whether the session goes on)
     /// when it did, nullopt on a miss (the caller runs the read and calls fill_cache()).
     asio::awaitable<std::optional<bool>> serve_cached(std::uint8_t seq);
@@ -273,6 +290,7 @@ private:
     bool capture_wanted_ = false; ///< relay(): capture the answer for the cache
     protocol::mysql::ResultFormat capture_format_ = protocol::mysql::ResultFormat::text;
     protocol::mysql::Capture capture_;
+    std::vector<std::uint8_t> params_key_;            ///< scratch: an execution's types and values
     std::vector<std::string> names_;                  ///< scratch: a read's qualified tables
     std::vector<cache::TableVersion> table_versions_; ///< scratch: their versions
     std::vector<cache::TableState*> bump_;            ///< the running statement's tables

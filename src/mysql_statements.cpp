@@ -122,10 +122,35 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     if (bound && !execute->types.empty())
         ps.bind_types({execute->types.begin(), execute->types.end()});
 
+    // Cache check first, per bound parameters: their types (sent now or bound before) and
+    // values. Long data and cursors are not cached.
+    FillFlight flight;
+    const CacheReadScope cache_scope{capture_wanted_, cache_plan_.active};
+    if (ps.cls.cls == router::StatementClass::read && execute && !cursor && ps.long_data.empty()) {
+        params_key_.assign(ps.types.begin(), ps.types.end());
+        params_key_.push_back(0xff); // the types end here
+        params_key_.insert(params_key_.end(), execute->params_block.begin(),
+                           execute->params_block.end());
+        if (plan_read(ps.cls, ps.sql, ps.digest, params_key_)) {
+            const auto served = co_await serve_cached(frame.next_seq);
+            if (served) {
+                worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();
+                worker_.stats().routes[static_cast<std::size_t>(RouteReason::cache)].add();
+                last_on_replica_ = false;
+                co_return *served;
+            }
+            flight.start(worker_.cache(), cache_plan_.key);
+            capture_wanted_ = true;
+            capture_format_ = mysql::ResultFormat::binary;
+        }
+    }
+
     router::Route route;
     pending_wait_.clear();
     Slot slot = co_await choose(ps.cls, ps.digest, route, true, true);
     if (route.destination == Destination::refuse) {
+        capture_wanted_ = false;
+        cache_plan_.active = false;
         worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();
         worker_.stats().routes[static_cast<std::size_t>(route.reason)].add();
         co_return co_await send_error(frame.next_seq, route.rule->error_code, "HY000",
@@ -189,6 +214,13 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         }
         break;
     }
+    capture_wanted_ = false;
+    if (r == Relay::ok) {
+        fill_cache(slot);
+    } else {
+        cache_plan_.active = false;
+    }
+    flight.finish();
     count_statement(ps.cls, route, slot);
     if (r != Relay::ok) co_return co_await relay_failed(slot, r, frame.next_seq);
     if (!ps.types.empty()) ps.types_sent[slot] = true;

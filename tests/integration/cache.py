@@ -335,6 +335,33 @@ def transaction_commit():
         eq(one(r, q)[0], 5000, "after COMMIT's OK another session reads the committed value")
 
 
+def prepared():
+    """mysql2 execute() (node): the same statement with parameters 1, 2, '1' and 1.0, three
+    executions each. Each distinct bound value (and type) fills once and then hits; 1 and 2
+    never share an entry (their rows differ)."""
+    with direct() as d, d.cursor() as c:
+        c.execute("UPDATE cache_t SET v = 111 WHERE id = 1")
+        c.execute("UPDATE cache_t SET v = 222 WHERE id = 2")
+        sync_replicas(d, lambda p: itlib.connect(p))
+    import json
+    import subprocess
+
+    def run():
+        p = subprocess.run([os.environ.get("SLUICE_NODE", "node"),
+                            os.path.join(os.path.dirname(__file__), "node", "cache_execute.js")],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "SLUICE_CACHE_PORT": str(PORT)})
+        true(p.returncode == 0, f"cache_execute.js: {p.stderr.strip()[-2000:]}")
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    out, ran = served(run)
+    eq(out["number:1"], [[[1, 111]]] * 3, "execute(1) x3")
+    eq(out["number:2"], [[[2, 222]]] * 3, "execute(2) x3: never the entry of 1")
+    eq(out["string:1"], [[[1, 111]]] * 3, "execute('1') x3")
+    # 1 and 1.0 are the same JavaScript number: one entry. Fills: 1, 2 and '1' (a string
+    # parameter is another type on the wire, so another key): 3 SELECTs for 12 executions.
+    eq(ran, 3, "SELECTs the servers ran for 12 executions of 3 distinct bound parameters")
+
+
 def main():
     checks = Checks()
     setup()
@@ -350,6 +377,7 @@ def main():
         checks.run("8 settings in the key", settings)
         checks.run("9 no stale populate", stale_populate)
         checks.run("10 transaction commit", transaction_commit)
+        checks.run("11 prepared statements per bound parameters", prepared)
         m1 = scrape_metrics(ADMIN)
 
         def metrics():
