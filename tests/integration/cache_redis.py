@@ -18,7 +18,10 @@ The daemons run 2 workers with `l1_max_bytes = 0` (no L1): every hit is an L2 hi
     caching resumes by itself within 5 s; the log says so once each way (not per query).
  4. A full Redis (maxmemory 2 MB, allkeys-lru): 1,500 distinct cached reads of 2 KB each,
     zero errors, right answers, and Redis evicted keys.
- 5. TLS and AUTH: a redis-server of this test's own with only a TLS port and an ACL user;
+ 5. sysbench oltp_point_select (prepared statements, a [[cache_rules]] entry) for 8 s with
+    Redis stopped after 2 s and started after 5 s: exit 0, zero errors; point selects are
+    cached again afterwards.
+ 6. TLS and AUTH: a redis-server of this test's own with only a TLS port and an ACL user;
     a Sluice reaching it with `tls = true`, `tls_ca_file`, `user` and `password`: L2 hits;
     and a Sluice with a wrong password: reads still answered, bypassing the cache.
 """
@@ -85,6 +88,9 @@ key_prefix = "{prefix}"
 
 [[cache.redis]]
 {redis}
+[[cache_rules]]
+name = "sysbench point selects"
+match_digest = "FROM sbtest1 WHERE id = \\\\?"
 
 [admin]
 address = "127.0.0.1"
@@ -239,6 +245,48 @@ def full_redis(p):
         redis_cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
 
 
+def sysbench_redis_down(p):
+    """sysbench oltp_point_select (prepared statements) through the cache rule, 4 threads,
+    8 s; Redis stopped after 2 s and started after 5 s: sysbench ends with zero errors, and
+    afterwards point selects are cached again."""
+    common = ["sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-user=app",
+              "--mysql-password=app", "--mysql-db=sbtest", "--tables=1", "--table-size=1000"]
+    with itlib.connect(PRIMARY_PORT, database=None) as d, d.cursor() as c:
+        c.execute("CREATE DATABASE IF NOT EXISTS sbtest")
+    subprocess.run(common + ["--mysql-host=127.0.0.1", f"--mysql-port={PRIMARY_PORT}", "cleanup"],
+                   capture_output=True, timeout=60)
+    prep = subprocess.run(common + ["--mysql-host=127.0.0.1", f"--mysql-port={PRIMARY_PORT}",
+                                    "prepare"], capture_output=True, text=True, timeout=120)
+    true(prep.returncode == 0, f"sysbench prepare: {prep.stdout[-500:]} {prep.stderr[-500:]}")
+    with itlib.connect(PRIMARY_PORT) as d:
+        sync_replicas(d, lambda p2: itlib.connect(p2))
+    run = subprocess.Popen(common + ["--mysql-host=127.0.0.1", f"--mysql-port={p}", "--threads=4",
+                                     "--time=8", "--db-ps-mode=auto", "run"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(2)
+        topology("stop", "redis")
+        time.sleep(3)
+        topology("start", "redis")
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    eq(run.returncode, 0, f"sysbench exit status (output: {out[-800:]})")
+    errors = [l for l in out.splitlines() if l.strip().startswith("ignored errors:")]
+    true(errors and errors[0].split()[2] == "0", f"sysbench ignored errors: {errors}")
+    true("FATAL" not in out, f"no FATAL in sysbench output: {out[-800:]}")
+    q = "SELECT c FROM sbtest1 WHERE id = 17"
+
+    def resumed():
+        with connect(p, database="sbtest") as s:
+            one(s, q)
+            time.sleep(0.1)
+            _, ran = served(lambda: [one(s, q) for _ in range(5)])
+            return ran == 0
+    true(wait_until(resumed, 5, step=0.3), "point selects are cached again after Redis came back")
+
+
 class TlsRedis:
     """A redis-server with only a TLS port and an ACL user `sluice` / `s3cret`."""
 
@@ -310,8 +358,9 @@ def main():
         checks.run("2 invalidation", invalidation, port(610))
         checks.run("3 Redis stopped and started under load", redis_down, d, port(610))
         checks.run("4 a full Redis", full_redis, port(610))
+        checks.run("5 sysbench with Redis stopped and started", sysbench_redis_down, port(610))
         true(d.alive(), "the daemon is alive")
-    checks.run("5 TLS and AUTH", tls_and_auth)
+    checks.run("6 TLS and AUTH", tls_and_auth)
     checks.finish()
 
 
