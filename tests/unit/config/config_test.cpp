@@ -810,3 +810,72 @@ TEST_CASE("#8: consistency for routing, users and replica rules", "[config]") {
               .find("query_rules[0].consistency: only applies to route = \"replica\"") !=
           std::string::npos);
 }
+
+TEST_CASE("#9: [cache], [[cache.redis]] and [[cache_rules]]", "[config]") {
+    CHECK_FALSE(load(minimal).cache.enabled);
+    const Config cfg = load(minimal + R"([cache]
+default_ttl_ms = 60000
+max_result_bytes = 4096
+l1_max_bytes = 0
+key_prefix = "app1:"
+region = "eu"
+
+[[cache.redis]]
+host = "10.0.0.1"
+port = 6380
+region = "eu"
+user = "sluice"
+password = "pw"
+command_timeout_ms = 50
+
+[[cache.redis]]
+host = "10.1.0.1"
+region = "us"
+
+[[cache_rules]]
+name = "hot"
+match_digest = "FROM t"
+user = "u"
+shared = true
+
+[[cache_rules]]
+name = "never"
+ttl_ms = 0
+)");
+    CHECK(cfg.cache.enabled);
+    CHECK(cfg.cache.default_ttl == std::chrono::milliseconds(60000));
+    CHECK(cfg.cache.max_result_bytes == 4096);
+    CHECK(cfg.cache.l1_max_bytes == 0);
+    CHECK(cfg.cache.key_prefix == "app1:");
+    REQUIRE(cfg.cache.redis.size() == 2);
+    CHECK(cfg.cache.redis[0].port == 6380);
+    CHECK(cfg.cache.redis[0].user == "sluice");
+    CHECK(cfg.cache.redis[0].password == "pw");
+    CHECK(cfg.cache.redis[0].command_timeout == std::chrono::milliseconds(50));
+    CHECK(cfg.cache.redis[1].port == 6379);
+    CHECK(cfg.cache.redis[1].region == "us");
+    REQUIRE(cfg.cache_rules.size() == 2);
+    CHECK(cfg.cache_rules[0].shared);
+    CHECK_FALSE(cfg.cache_rules[0].ttl);
+    CHECK(*cfg.cache_rules[1].ttl == std::chrono::milliseconds(0));
+    CHECK_FALSE(load(minimal + "[cache]\nenabled = false\n").cache.enabled);
+}
+
+TEST_CASE("#9: cache settings Sluice cannot use are refused with their line", "[config]") {
+    CHECK(error_of(minimal + "[cache]\nttl = 5\n") == "t.toml:11: cache.ttl: unknown key");
+    CHECK(error_of(minimal + "[cache]\nkey_prefix = \"a{b}\"\n")
+              .find("cache.key_prefix: must not contain { or }") != std::string::npos);
+    CHECK(error_of(minimal + "[cache]\nregion = \"eu\"\n[[cache.redis]]\nhost = \"r\"\n")
+              .find("cache.region: no [[cache.redis]] is in region \"eu\"") != std::string::npos);
+    CHECK(error_of(minimal + "[cache]\n[[cache.redis]]\nhost = \"r\"\ntls = true\n")
+              .find("tls_ca_file: is required with tls = true") != std::string::npos);
+    CHECK(error_of(minimal + "[cache]\n[[cache.redis]]\nhost = \"r\"\ntls_verify = false\n")
+              .find("tls_verify: only applies with tls = true") != std::string::npos);
+    CHECK(error_of(minimal + "[cache]\n[[cache.redis]]\nhost = \"r\"\nuser = \"x\"\n")
+              .find("cache.redis[0].user: needs password or password_env") != std::string::npos);
+    CHECK(error_of(minimal + "[[cache_rules]]\nname = \"a\"\nmatch_digest = \"(\"\n")
+              .find("cache_rules[0].match_digest: not a valid RE2 expression") !=
+          std::string::npos);
+    CHECK(error_of(minimal + "[[cache_rules]]\nname = \"a\"\nttl_ms = -1\n")
+              .find("cache_rules[0].ttl_ms: must be between 0 and") != std::string::npos);
+}
