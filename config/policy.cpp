@@ -43,7 +43,8 @@ Consistency consistency_of(const Section& s, std::string_view key) {
     if (v == "eventual") return Consistency::eventual;
     if (v == "session") return Consistency::session;
     if (v == "global") return Consistency::global;
-    s.fail_at(key, "must be one of eventual, session, global");
+    if (v == "fleet") return Consistency::fleet;
+    s.fail_at(key, "must be one of eventual, session, global, fleet");
 }
 
 /// A MariaDB identifier Sluice writes unquoted inside backticks: letters, digits, _ and $.

@@ -117,6 +117,8 @@ bool parse_hint_comment(std::string_view c, Hint& hint) noexcept {
                 consistency = Consistency::session;
             else if (iequals(level, "GLOBAL"))
                 consistency = Consistency::global;
+            else if (iequals(level, "FLEET"))
+                consistency = Consistency::fleet;
             else
                 return false;
         } else {

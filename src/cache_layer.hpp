@@ -36,6 +36,8 @@ struct RedisTarget {
     bool own = false; ///< this Sluice's region: reads and fills go there (bumps go everywhere)
 };
 
+class AckedWrites; // server.hpp
+
 /// What every worker shares.
 ///
 /// With Redis, table versions are Redis's (a hash field per table, HINCRBY'd by every
@@ -54,6 +56,7 @@ struct CacheShared {
     std::vector<RedisTarget> redis; ///< empty: L1 only
     std::string prefix;             ///< [cache] key_prefix
     std::string versions_key;       ///< the Redis hash of table versions
+    std::string gtids_key;          ///< newest GTID per domain of any Sluice's write (fleet)
     std::string channel;            ///< where bumps are published
     std::string origin;             ///< this process's id in the messages it publishes
     std::atomic<bool> trusted{true};
@@ -144,6 +147,10 @@ public:
     /// Without Redis: counted locally. Redis unreachable: the versions are diverged.
     asio::awaitable<void> bump(std::span<cache::TableState* const> tables, bool all,
                                std::uint64_t needs, std::string_view gtid);
+    /// consistency "fleet": the newest GTID per replication domain that any Sluice's write
+    /// recorded in the own region's Redis, folded into `acked` (one round trip). Without
+    /// Redis, or when it does not answer, `acked` stays as it is (the read is `global`).
+    asio::awaitable<void> pull_fleet(AckedWrites& acked);
 
 private:
     asio::awaitable<void> sync_loop();

@@ -3,6 +3,7 @@
 // with Redis. See CacheShared for why versions only ever come from Redis.
 
 #include "cache_layer.hpp"
+#include "server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,14 +19,20 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-/// HINCRBY of each table in ARGV[3..], then one PUBLISH of "origin gtid" followed by a
-/// "name version" line per table: the new versions reach the other processes in the same
-/// round trip that makes them. One key (the versions hash): one slot in Redis Cluster.
+/// HINCRBY of each table in ARGV[4..], then one PUBLISH of "origin gtid" (ARGV[2]) followed
+/// by a "name version" line per table: the new versions reach the other processes in the
+/// same round trip that makes them. The write's GTID (ARGV[3], MariaDB domain-server-seq)
+/// becomes its domain's entry in KEYS[2] when its sequence number is higher (consistency
+/// "fleet"). Both keys share a hash tag: one slot in Redis Cluster.
 constexpr std::string_view bump_script =
     "local msg = ARGV[2] local out = {} "
-    "for i = 3, #ARGV do "
+    "for i = 4, #ARGV do "
     "local v = redis.call('HINCRBY', KEYS[1], ARGV[i], 1) "
     "out[#out + 1] = v msg = msg .. '\\n' .. ARGV[i] .. ' ' .. v end "
+    "local d, n = string.match(ARGV[3], '^(%d+)%-%d+%-(%d+)$') "
+    "if d then local cur = redis.call('HGET', KEYS[2], d) "
+    "local cn = cur and string.match(cur, '%-(%d+)$') "
+    "if not cn or tonumber(cn) < tonumber(n) then redis.call('HSET', KEYS[2], d, ARGV[3]) end end "
     "redis.call('PUBLISH', ARGV[1], msg) return out";
 
 /// An L2 value: the expiry (Unix milliseconds, 8 bytes little-endian) then the blob, so an
@@ -145,9 +152,10 @@ asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tabl
     args_.clear();
     // One push_back each: GCC 12 warns (stringop-overflow) about an initializer-list insert
     // inlined into this coroutine.
-    for (const std::string_view a : {std::string_view("EVAL"), bump_script, std::string_view("1"),
-                                     std::string_view(shared_.versions_key),
-                                     std::string_view(shared_.channel), std::string_view(head)})
+    for (const std::string_view a :
+         {std::string_view("EVAL"), bump_script, std::string_view("2"),
+          std::string_view(shared_.versions_key), std::string_view(shared_.gtids_key),
+          std::string_view(shared_.channel), std::string_view(head), gtid})
         args_.push_back(a);
     if (all) {
         args_.push_back(cache::all_tables);
@@ -182,6 +190,26 @@ asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tabl
         if (values[i].kind == cache::ReplyKind::integer && values[i].integer > 0)
             t.raise_to(static_cast<std::uint64_t>(values[i].integer), needs);
     }
+}
+
+asio::awaitable<void> WorkerCache::pull_fleet(AckedWrites& acked) {
+    if (own_ == nullptr) co_return;
+    std::vector<std::uint8_t> cmd;
+    cache::write_command(cmd, {"HVALS", shared_.gtids_key});
+    const auto sent = std::chrono::steady_clock::now();
+    auto reply = co_await own_->run(cmd, 1);
+    stats_->observe_redis(std::chrono::steady_clock::now() - sent);
+    if (!reply || (*reply)[0].kind != cache::ReplyKind::array) {
+        stats_->redis_errors.add();
+        co_return;
+    }
+    std::string position;
+    for (const cache::Reply& r : (*reply)[0].elements) {
+        if (r.kind != cache::ReplyKind::bulk) continue;
+        if (!position.empty()) position += ',';
+        position += r.str;
+    }
+    if (!position.empty()) acked.acknowledge(position);
 }
 
 asio::awaitable<void> WorkerCache::bump_elsewhere(std::size_t target,

@@ -112,7 +112,9 @@ void setup_cache_redis(const sluice::config::Config& cfg, sluice::CacheShared& c
         cache.redis.push_back(std::move(t));
     }
     cache.prefix = cfg.cache.key_prefix;
-    cache.versions_key = cfg.cache.key_prefix + "versions";
+    // One hash tag for both: the bump script touches both keys, in one Redis Cluster slot.
+    cache.versions_key = cfg.cache.key_prefix + "{meta}versions";
+    cache.gtids_key = cfg.cache.key_prefix + "{meta}gtids";
     cache.channel = cfg.cache.key_prefix + "bumps";
     // Tells this process's own messages from the others' (they carry it first).
     cache.origin = fmt::format("{:x}-{:x}", ::getpid(),

@@ -460,6 +460,7 @@ MysqlSession::Causal MysqlSession::consistency_token(router::Consistency level) 
     case router::Consistency::session:
         return {&last_gtid_, 0};
     case router::Consistency::global:
+    case router::Consistency::fleet: // the fleet's GTIDs were folded in first (choose())
         break;
     }
     const AckedWrites& acked = worker_.shared().acked;

@@ -73,7 +73,12 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
         } else if (!wait || backends_[replica_slot].in_trans()) {
             co_return replica_slot;
         } else {
-            const Causal need = consistency_token(consistency_for(c, route));
+            const router::Consistency level = consistency_for(c, route);
+            // `fleet`: the newest GTIDs every Sluice sharing the Redis recorded join this
+            // process's watermark first; then the read is as fresh as under `global`.
+            if (level == router::Consistency::fleet)
+                co_await worker_.cache().pull_fleet(worker_.shared().acked);
+            const Causal need = consistency_token(level);
             if (need.text->empty() || replica_has(need)) co_return replica_slot;
             if (need.version != 0 &&
                 worker_.wait_in_flight(backends_[replica_slot].index) >= need.version) {

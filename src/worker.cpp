@@ -21,6 +21,8 @@ router::Consistency to_router(config::Consistency c) noexcept {
         return router::Consistency::session;
     case config::Consistency::global:
         break;
+    case config::Consistency::fleet:
+        return router::Consistency::fleet;
     }
     return router::Consistency::global;
 }

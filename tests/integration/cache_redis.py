@@ -24,6 +24,9 @@ The daemons run 2 workers with `l1_max_bytes = 0` (no L1): every hit is an L2 hi
  6. TLS and AUTH: a redis-server of this test's own with only a TLS port and an ACL user;
     a Sluice reaching it with `tls = true`, `tls_ca_file`, `user` and `password`: L2 hits;
     and a Sluice with a wrong password: reads still answered, bypassing the cache.
+ 7. consistency = "fleet": two Sluices sharing the Redis, replica1's SQL thread stopped; a
+    write through one, reads through the other at once: fleet reads never miss it (global
+    reads there do, which shows the lag is real).
 """
 
 import os
@@ -147,8 +150,9 @@ def l2_hits(p):
         first, ran = served(lambda: one(s, q))
         eq(first, (1, 0), "first read")
         eq(ran, 1, "the first read ran on a server")
-    true(wait_until(lambda: redis_cli("--scan", "--pattern", "it:{*") != "", 3),
-         "Redis holds an entry under the prefix it:")
+    entry = "it:{" + "?" * 32 + "}"
+    true(wait_until(lambda: redis_cli("--scan", "--pattern", entry) != "", 3),
+         "Redis holds an entry under the prefix it: (it:{32 hex digits})")
     sessions = [connect(p) for _ in range(12)]
     try:
         rows, ran = served(lambda: [one(s, q) for s in sessions for _ in range(2)])
@@ -287,6 +291,34 @@ def sysbench_redis_down(p):
     true(wait_until(resumed, 5, step=0.3), "point selects are cached again after Redis came back")
 
 
+def fleet(pa, pb):
+    """Two Sluices sharing the Redis; replica1's SQL thread stopped. A session on A writes, a
+    session on B reads at once (no cache): under `consistency=fleet` never the old value;
+    under `global` B knows nothing of A's write, and some reads are stale (which shows the
+    check can fail)."""
+    topology("stop-sql", "replica1")
+    try:
+        stale_fleet, stale_global = [], 0
+        with connect(pa) as w, connect(pb) as r1, connect(pb) as r2, connect(pb) as r3:
+            readers = (r1, r2, r3)
+            for i in range(1, 201):
+                with w.cursor() as c:
+                    c.execute("UPDATE cr_t SET v = %s WHERE id = 1", (5000 + i,))
+                for r in readers:
+                    if one(r, "/* sluice: consistency=global */ SELECT v FROM cr_t WHERE id = 1")[0] != 5000 + i:
+                        stale_global += 1
+                    got = one(r, "/* sluice: consistency=fleet */ SELECT v FROM cr_t WHERE id = 1")[0]
+                    if got != 5000 + i:
+                        stale_fleet.append((i, got))
+        eq(stale_fleet, [], "fleet reads on B that missed A's write")
+        true(stale_global > 0, f"global reads on B missed A's write {stale_global} times (the "
+             "lag was real, so the fleet check could fail)")
+    finally:
+        topology("start-sql", "replica1")
+        with itlib.connect(PRIMARY_PORT) as d:
+            sync_replicas(d, lambda p2: itlib.connect(p2))
+
+
 class TlsRedis:
     """A redis-server with only a TLS port and an ACL user `sluice` / `s3cret`."""
 
@@ -340,7 +372,9 @@ def tls_and_auth():
                     admin=admin(613), wait_snapshot=True) as bad:
             with connect(port(613)) as s:
                 rows, ran = served(lambda: [one(s, q) for _ in range(5)])
-            eq(rows, [(1, 0)] * 5, "answers with a Redis that refuses the password")
+            with itlib.connect(PRIMARY_PORT) as d:
+                want = one(d, "SELECT id, v FROM cr_t WHERE id = 1")
+            eq(rows, [want] * 5, "answers with a Redis that refuses the password")
             eq(ran, 5, "reads bypass the cache when Redis refuses the password")
             m = scrape_metrics(admin(613))
             true(itlib.metric_value(m, "sluice_cache_bypass_total", reason="redis") >= 5,
@@ -359,6 +393,10 @@ def main():
         checks.run("3 Redis stopped and started under load", redis_down, d, port(610))
         checks.run("4 a full Redis", full_redis, port(610))
         checks.run("5 sysbench with Redis stopped and started", sysbench_redis_down, port(610))
+        with Daemon(DIR, "l2b", config(611, plain_redis()), port=port(611), admin=admin(611),
+                    wait_snapshot=True) as b:
+            checks.run("7 consistency fleet across two Sluices", fleet, port(610), port(611))
+            true(b.alive(), "the second daemon is alive")
         true(d.alive(), "the daemon is alive")
     checks.run("6 TLS and AUTH", tls_and_auth)
     checks.finish()

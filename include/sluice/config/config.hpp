@@ -35,8 +35,9 @@ enum class BackendRole { primary, replica };
 
 /// How fresh a read must be ([routing] consistency; a user's, a rule's): eventual (any
 /// eligible replica), session (has the session's own writes), global (has every write whose
-/// OK any client of this Sluice got before the read arrived).
-enum class Consistency { eventual, session, global };
+/// OK any client of this Sluice got before the read arrived), fleet (the same for every
+/// Sluice sharing the cache's Redis: their writes' GTIDs are read from there first).
+enum class Consistency { eventual, session, global, fleet };
 
 /// The most backends one configuration may list (per-backend counters are fixed arrays).
 inline constexpr std::size_t max_backends = 64;

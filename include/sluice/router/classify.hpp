@@ -100,8 +100,10 @@ struct StatementFlags {
 /// when both are given; with several hint comments a later max_lag replaces an earlier one.
 /// How fresh a read must be (DESIGN.md "Routing contract"): `eventual` any eligible replica;
 /// `session` one that has applied the session's own last write; `global` one that has
-/// applied every write whose OK this Sluice relayed to any client before the read arrived.
-enum class Consistency : std::uint8_t { eventual, session, global };
+/// applied every write whose OK this Sluice relayed to any client before the read arrived;
+/// `fleet` (with a Redis cache) the same for every Sluice sharing that Redis: the read first
+/// fetches the newest GTIDs their writes recorded there.
+enum class Consistency : std::uint8_t { eventual, session, global, fleet };
 
 /// Caching (issue #9): /* sluice: cache */ caches a read for the default TTL,
 /// /* sluice: cache ttl=60s */ (or ttl=500ms; ttl alone implies cache) for that long, and

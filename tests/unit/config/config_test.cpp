@@ -800,8 +800,10 @@ TEST_CASE("#8: consistency for routing, users and replica rules", "[config]") {
     CHECK(cfg.find_user("u")->consistency == Consistency::session);
     CHECK(cfg.query_rules[0].consistency == Consistency::eventual);
     CHECK_FALSE(load(minimal).find_user("u")->consistency);
+    CHECK(load(minimal + "[routing]\nconsistency = \"fleet\"\n").routing.consistency ==
+          Consistency::fleet);
     CHECK(error_of(minimal + "[routing]\nconsistency = \"strong\"\n") ==
-          "t.toml:11: routing.consistency: must be one of eventual, session, global");
+          "t.toml:11: routing.consistency: must be one of eventual, session, global, fleet");
     CHECK(error_of(minimal + "[routing]\nconsistency = \"global\"\nread_your_writes = true\n")
               .find("routing.read_your_writes: cannot be set together with consistency") !=
           std::string::npos);

@@ -149,6 +149,7 @@ TEST_CASE("#8: consistency=eventual|session|global in a hint", "[router][hint]")
         {"/* sluice: consistency = Session */ SELECT 1", with(Consistency::session)},
         {"/* sluice: replica, consistency=global */ SELECT 1",
          with(Consistency::global, Target::replica)},
+        {"/* sluice: consistency=fleet */ SELECT 1", with(Consistency::fleet)},
         {"/* sluice: consistency=strong */ SELECT 1", hint(Target::none)},
         {"/* sluice: consistency */ SELECT 1", hint(Target::none)},
         {"/* sluice: consistency=eventualx */ SELECT 1", hint(Target::none)},
