@@ -1,15 +1,13 @@
 #include "sluice/cache/redis_conn.hpp"
 
+#include "redis_link.hpp"
+
 #include <algorithm>
 #include <array>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
 #include <exception>
@@ -21,10 +19,12 @@ namespace sluice::cache {
 
 namespace {
 
-using tcp = asio::ip::tcp;
+using detail::peer_closed;
+using detail::tcp;
+using detail::use_tuple;
+using detail::wake;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = std::size_t{16} << 10;
 // A write buffer that once held a large value is given back rather than kept per worker.
 constexpr std::size_t max_kept_write_buffer = std::size_t{1} << 20;
@@ -52,20 +52,6 @@ public:
         return "unknown Redis error";
     }
 };
-
-// Waking a parked coroutine is cancelling the timer it waits on (as Worker::wait_finished
-// does); cancel() only throws for errors a timer of this thread cannot have.
-void wake(asio::steady_timer& timer) noexcept {
-    try {
-        timer.cancel();
-    } catch (const std::exception&) {
-    }
-}
-
-bool peer_closed(const error_code& ec) noexcept {
-    return ec == asio::error::eof || ec == asio::error::connection_reset ||
-           ec == asio::ssl::error::stream_truncated;
-}
 
 bool is_ip_address(const std::string& name) {
     error_code ec;
@@ -103,6 +89,98 @@ result<asio::ssl::context> make_tls_context(const RedisEndpoint& endpoint) {
     }
 }
 
+namespace detail {
+
+// Waking a parked coroutine is cancelling the timer it waits on (as Worker::wait_finished
+// does); cancel() only throws for errors a timer of this thread cannot have.
+void wake(asio::steady_timer& timer) noexcept {
+    try {
+        timer.cancel();
+    } catch (const std::exception&) {
+    }
+}
+
+bool peer_closed(const error_code& ec) noexcept {
+    return ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::ssl::error::stream_truncated;
+}
+
+void RedisStream::close() noexcept {
+    resolver.cancel();
+    error_code ignored;
+    lowest().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close(ignored);
+}
+
+asio::awaitable<std::pair<error_code, std::size_t>>
+RedisStream::read_some(asio::mutable_buffer buf) {
+    if (tls) {
+        auto [ec, n] = co_await tls->async_read_some(buf, use_tuple);
+        co_return std::pair{ec, n};
+    }
+    auto [ec, n] = co_await socket.async_read_some(buf, use_tuple);
+    co_return std::pair{ec, n};
+}
+
+asio::awaitable<error_code> RedisStream::write_all(asio::const_buffer buf) {
+    if (tls) {
+        auto [ec, n] = co_await asio::async_write(*tls, buf, use_tuple);
+        co_return ec;
+    }
+    auto [ec, n] = co_await asio::async_write(socket, buf, use_tuple);
+    co_return ec;
+}
+
+asio::awaitable<error_code> open_stream(const RedisEndpoint& ep, asio::ssl::context* ctx,
+                                        RedisStream& stream) {
+    if (ep.tls && !ctx) co_return make_error_code(asio::error::invalid_argument);
+    error_code ec;
+    const auto address = asio::ip::make_address(ep.host, ec);
+    if (!ec) {
+        // An address needs no resolver (whose getaddrinfo runs on a thread of its own).
+        auto [cec] =
+            co_await stream.socket.async_connect(tcp::endpoint{address, ep.port}, use_tuple);
+        if (cec) co_return cec;
+    } else {
+        auto [rec, results] =
+            co_await stream.resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+        if (rec) co_return rec;
+        auto [cec, peer] = co_await asio::async_connect(stream.socket, results, use_tuple);
+        if (cec) co_return cec;
+    }
+    stream.socket.set_option(tcp::no_delay(true), ec);
+    if (ec || !ep.tls) co_return ec;
+
+    const std::string& name = ep.tls_server_name.empty() ? ep.host : ep.tls_server_name;
+    auto& tls = stream.tls.emplace(std::move(stream.socket), *ctx);
+    if (!is_ip_address(name)) { // SNI carries host names only (RFC 6066, section 3)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast" // OpenSSL's macro casts
+        SSL_set_tlsext_host_name(tls.native_handle(), name.c_str());
+#pragma GCC diagnostic pop
+    }
+    if (ep.tls_verify) {
+        tls.set_verify_mode(asio::ssl::verify_peer, ec);
+        if (!ec) tls.set_verify_callback(asio::ssl::host_name_verification(name), ec);
+    } else {
+        tls.set_verify_mode(asio::ssl::verify_none, ec);
+    }
+    if (ec) co_return ec;
+    auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_tuple);
+    co_return hec;
+}
+
+bool write_auth(std::vector<std::uint8_t>& out, const RedisEndpoint& ep) {
+    if (ep.password.empty()) return false;
+    if (ep.user.empty())
+        write_command(out, {"AUTH", ep.password});
+    else
+        write_command(out, {"AUTH", ep.user, ep.password});
+    return true;
+}
+
+} // namespace detail
+
 // One call waiting in run(): lives in run()'s frame. The reader fills it and wakes it.
 struct RedisConn::Pending {
     explicit Pending(const asio::any_io_executor& ex) : wake(ex, Clock::time_point::max()) {}
@@ -122,42 +200,16 @@ struct RedisConn::Pending {
 // have. The Impl forgets it at once on a drop; the coroutines see that and end.
 struct RedisConn::Link {
     Link(const asio::any_io_executor& ex, ReaderLimits limits)
-        : resolver(ex), socket(ex), write_wake(ex, Clock::time_point::max()),
+        : stream(ex), write_wake(ex, Clock::time_point::max()),
           deadline(ex, Clock::time_point::max()), reader(limits) {}
 
-    tcp::socket& lowest() noexcept { return tls ? tls->next_layer() : socket; }
-
     void close() noexcept {
-        resolver.cancel();
-        error_code ignored;
-        lowest().shutdown(tcp::socket::shutdown_both, ignored);
-        lowest().close(ignored);
+        stream.close();
         wake(write_wake);
         wake(deadline);
     }
 
-    asio::awaitable<std::pair<error_code, std::size_t>> read_some() {
-        const auto buf = asio::buffer(in);
-        if (tls) {
-            auto [ec, n] = co_await tls->async_read_some(buf, use_tuple);
-            co_return std::pair{ec, n};
-        }
-        auto [ec, n] = co_await socket.async_read_some(buf, use_tuple);
-        co_return std::pair{ec, n};
-    }
-
-    asio::awaitable<error_code> write_all(asio::const_buffer buf) {
-        if (tls) {
-            auto [ec, n] = co_await asio::async_write(*tls, buf, use_tuple);
-            co_return ec;
-        }
-        auto [ec, n] = co_await asio::async_write(socket, buf, use_tuple);
-        co_return ec;
-    }
-
-    tcp::resolver resolver; // for a host name (an address needs none)
-    tcp::socket socket;     // the connection, until TLS takes it over
-    std::optional<asio::ssl::stream<tcp::socket>> tls;
+    detail::RedisStream stream;
     asio::steady_timer write_wake; // the writer parks here while nothing is queued
     asio::steady_timer deadline;   // the connect deadline, then the oldest request's, or parked
     ReplyReader reader;
@@ -210,8 +262,6 @@ struct RedisConn::Impl {
     void abandon(Pending& p) noexcept;
     void set_health(RedisHealth h, error_code why);
 
-    static asio::awaitable<error_code> open_link(const RedisEndpoint& ep, asio::ssl::context* ctx,
-                                                 Link& l);
     static asio::awaitable<void> connect_link(std::shared_ptr<Impl> self, std::shared_ptr<Link> l);
     static asio::awaitable<void> read_loop(std::shared_ptr<Impl> self, std::shared_ptr<Link> l);
     static asio::awaitable<void> write_loop(std::shared_ptr<Impl> self, std::shared_ptr<Link> l);
@@ -285,14 +335,10 @@ void RedisConn::Impl::opened(const std::shared_ptr<Impl>& self, const std::share
     const auto deadline = Clock::now() + ep.command_timeout;
     for (Slot& s : slots)
         s.deadline = deadline;
-    if (!ep.password.empty()) {
+    std::vector<std::uint8_t> auth;
+    if (detail::write_auth(auth, ep)) {
         // AUTH goes first, in the same write as the calls that queued while connecting: one
         // round trip. Should it be refused, their replies (NOAUTH errors) are never seen.
-        std::vector<std::uint8_t> auth;
-        if (ep.user.empty())
-            write_command(auth, {"AUTH", ep.password});
-        else
-            write_command(auth, {"AUTH", ep.user, ep.password});
         out.insert(out.begin(), auth.begin(), auth.end());
         slots.push_front(Slot{nullptr, 1, deadline, true});
     }
@@ -389,49 +435,11 @@ void RedisConn::Impl::set_health(RedisHealth h, error_code why) {
     if (on_change) on_change(h, why);
 }
 
-asio::awaitable<error_code> RedisConn::Impl::open_link(const RedisEndpoint& ep,
-                                                       asio::ssl::context* ctx, Link& l) {
-    if (ep.tls && !ctx) co_return make_error_code(asio::error::invalid_argument);
-    error_code ec;
-    const auto address = asio::ip::make_address(ep.host, ec);
-    if (!ec) {
-        // An address needs no resolver (whose getaddrinfo runs on a thread of its own).
-        auto [cec] = co_await l.socket.async_connect(tcp::endpoint{address, ep.port}, use_tuple);
-        if (cec) co_return cec;
-    } else {
-        auto [rec, results] =
-            co_await l.resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
-        if (rec) co_return rec;
-        auto [cec, peer] = co_await asio::async_connect(l.socket, results, use_tuple);
-        if (cec) co_return cec;
-    }
-    l.socket.set_option(tcp::no_delay(true), ec);
-    if (ec || !ep.tls) co_return ec;
-
-    const std::string& name = ep.tls_server_name.empty() ? ep.host : ep.tls_server_name;
-    auto& tls = l.tls.emplace(std::move(l.socket), *ctx);
-    if (!is_ip_address(name)) { // SNI carries host names only (RFC 6066, section 3)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast" // OpenSSL's macro casts
-        SSL_set_tlsext_host_name(tls.native_handle(), name.c_str());
-#pragma GCC diagnostic pop
-    }
-    if (ep.tls_verify) {
-        tls.set_verify_mode(asio::ssl::verify_peer, ec);
-        if (!ec) tls.set_verify_callback(asio::ssl::host_name_verification(name), ec);
-    } else {
-        tls.set_verify_mode(asio::ssl::verify_none, ec);
-    }
-    if (ec) co_return ec;
-    auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_tuple);
-    co_return hec;
-}
-
 asio::awaitable<void> RedisConn::Impl::connect_link(std::shared_ptr<Impl> self,
                                                     std::shared_ptr<Link> l) {
     Impl& s = *self;
     // The watchdog enforces connect_timeout by dropping the link, which ends this at once.
-    const error_code ec = co_await open_link(s.ep, s.tls, *l);
+    const error_code ec = co_await detail::open_stream(s.ep, s.tls, l->stream);
     if (!s.current(l)) co_return; // timed out or closed meanwhile
     if (ec) {
         s.fail_link(l, ec);
@@ -444,7 +452,7 @@ asio::awaitable<void> RedisConn::Impl::read_loop(std::shared_ptr<Impl> self,
                                                  std::shared_ptr<Link> l) {
     Impl& s = *self;
     for (;;) {
-        auto [ec, n] = co_await l->read_some();
+        auto [ec, n] = co_await l->stream.read_some(asio::buffer(l->in));
         if (!s.current(l)) co_return;
         if (ec) {
             s.fail_link(l, ec);
@@ -483,7 +491,7 @@ asio::awaitable<void> RedisConn::Impl::write_loop(std::shared_ptr<Impl> self,
         std::swap(s.out, l->writing);
         s.out.clear();
         ++s.stats.writes;
-        const error_code ec = co_await l->write_all(asio::buffer(l->writing));
+        const error_code ec = co_await l->stream.write_all(asio::buffer(l->writing));
         if (!s.current(l)) co_return;
         if (ec) {
             s.fail_link(l, ec);

@@ -19,7 +19,7 @@ CacheRedis parse_cache_redis(const Context& ctx, const toml::table& table, std::
     const Section s(ctx, table, std::move(path),
                     {"host", "port", "region", "user", "password", "password_env", "tls",
                      "tls_ca_file", "tls_server_name", "tls_verify", "connect_timeout_ms",
-                     "command_timeout_ms"});
+                     "command_timeout_ms", "cluster"});
     CacheRedis r;
     r.host = s.required_string("host");
     s.integer_into("port", r.port, 1, 65535);
@@ -28,6 +28,7 @@ CacheRedis parse_cache_redis(const Context& ctx, const toml::table& table, std::
     r.password = password_of(s, true);
     if (!r.user.empty() && r.password.empty()) s.fail_at("user", "needs password or password_env");
     s.boolean_into("tls", r.tls);
+    s.boolean_into("cluster", r.cluster);
     if (auto ca = s.string("tls_ca_file")) {
         if (ca->empty()) s.fail_at("tls_ca_file", "must not be empty");
         r.tls_ca_file = readable_file(ctx, s, "tls_ca_file", *ca);
@@ -52,7 +53,7 @@ CacheRedis parse_cache_redis(const Context& ctx, const toml::table& table, std::
 Cache parse_cache(const Context& ctx, const toml::table& table) {
     const Section s(ctx, table, "cache",
                     {"enabled", "default_ttl_ms", "max_result_bytes", "l1_max_bytes", "key_prefix",
-                     "region", "redis"});
+                     "region", "redis", "binlog"});
     Cache c;
     c.enabled = true;
     s.boolean_into("enabled", c.enabled);
@@ -64,6 +65,13 @@ Cache parse_cache(const Context& ctx, const toml::table& table) {
     if (c.key_prefix.find_first_of("{}") != std::string::npos)
         s.fail_at("key_prefix", "must not contain { or } (Redis Cluster hash tags)");
     s.string_into("region", c.region);
+    if (const toml::table* b = s.table("binlog")) {
+        const Section bs(ctx, *b, "cache.binlog", {"user", "password", "password_env", "server_id"});
+        c.binlog.enabled = true;
+        bs.string_into("user", c.binlog.user);
+        c.binlog.password = password_of(bs, true);
+        bs.integer_into("server_id", c.binlog.server_id, 0, 4294967295);
+    }
     const std::vector<const toml::table*> servers = s.tables("redis");
     for (std::size_t i = 0; i < servers.size(); ++i)
         c.redis.push_back(parse_cache_redis(ctx, *servers[i], element("cache.redis", i)));

@@ -179,6 +179,16 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     if (const toml::table* monitor = root.table("monitor"))
         cfg.monitor = parse_monitor(ctx, *monitor);
     if (const toml::table* admin = root.table("admin")) cfg.admin = parse_admin(ctx, *admin);
+    if (cfg.cache.binlog.enabled && cfg.cache.binlog.user.empty()) {
+        // The follower logs in as the monitor unless told otherwise.
+        if (!cfg.monitor.enabled) {
+            const toml::table* cache = root.table("cache");
+            fail(ctx, line_of(*cache->get("binlog")), "cache.binlog.user",
+                 "is required without [monitor] (whose login it uses by default)");
+        }
+        cfg.cache.binlog.user = cfg.monitor.user;
+        cfg.cache.binlog.password = cfg.monitor.password;
+    }
     check_listener_endpoints(ctx, listeners, cfg.admin);
     cfg.listeners = std::move(listeners.items);
     if (const toml::table* logging = root.table("logging")) {

@@ -5,17 +5,19 @@
 // (COM_BINLOG_DUMP with a GTID start position, through MariaDB Connector/C's mariadb_rpl_*)
 // and reports, for every committed transaction, the tables it changed.
 //
-// What the primary must have: log_bin, GTIDs (any MariaDB >= 10.0), binlog_format=ROW
-// (MIXED and STATEMENT work too but name fewer tables: a DML statement the router cannot
-// read becomes "everything changed"). What it cannot see: writes made with sql_log_bin=0,
-// and changes to temporary tables (not logged in ROW format, and private to their session).
+// What the primary must have: log_bin, GTIDs (any MariaDB >= 10.0) and binlog_format=ROW.
+// Under STATEMENT or MIXED, a statement-logged write is named from its text (the router's
+// tables_written), which cannot see what triggers and foreign-key cascades change: those
+// changes are missed. A statement it cannot read counts as "everything changed". What no
+// format shows: writes made with sql_log_bin=0, and changes to temporary tables.
 //
 // The user needs REPLICATION SLAVE (COM_BINLOG_DUMP); reading @@gtid_binlog_pos and
 // @@binlog_checksum needs no privilege. The server_id must be unique among everything that
 // replicates from the primary, its replicas and other Sluice processes included: when a
-// second replica registers with a server_id already streaming, the primary ends the older
-// stream (kill_zombie_dump_threads), so two followers sharing an id knock each other out
-// at every reconnect.
+// dump starts with a server_id already streaming, the primary ends the older stream (its
+// reader gets error 4052, ER_SLAVE_SAME_ID, "A slave with the same server_uuid/server_id is
+// already connected"), so two followers sharing an id knock each other out at every
+// reconnect, each flapping between up and down (MariaDB 10.11, seen in the test).
 
 #include <atomic>
 #include <chrono>
@@ -107,6 +109,7 @@ private:
 
 /// Where and how to follow the binlog.
 struct BinlogOptions {
+    /// A name or address reached over TCP; "localhost" means libmariadb's default unix socket.
     std::string host;
     std::uint16_t port = 3306;
     std::string user, password;
@@ -118,6 +121,11 @@ struct BinlogOptions {
     /// The primary sends a heartbeat after this long without events; a stream silent for
     /// four periods is taken as dead (a primary gone without closing the connection).
     std::chrono::milliseconds heartbeat_period{1000};
+    /// Where to start instead of the primary's current position: a GTID position (as
+    /// position() returns), e.g. the old follower's when the primary changes, so the
+    /// transactions in between are not missed. Empty: the current position. Unreadable: the
+    /// current position, with one change "everything changed".
+    std::string start_position;
 };
 
 /// Follows a primary's binlog on a thread of its own and reports committed changes.
@@ -150,6 +158,7 @@ public:
     /// it, at most connect_timeout. Idempotent.
     void stop();
 
+    /// Events read (heartbeats included), transactions delivered, connections made.
     std::uint64_t events() const noexcept { return events_.load(std::memory_order_relaxed); }
     std::uint64_t changes() const noexcept { return changes_.load(std::memory_order_relaxed); }
     std::uint64_t connects() const noexcept { return connects_.load(std::memory_order_relaxed); }
@@ -158,6 +167,9 @@ public:
     double lag_seconds() const noexcept { return lag_.load(std::memory_order_relaxed); }
     /// The GTID position the next connection would resume from ("" before the first).
     std::string position() const;
+    /// The primary's @@GLOBAL.binlog_format at the last connection ("" before the first);
+    /// anything but "ROW" misses what triggers and cascades change (see above).
+    std::string binlog_format() const;
 
 private:
     void run();
@@ -171,14 +183,16 @@ private:
     std::function<void(BinlogChange)> on_change_;
     std::function<void(bool, std::string)> on_state_;
 
-    mutable std::mutex mu_; ///< guards stopping_, socket_, position_
+    mutable std::mutex mu_; ///< guards stopping_, socket_, position_, binlog_format_
     std::condition_variable wake_;
     bool stopping_ = false;
     int socket_ = -1; ///< the streaming connection's socket, for stop() to shut down
     std::map<std::uint32_t, Gtid> position_; ///< by domain; valid when have_position_
     bool have_position_ = false;
+    std::string binlog_format_;
 
-    std::optional<bool> up_; ///< follower thread only
+    bool unknown_start_ = false; ///< start_position was unreadable: report "all" once
+    std::optional<bool> up_;     ///< follower thread only
     BinlogAssembler assembler_;
     std::thread thread_;
 

@@ -57,8 +57,10 @@ result<std::vector<ClusterSlotRange>> parse_cluster_slots(const Reply& reply,
 /// Tuning of a RedisCluster.
 struct ClusterOptions {
     /// The shortest time between two CLUSTER SLOTS fetches: a burst of MOVED replies or of
-    /// failed calls (a node down) costs one refresh, not one per call.
-    std::chrono::milliseconds min_refresh_interval{200};
+    /// failed calls (a node down) costs one fetch, not one per call. A MOVED updates its own
+    /// slot at once, so the full map can wait; while a node is down, each worker asks once
+    /// per interval until a failover has given its slots a new master.
+    std::chrono::milliseconds min_refresh_interval{1000};
     /// Bounds on what one reply may ask a node's reader to hold.
     ReaderLimits limits{};
 };

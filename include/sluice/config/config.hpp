@@ -131,6 +131,15 @@ struct CacheRedis {
     bool tls_verify = true;
     std::chrono::milliseconds connect_timeout{200};
     std::chrono::milliseconds command_timeout{100};
+    bool cluster = false; ///< a Redis Cluster seed: the slot map comes from CLUSTER SLOTS
+};
+
+/// The cache's binary log follower ([cache.binlog]): writes made around Sluice invalidate.
+struct CacheBinlog {
+    bool enabled = false; ///< a [cache.binlog] table is present
+    std::string user;     ///< needs REPLICATION SLAVE; default: [monitor]'s login
+    std::string password;
+    std::uint32_t server_id = 0; ///< among the primary's replicas; 0: chosen at start
 };
 
 /// The result cache ([cache], issue #9).
@@ -144,6 +153,7 @@ struct Cache {
     /// to every region's).
     std::string region;
     std::vector<CacheRedis> redis; ///< empty: L1 only
+    CacheBinlog binlog;
 };
 
 /// A cache rule ([[cache_rules]]): which reads are cached and for how long; the first

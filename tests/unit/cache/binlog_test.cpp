@@ -58,8 +58,8 @@ TEST_CASE("query_event_sql_mode finds Q_SQL_MODE_CODE after the variables before
           "[cache][binlog]") {
     // Q_FLAGS2_CODE (4 bytes), Q_CATALOG_NZ_CODE "std", Q_SQL_MODE_CODE = ANSI_QUOTES |
     // NO_BACKSLASH_ESCAPES (0x100004), little-endian.
-    const std::vector<std::uint8_t> vars{0x00, 0, 0, 0, 0,    0x06, 3, 's', 't', 'd', 0x01,
-                                         0x04, 0, 0x10, 0, 0, 0,    0, 0};
+    const std::vector<std::uint8_t> vars{0x00, 0,    0, 0,    0, 0x06, 3, 's', 't', 'd',
+                                         0x01, 0x04, 0, 0x10, 0, 0,    0, 0,   0};
     CHECK(query_event_sql_mode(vars) == 0x100004);
     CHECK(query_event_sql_mode({}) == 0);
     // Cut inside the mode, and a code whose length is not known before it: the default.
@@ -111,7 +111,8 @@ TEST_CASE("BinlogAssembler ends a standalone group at its statement", "[cache][b
 TEST_CASE("BinlogAssembler reads a statement's names under its sql_mode", "[cache][binlog]") {
     BinlogAssembler a;
     a.gtid({0, 1, 1}, 0x01, 0);
-    const auto c = a.query("db", R"(ALTER TABLE "Mixed" ADD COLUMN x INT)", 0x4 /* ANSI_QUOTES */, 0);
+    const auto c =
+        a.query("db", R"(ALTER TABLE "Mixed" ADD COLUMN x INT)", 0x4 /* ANSI_QUOTES */, 0);
     REQUIRE(c);
     CHECK(c->tables == Tables{"db.mixed"});
     CHECK_FALSE(c->all);
@@ -226,6 +227,10 @@ public:
         INFO(mysql_error(m_));
         REQUIRE(mysql_errno(m_) == 0);
     }
+    /// Runs one statement that may fail; whether it did not.
+    bool try_exec(const std::string& sql) {
+        return mysql_real_query(m_, sql.data(), sql.size()) == 0;
+    }
     std::string value(const std::string& sql) {
         INFO(sql);
         REQUIRE(mysql_real_query(m_, sql.data(), sql.size()) == 0);
@@ -267,6 +272,9 @@ public:
                  // The follower's account: replication only, as a daemon's would be.
                  "CREATE USER follower@'%' IDENTIFIED BY 'f';"
                  "GRANT REPLICATION SLAVE ON *.* TO follower@'%';"
+                 // The grants of the fixture's sluice_monitor (tests/fixtures/topology.sh).
+                 "CREATE USER monitor@'%' IDENTIFIED BY 'm';"
+                 "GRANT BINLOG MONITOR, SLAVE MONITOR ON *.* TO monitor@'%';"
                  "CREATE DATABASE bl; CREATE DATABASE other;"
                  "CREATE TABLE bl.t1 (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;"
                  "CREATE TABLE bl.t2 (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;"
@@ -304,6 +312,9 @@ public:
         }
         pid_ = -1;
     }
+    /// Freezes it (SIGSTOP) or thaws it (SIGCONT): a primary that holds its connections but
+    /// says nothing, as behind a dead network path.
+    void freeze(bool frozen) const { ::kill(pid_, frozen ? SIGSTOP : SIGCONT); }
     /// Starts it again on the same port and data directory.
     void start() {
         try_start();
@@ -390,8 +401,9 @@ public:
     }
     bool wait_state(bool up, std::size_t nth = 1) {
         return wait([=](const auto&, const auto& s) {
-            return std::count_if(s.begin(), s.end(), [&](const auto& e) { return e.first == up; }) >=
-                   static_cast<std::ptrdiff_t>(nth);
+            return std::count_if(s.begin(), s.end(), [&](const auto& e) {
+                       return e.first == up;
+                   }) >= static_cast<std::ptrdiff_t>(nth);
         });
     }
     /// Waits for a change with this GTID.
@@ -436,9 +448,9 @@ BinlogOptions options_for(std::uint32_t server_id) {
 /// A follower reporting into a Recorder, stopped when it goes out of scope.
 struct Following {
     explicit Following(std::uint32_t server_id, std::optional<BinlogOptions> o = {})
-        : follower(o ? *o : options_for(server_id),
-                   [this](BinlogChange c) { rec.change(std::move(c)); },
-                   [this](bool up, std::string why) { rec.state(up, std::move(why)); }) {
+        : follower(
+              o ? *o : options_for(server_id), [this](BinlogChange c) { rec.change(std::move(c)); },
+              [this](bool up, std::string why) { rec.state(up, std::move(why)); }) {
         follower.start();
     }
     Recorder rec; // declared first: outlives the follower that calls it
@@ -501,8 +513,7 @@ TEST_CASE("a transaction over two tables is one change naming both", "[cache][bi
     no_more_changes(f.rec, 1);
 }
 
-TEST_CASE("DDL names its table; DDL on a database changes everything",
-          "[cache][binlog][mariadb]") {
+TEST_CASE("DDL names its table; DDL on a database changes everything", "[cache][binlog][mariadb]") {
     Sql sql(primary().socket());
     Following f(103);
     REQUIRE(f.rec.wait_state(true));
@@ -562,6 +573,62 @@ TEST_CASE("a write in another database names that database", "[cache][binlog][ma
     no_more_changes(f.rec, 1);
 }
 
+TEST_CASE("statement-logged writes are named from their text", "[cache][binlog][mariadb]") {
+    Sql sql(primary().socket());
+    Following f(114);
+    REQUIRE(f.rec.wait_state(true));
+    CHECK(f.follower.binlog_format() == "ROW");
+    sql.exec("SET SESSION binlog_format = 'STATEMENT'; USE bl;"
+             " BEGIN; INSERT INTO t1 VALUES (600, 0); UPDATE other.t3 SET id = id; COMMIT;"
+             " SET SESSION binlog_format = DEFAULT");
+    const auto c = f.rec.wait_gtid(sql.gtid());
+    REQUIRE(c);
+    CHECK(c->tables == Tables{"bl.t1", "other.t3"});
+    CHECK_FALSE(c->all);
+    no_more_changes(f.rec, 1);
+}
+
+TEST_CASE("a start position resumes there: nothing after it is missed",
+          "[cache][binlog][mariadb]") {
+    Sql sql(primary().socket());
+    std::string resume;
+    {
+        Following old(115);
+        REQUIRE(old.rec.wait_state(true));
+        sql.exec("INSERT INTO bl.t1 VALUES (700, 0)");
+        REQUIRE(old.rec.wait_gtid(sql.gtid()));
+        resume = old.follower.position();
+    }
+    sql.exec("INSERT INTO bl.t1 VALUES (701, 0)"); // while nobody follows
+    const std::string missed = sql.gtid();
+    auto o = options_for(116);
+    o.start_position = resume;
+    Following f(116, o);
+    const auto c = f.rec.wait_gtid(missed);
+    REQUIRE(c);
+    CHECK(c->tables == Tables{"bl.t1"});
+    no_more_changes(f.rec, 1);
+
+    o.start_position = "0-1-x"; // unreadable: the current position, and everything changed
+    Following g(117, o);
+    REQUIRE(g.rec.wait_state(true));
+    REQUIRE(g.rec.wait_changes(1));
+    CHECK(g.rec.changes().front().all);
+    no_more_changes(g.rec, 1);
+}
+
+TEST_CASE("a user without REPLICATION SLAVE is refused, and the reason says so",
+          "[cache][binlog][mariadb]") {
+    auto o = options_for(118);
+    o.user = "monitor";
+    o.password = "m";
+    Following f(118, o);
+    REQUIRE(f.rec.wait_state(false));
+    const auto states = f.rec.states();
+    INFO(states.front().second);
+    CHECK(states.front().second.find("REPLICATION SLAVE") != std::string::npos);
+}
+
 TEST_CASE("a follower starts at the current position: history is not delivered",
           "[cache][binlog][mariadb]") {
     Sql sql(primary().socket());
@@ -619,32 +686,60 @@ TEST_CASE("a restarted or crashed primary: down, up again, no committed change l
     }
 }
 
+TEST_CASE("heartbeats keep an idle stream up; a silent primary is taken as down",
+          "[cache][binlog][mariadb]") {
+    auto o = options_for(113);
+    o.heartbeat_period = 200ms; // a read waits at most 2 s (the library counts whole seconds)
+    Following f(113, o);
+    REQUIRE(f.rec.wait_state(true));
+    const auto before = f.follower.events();
+    std::this_thread::sleep_for(2500ms);
+    CHECK(f.follower.events() >= before + 5); // heartbeats, skipped: no change
+    CHECK(f.rec.states().size() == 1);
+    CHECK(f.rec.changes().empty());
+
+    const auto t0 = Clock::now();
+    primary().freeze(true);
+    const bool down = f.rec.wait_state(false);
+    const auto detected = Clock::now() - t0;
+    primary().freeze(false);
+    REQUIRE(down);
+    CHECK(detected < 5s);
+    REQUIRE(f.rec.wait_state(true, 2));
+    Sql sql(primary().socket());
+    sql.exec("INSERT INTO bl.t2 VALUES (500, 0)");
+    REQUIRE(f.rec.wait_gtid(sql.gtid()));
+}
+
 TEST_CASE("a resume position the primary no longer has: everything changed, then onwards",
           "[cache][binlog][mariadb]") {
     Sql sql(primary().socket());
     auto o = options_for(108);
-    o.reconnect_delay = 300ms;
+    o.reconnect_delay = 1s;
     Following f(108, o);
     REQUIRE(f.rec.wait_state(true));
     sql.exec("INSERT INTO bl.t1 VALUES (300, 0)");
     REQUIRE(f.rec.wait_gtid(sql.gtid()));
 
-    // Forget every GTID, then cut the stream: the follower's position is now ahead of the
-    // primary's binlog, as after a restore or a crash that lost the binlog's tail.
-    sql.exec("RESET MASTER");
-    const std::string dump = sql.value(
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
-    REQUIRE_FALSE(dump.empty());
-    sql.exec("KILL " + dump);
-    std::this_thread::sleep_for(2s);
-    for (auto& st : f.rec.states()) UNSCOPED_INFO(st.first << " " << st.second);
-    for (auto& c : f.rec.changes()) UNSCOPED_INFO(c.gtid << " all=" << c.all);
-    UNSCOPED_INFO(sql.value("SELECT @@gtid_binlog_pos") << " / " << f.follower.position());
+    // Cut the stream; while the follower waits to reconnect, forget every GTID and start
+    // again at 0-1-1: its position is now ahead of the primary's binlog, as after a restore
+    // or a crash that lost the binlog's tail.
+    // Every dump: one of an earlier case's follower may still be ending (it may be gone by
+    // the KILL, hence no check).
+    std::string dumps = sql.value("SELECT GROUP_CONCAT(ID) FROM information_schema.PROCESSLIST"
+                                  " WHERE COMMAND LIKE 'Binlog Dump%'");
+    REQUIRE_FALSE(dumps.empty());
+    for (std::size_t at = 0; at != std::string::npos;) {
+        const auto comma = dumps.find(',', at);
+        sql.try_exec("KILL " + dumps.substr(at, comma == std::string::npos ? comma : comma - at));
+        at = comma == std::string::npos ? comma : comma + 1;
+    }
+    sql.exec("RESET MASTER; INSERT INTO bl.t1 VALUES (301, 0)");
     REQUIRE(f.rec.wait([](const auto& c, const auto&) {
         return std::any_of(c.begin(), c.end(), [](const BinlogChange& x) { return x.all; });
     }));
     REQUIRE(f.rec.wait_state(true, 2));
-    sql.exec("INSERT INTO bl.t1 VALUES (301, 0)");
+    sql.exec("INSERT INTO bl.t1 VALUES (302, 0)");
     const auto c = f.rec.wait_gtid(sql.gtid());
     REQUIRE(c);
     CHECK(c->tables == Tables{"bl.t1"});
@@ -668,13 +763,18 @@ TEST_CASE("XA transactions: tables at XA PREPARE, everything at XA COMMIT",
     CHECK(f.follower.connects() == 1); // no event broke the stream
 }
 
-TEST_CASE("two followers with one server_id: the primary ends the older stream",
+TEST_CASE("two followers with one server_id knock each other out in turn",
           "[cache][binlog][mariadb]") {
     Following first(110);
     REQUIRE(first.rec.wait_state(true));
     Following second(110);
-    REQUIRE(second.rec.wait_state(true));
+    // The newcomer's dump ends the one streaming (error 4052, ER_SLAVE_SAME_ID), which
+    // reconnects and ends the newcomer's, and so on.
     CHECK(first.rec.wait_state(false));
+    CHECK(second.rec.wait_state(false));
+    const auto why = first.rec.states().at(1).second;
+    INFO(why);
+    CHECK(why.find("4052") != std::string::npos);
 }
 
 TEST_CASE("stop() returns at once, idle or waiting to reconnect", "[cache][binlog][mariadb]") {
