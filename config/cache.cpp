@@ -66,7 +66,8 @@ Cache parse_cache(const Context& ctx, const toml::table& table) {
         s.fail_at("key_prefix", "must not contain { or } (Redis Cluster hash tags)");
     s.string_into("region", c.region);
     if (const toml::table* b = s.table("binlog")) {
-        const Section bs(ctx, *b, "cache.binlog", {"user", "password", "password_env", "server_id"});
+        const Section bs(ctx, *b, "cache.binlog",
+                         {"user", "password", "password_env", "server_id"});
         c.binlog.enabled = true;
         bs.string_into("user", c.binlog.user);
         c.binlog.password = password_of(bs, true);

@@ -277,6 +277,20 @@ private:
                MetricType::Counter, [](WorkerStats& s) -> Counter& { return s.l1_evictions; });
         single("sluice_cache_entries", "Entries in the L1 caches", MetricType::Gauge,
                [](WorkerStats& s) -> Counter& { return s.l1_entries; });
+        if (shared_.cfg.cache.binlog.enabled) {
+            auto gauge = [&](const char* name, const char* help, double v) {
+                prometheus::MetricFamily f{name, help, MetricType::Gauge, {}};
+                prometheus::ClientMetric g;
+                g.gauge.value = v;
+                f.metric.push_back(std::move(g));
+                out.push_back(std::move(f));
+            };
+            gauge("sluice_cache_binlog_up", "1 while the cache follows the primary's binary log",
+                  shared_.cache.binlog_up.load() ? 1.0 : 0.0);
+            gauge("sluice_cache_binlog_lag_seconds",
+                  "Commit on the primary to its bump here, for the last transaction followed",
+                  static_cast<double>(shared_.cache.binlog_lag_s.load()));
+        }
         prometheus::MetricFamily bytes{
             "sluice_cache_bytes", "Bytes held by a cache layer", MetricType::Gauge, {}};
         prometheus::ClientMetric m;

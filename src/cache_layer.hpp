@@ -3,9 +3,11 @@
 // process-wide table versions and rules, and each worker's L1 and single flight. The
 // session side (what is cached, replay, fill, bumps) is in mysql_cache.cpp.
 
+#include "sluice/cache/binlog.hpp"
 #include "sluice/cache/key.hpp"
 #include "sluice/cache/l1.hpp"
 #include "sluice/cache/redis_conn.hpp"
+#include "sluice/cache/redis_sub.hpp"
 #include "sluice/cache/versions.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
@@ -65,6 +67,10 @@ struct CacheShared {
     std::atomic<bool> resync_wanted{false};
     /// Whether the log last said Redis is down: one line per change of state, not per query.
     std::atomic<bool> down_logged{false};
+    /// [cache.binlog]: whether the follower streams the primary's binary log now.
+    std::atomic<bool> binlog_up{false};
+    /// Seconds between the last transaction's commit on the primary and its bump here.
+    std::atomic<std::int64_t> binlog_lag_s{0};
     std::size_t own_index() const noexcept {
         for (std::size_t i = 0; i < redis.size(); ++i)
             if (redis[i].own) return i;
@@ -128,7 +134,7 @@ public:
     /// Redis; after versions were lost, results must reflect the watermark version it gives
     /// (the primary's position as last read) to be cached.
     void start(asio::any_io_executor executor, WorkerStats& stats,
-               std::function<std::uint64_t()> resync_needs);
+               std::function<std::uint64_t()> resync_needs, AckedWrites* acked);
     /// Closes the connections and stops the sync: the worker's io_context can end.
     void stop() noexcept;
     bool has_l2() const noexcept { return own_ != nullptr; }
@@ -146,13 +152,23 @@ public:
     /// it); the other regions' in the background. Adopts the new versions with `needs`.
     /// Without Redis: counted locally. Redis unreachable: the versions are diverged.
     asio::awaitable<void> bump(std::span<cache::TableState* const> tables, bool all,
-                               std::uint64_t needs, std::string_view gtid);
+                               std::uint64_t needs, std::string_view gtid,
+                               InvalidationSource source = InvalidationSource::write);
+    /// A transaction the binary log follower saw (any client's, triggers included): its
+    /// tables bumped like a write through Sluice. Runs on this worker (post it here).
+    void binlog_change(cache::BinlogChange change, AckedWrites& acked);
     /// consistency "fleet": the newest GTID per replication domain that any Sluice's write
     /// recorded in the own region's Redis, folded into `acked` (one round trip). Without
     /// Redis, or when it does not answer, `acked` stays as it is (the read is `global`).
     asio::awaitable<void> pull_fleet(AckedWrites& acked);
+    /// pull_fleet() and the Redis versions of `tables` (qualified names) and all_tables,
+    /// adopted, in one round trip; false when Redis did not answer.
+    asio::awaitable<bool> refresh_fleet(std::span<const std::string> tables, AckedWrites& acked);
 
 private:
+    /// A bump another Sluice published: its versions adopted, its GTID acknowledged.
+    void peer_message(std::string_view payload);
+    asio::awaitable<void> binlog_bump(cache::BinlogChange change, std::uint64_t needs);
     asio::awaitable<void> sync_loop();
     asio::awaitable<bool> resync();
     asio::awaitable<void> put_detached(std::string key, cache::L1::Value blob,
@@ -167,6 +183,8 @@ private:
     mutable std::mutex digests_mutex_;
     std::unordered_map<std::string, DigestCount> digests_;
     std::unique_ptr<asio::steady_timer> sync_timer_;
+    std::unique_ptr<cache::RedisSubscriber> subscriber_;
+    AckedWrites* acked_ = nullptr; ///< the sync worker's: peers' GTIDs join the watermark
     asio::any_io_executor executor_;
     std::function<std::uint64_t()> resync_needs_;
     std::string last_error_; ///< why the last resync failed, for the log

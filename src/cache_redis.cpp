@@ -55,8 +55,9 @@ std::optional<std::uint64_t> to_u64(std::string_view s) {
 } // namespace
 
 void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
-                        std::function<std::uint64_t()> resync_needs) {
+                        std::function<std::uint64_t()> resync_needs, AckedWrites* acked) {
     stats_ = &stats;
+    acked_ = acked;
     executor_ = executor;
     const bool sync = static_cast<bool>(resync_needs);
     resync_needs_ = std::move(resync_needs);
@@ -67,12 +68,33 @@ void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
     if (sync && own_ != nullptr) {
         sync_timer_ = std::make_unique<asio::steady_timer>(executor);
         asio::co_spawn(executor, sync_loop(), asio::detached);
+        // Other Sluices' bumps. While the subscription is down their bumps are unseen: the
+        // versions are not trusted, and each time it is back they are read again.
+        RedisTarget& own = shared_.redis[shared_.own_index()];
+        cache::SubscriberCallbacks cb;
+        cb.message = [this](std::string_view, std::string_view payload) { peer_message(payload); };
+        cb.subscribed = [this] {
+            shared_.trusted.store(false, std::memory_order_release);
+            if (sync_timer_) sync_timer_->cancel(); // resync now
+        };
+        cb.down = [this](error_code ec) {
+            shared_.trusted.store(false, std::memory_order_release);
+            if (!shared_.down_logged.exchange(true))
+                spdlog::warn("cache: Redis does not answer (subscription: {}): reads bypass the "
+                             "cache",
+                             ec.message());
+        };
+        subscriber_ = std::make_unique<cache::RedisSubscriber>(
+            executor, own.endpoint, own.tls.get(), std::vector<std::string>{shared_.channel},
+            std::move(cb));
+        subscriber_->start();
     }
 }
 
 void WorkerCache::stop() noexcept {
     stopped_ = true;
     if (sync_timer_) sync_timer_->cancel();
+    if (subscriber_) subscriber_->close();
     for (auto& c : redis_)
         c->close();
 }
@@ -126,11 +148,11 @@ asio::awaitable<void> WorkerCache::put_detached(std::string key, cache::L1::Valu
 }
 
 asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tables, bool all,
-                                        std::uint64_t needs, std::string_view gtid) {
+                                        std::uint64_t needs, std::string_view gtid,
+                                        InvalidationSource source) {
     const std::size_t n = all ? 1 : tables.size();
     if (n == 0) co_return;
-    auto& counted =
-        stats_->cache_invalidations[static_cast<std::size_t>(InvalidationSource::write)];
+    auto& counted = stats_->cache_invalidations[static_cast<std::size_t>(source)];
     counted.add(n);
     if (own_ == nullptr) {
         // L1 only: this process is the only holder of the versions.
@@ -190,6 +212,93 @@ asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tabl
         if (values[i].kind == cache::ReplyKind::integer && values[i].integer > 0)
             t.raise_to(static_cast<std::uint64_t>(values[i].integer), needs);
     }
+}
+
+void WorkerCache::peer_message(std::string_view payload) {
+    // "origin gtid" then "name version" lines (bump_script).
+    const auto line_end = payload.find('\n');
+    const std::string_view head = payload.substr(0, line_end);
+    const auto space = head.find(' ');
+    if (head.substr(0, space) == shared_.origin) return; // this process's own bump
+    const std::string_view gtid = space == std::string_view::npos ? "" : head.substr(space + 1);
+    std::uint64_t needs = ~std::uint64_t{0};
+    if (!gtid.empty() && acked_ != nullptr) {
+        // A replica's result reflects that write only once it has applied its GTID.
+        acked_->acknowledge(gtid);
+        needs = acked_->version();
+    }
+    std::size_t pos = line_end == std::string_view::npos ? payload.size() : line_end + 1;
+    std::uint64_t count = 0;
+    while (pos < payload.size()) {
+        auto end = payload.find('\n', pos);
+        if (end == std::string_view::npos) end = payload.size();
+        const std::string_view line = payload.substr(pos, end - pos);
+        pos = end + 1;
+        const auto sp = line.rfind(' ');
+        if (sp == std::string_view::npos) continue;
+        const auto v = to_u64(line.substr(sp + 1));
+        if (!v) continue;
+        const std::string_view name = line.substr(0, sp);
+        cache::TableState& t = name == cache::all_tables ? shared_.versions.all() : version(name);
+        t.raise_to(*v, needs);
+        ++count;
+    }
+    stats_->cache_invalidations[static_cast<std::size_t>(InvalidationSource::peer)].add(count);
+}
+
+void WorkerCache::binlog_change(cache::BinlogChange change, AckedWrites& acked) {
+    std::uint64_t needs = ~std::uint64_t{0};
+    if (!change.gtid.empty()) {
+        acked.acknowledge(change.gtid);
+        needs = acked.version();
+    }
+    asio::co_spawn(executor_, binlog_bump(std::move(change), needs), asio::detached);
+}
+
+asio::awaitable<void> WorkerCache::binlog_bump(cache::BinlogChange change, std::uint64_t needs) {
+    std::vector<cache::TableState*> tables;
+    for (const std::string& name : change.tables)
+        tables.push_back(&version(name));
+    co_await bump(tables, change.all, needs, change.gtid, InvalidationSource::binlog);
+}
+
+asio::awaitable<bool> WorkerCache::refresh_fleet(std::span<const std::string> tables,
+                                                 AckedWrites& acked) {
+    if (own_ == nullptr) co_return false;
+    std::vector<std::uint8_t> cmd;
+    cache::write_command(cmd, {"HVALS", shared_.gtids_key});
+    std::vector<std::string_view> args{"HMGET", shared_.versions_key, cache::all_tables};
+    for (const std::string& t : tables)
+        args.push_back(t);
+    cache::write_command(cmd, std::span<const std::string_view>(args));
+    const auto sent = std::chrono::steady_clock::now();
+    auto reply = co_await own_->run(cmd, 2);
+    stats_->observe_redis(std::chrono::steady_clock::now() - sent);
+    if (!reply || (*reply)[0].kind != cache::ReplyKind::array ||
+        (*reply)[1].kind != cache::ReplyKind::array ||
+        (*reply)[1].elements.size() != tables.size() + 1) {
+        stats_->redis_errors.add();
+        co_return false;
+    }
+    std::string position;
+    for (const cache::Reply& r : (*reply)[0].elements) {
+        if (r.kind != cache::ReplyKind::bulk) continue;
+        if (!position.empty()) position += ',';
+        position += r.str;
+    }
+    if (!position.empty()) acked.acknowledge(position);
+    // The script records a write's GTID with its bumps: every version read here belongs to
+    // a write the watermark now holds.
+    const std::uint64_t needs = acked.version();
+    const auto& values = (*reply)[1].elements;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (values[i].kind != cache::ReplyKind::bulk) continue; // never bumped
+        const auto v = to_u64(values[i].str);
+        if (!v) continue;
+        cache::TableState& t = i == 0 ? shared_.versions.all() : version(tables[i - 1]);
+        t.raise_to(*v, needs);
+    }
+    co_return true;
 }
 
 asio::awaitable<void> WorkerCache::pull_fleet(AckedWrites& acked) {

@@ -2,6 +2,7 @@
 // the admin listener, signals and shutdown.
 
 #include "admin.hpp"
+#include "binlog_sync.hpp"
 #include "server.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/protocol/mysql/constants.hpp"
@@ -264,10 +265,15 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
         workers.push_back(std::make_unique<sluice::Worker>(i, shared));
         workers.back()->listen();
     }
+    // Writes made around Sluice: the binary log of whichever backend is the primary.
+    std::unique_ptr<sluice::BinlogSync> binlog;
+    if (cfg.cache.enabled && cfg.cache.binlog.enabled)
+        binlog = std::make_unique<sluice::BinlogSync>(shared, *workers.front());
     if (cfg.monitor.enabled) {
         shared.monitor = std::make_unique<sluice::pool::Monitor>(
             monitor_options(cfg.monitor), monitored_backends(cfg),
-            [&workers, &shared](std::shared_ptr<const sluice::pool::Topology> t) {
+            [&workers, &shared, &binlog](std::shared_ptr<const sluice::pool::Topology> t) {
+                if (binlog && t->primary) binlog->follow(*t->primary);
                 // A backend that went down may come back from an older copy: what it was
                 // known to have applied is forgotten.
                 for (std::size_t i = 0; i < t->backends.size(); ++i) {
@@ -324,6 +330,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
     if (shared.monitor) shared.monitor->start();
     for (auto& w : workers)
         w->start_thread();
+    if (binlog) binlog->follow(shared.primary_index);
     for (const auto& l : cfg.listeners)
         spdlog::info("listening for {} clients on {}:{} ({} workers)", l.protocol, l.address,
                      l.port, n);
@@ -339,8 +346,9 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
         grace.cancel();
     });
     signal_thread.join();
-    // Before the workers go: the monitor posts to them.
+    // Before the workers go: the monitor and the binary log follower post to them.
     if (shared.monitor) shared.monitor->stop();
+    if (binlog) binlog->stop();
     admin.stop();
     spdlog::info("stopped");
     return 0;

@@ -140,8 +140,22 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     cache_plan_.digest = &digest;
     cache_plan_.ttl = ttl;
     cache_plan_.needs = needs;
+    cache_plan_.fleet = consistency_for(c, route) == router::Consistency::fleet;
     cache_plan_.active = true;
     return true;
+}
+
+asio::awaitable<bool>
+MysqlSession::plan_cached_read(const router::Classification& c, std::string_view sql,
+                               std::string& digest,
+                               std::optional<std::span<const std::uint8_t>> params) {
+    if (!plan_read(c, sql, digest, params)) co_return false;
+    if (!cache_plan_.fleet || !worker_.cache().has_l2()) co_return true;
+    // Another Sluice's bump reaches this one's versions through its subscription, a moment
+    // later; a fleet read does not wait for that moment.
+    const bool fresh = co_await worker_.cache().refresh_fleet(names_, worker_.shared().acked);
+    if (!fresh) co_return true;
+    co_return plan_read(c, sql, digest, params);
 }
 
 asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq) {

@@ -176,7 +176,10 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
     // Cache check first (DESIGN.md: cache, then the nearest replica, then fill the cache).
     FillFlight flight;
     const CacheReadScope cache_scope{capture_wanted_, cache_plan_.active};
-    if (c.cls == StatementClass::read && plan_read(c, sql, digest)) {
+    bool planned = false;
+    if (c.cls == StatementClass::read)
+        planned = co_await plan_cached_read(c, sql, digest, std::nullopt);
+    if (planned) {
         const auto served = co_await serve_cached(frame.next_seq);
         if (served) {
             cbuf_.consume(frame.wire_size);

@@ -264,6 +264,11 @@ private:
     /// Answers the planned read from the cache: true/false (whether the session goes on)
     /// when it did, nullopt on a miss (the caller runs the read and calls fill_cache()).
     asio::awaitable<std::optional<bool>> serve_cached(std::uint8_t seq);
+    /// plan_read(), then for a `fleet` read the versions of its tables read from Redis (and
+    /// the fleet's GTIDs) and the key made again with them.
+    asio::awaitable<bool> plan_cached_read(const router::Classification& c, std::string_view sql,
+                                           std::string& digest,
+                                           std::optional<std::span<const std::uint8_t>> params);
     /// After a missed read was relayed from `slot`: stores what was captured, unless the
     /// result may not reflect the writes its key's table versions stand for.
     void fill_cache(Slot slot);
@@ -284,6 +289,7 @@ private:
         std::chrono::milliseconds ttl{0};
         std::uint64_t needs = 0; ///< the watermark version a replica's result must reflect
         const std::string* digest = nullptr; ///< the statement's digest text (on_query's)
+        bool fleet = false; ///< consistency "fleet": versions are read from Redis first
         bool active = false;
     };
     CachePlan cache_plan_;

@@ -131,7 +131,8 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
         params_key_.push_back(0xff); // the types end here
         params_key_.insert(params_key_.end(), execute->params_block.begin(),
                            execute->params_block.end());
-        if (plan_read(ps.cls, ps.sql, ps.digest, params_key_)) {
+        const bool planned = co_await plan_cached_read(ps.cls, ps.sql, ps.digest, params_key_);
+        if (planned) {
             const auto served = co_await serve_cached(frame.next_seq);
             if (served) {
                 worker_.stats().statements[static_cast<std::size_t>(ps.cls.cls)].add();

@@ -227,7 +227,7 @@ void Worker::start_thread() {
             return ~std::uint64_t{0};
         };
     }
-    cache_.start(io_.get_executor(), stats_, std::move(resync_needs));
+    cache_.start(io_.get_executor(), stats_, std::move(resync_needs), &shared_.acked);
     thread_ = std::thread([this] {
         try {
             io_.run();
