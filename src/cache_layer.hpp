@@ -6,6 +6,7 @@
 #include "sluice/cache/binlog.hpp"
 #include "sluice/cache/key.hpp"
 #include "sluice/cache/l1.hpp"
+#include "sluice/cache/redis_cluster.hpp"
 #include "sluice/cache/redis_conn.hpp"
 #include "sluice/cache/redis_sub.hpp"
 #include "sluice/cache/versions.hpp"
@@ -35,7 +36,25 @@ namespace asio = boost::asio;
 struct RedisTarget {
     cache::RedisEndpoint endpoint;
     std::unique_ptr<asio::ssl::context> tls; ///< null without TLS
-    bool own = false; ///< this Sluice's region: reads and fills go there (bumps go everywhere)
+    bool own = false;     ///< this Sluice's region: reads and fills go there (bumps go everywhere)
+    bool cluster = false; ///< a Redis Cluster seed
+};
+
+/// One [[cache.redis]] as a worker reaches it: one pipelined connection, or a Redis
+/// Cluster's masters (each call goes to the node that owns its key's slot).
+class RedisLink {
+public:
+    RedisLink(asio::any_io_executor executor, const RedisTarget& target);
+    /// Runs `commands`, all for keys in `key`'s slot (hash tags), and returns the replies.
+    asio::awaitable<result<std::vector<cache::Reply>>>
+    run(std::string_view key, std::span<const std::uint8_t> commands, std::size_t replies);
+    void close() noexcept;
+    /// The server's text of the last AUTH refusal, if any.
+    std::string last_error() const;
+
+private:
+    std::unique_ptr<cache::RedisConn> conn_;
+    std::unique_ptr<cache::RedisCluster> cluster_;
 };
 
 class AckedWrites; // server.hpp
@@ -178,8 +197,8 @@ private:
     CacheShared& shared_;
     cache::L1 l1_;
     WorkerStats* stats_ = nullptr;
-    std::vector<std::unique_ptr<cache::RedisConn>> redis_;
-    cache::RedisConn* own_ = nullptr;
+    std::vector<std::unique_ptr<RedisLink>> redis_;
+    RedisLink* own_ = nullptr;
     mutable std::mutex digests_mutex_;
     std::unordered_map<std::string, DigestCount> digests_;
     std::unique_ptr<asio::steady_timer> sync_timer_;

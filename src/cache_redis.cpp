@@ -54,6 +54,33 @@ std::optional<std::uint64_t> to_u64(std::string_view s) {
 
 } // namespace
 
+RedisLink::RedisLink(asio::any_io_executor executor, const RedisTarget& target) {
+    if (target.cluster)
+        cluster_ = std::make_unique<cache::RedisCluster>(
+            executor, std::vector<cache::RedisEndpoint>{target.endpoint}, target.tls.get());
+    else
+        conn_ = std::make_unique<cache::RedisConn>(executor, target.endpoint, target.tls.get());
+}
+
+asio::awaitable<result<std::vector<cache::Reply>>>
+RedisLink::run(std::string_view key, std::span<const std::uint8_t> commands, std::size_t replies) {
+    if (conn_) {
+        auto r = co_await conn_->run(commands, replies); // copied before it suspends
+        co_return r;
+    }
+    // A cluster sends them again after a redirection: they live in this frame until then.
+    const std::vector<std::uint8_t> copy(commands.begin(), commands.end());
+    auto r = co_await cluster_->run(cache::key_slot(key), copy, replies);
+    co_return r;
+}
+
+void RedisLink::close() noexcept {
+    if (conn_) conn_->close();
+    if (cluster_) cluster_->close();
+}
+
+std::string RedisLink::last_error() const { return conn_ ? conn_->last_error() : std::string(); }
+
 void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
                         std::function<std::uint64_t()> resync_needs, AckedWrites* acked) {
     stats_ = &stats;
@@ -62,7 +89,7 @@ void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
     const bool sync = static_cast<bool>(resync_needs);
     resync_needs_ = std::move(resync_needs);
     for (RedisTarget& t : shared_.redis) {
-        redis_.push_back(std::make_unique<cache::RedisConn>(executor, t.endpoint, t.tls.get()));
+        redis_.push_back(std::make_unique<RedisLink>(executor, t));
         if (t.own && own_ == nullptr) own_ = redis_.back().get();
     }
     if (sync && own_ != nullptr) {
@@ -104,7 +131,7 @@ asio::awaitable<std::optional<WorkerCache::L2Entry>> WorkerCache::l2_get(const c
     const std::string rkey = cache::redis_key(key, shared_.prefix);
     cache::write_command(cmd_, {"GET", rkey});
     const auto sent = std::chrono::steady_clock::now();
-    auto reply = co_await own_->run(cmd_, 1);
+    auto reply = co_await own_->run(rkey, cmd_, 1);
     stats_->observe_redis(std::chrono::steady_clock::now() - sent);
     if (!reply || (*reply)[0].kind == cache::ReplyKind::error) {
         stats_->redis_errors.add();
@@ -141,7 +168,7 @@ asio::awaitable<void> WorkerCache::put_detached(std::string key, cache::L1::Valu
     const std::string px = std::to_string(ttl.count());
     cache::write_command(cmd, {"SET", key, value, "PX", px});
     const auto sent = std::chrono::steady_clock::now();
-    auto reply = co_await own_->run(cmd, 1);
+    auto reply = co_await own_->run(key, cmd, 1);
     if (stopped_) co_return;
     stats_->observe_redis(std::chrono::steady_clock::now() - sent);
     if (!reply || (*reply)[0].kind == cache::ReplyKind::error) stats_->redis_errors.add();
@@ -192,7 +219,7 @@ asio::awaitable<void> WorkerCache::bump(std::span<cache::TableState* const> tabl
             asio::co_spawn(executor_, bump_elsewhere(i, cmd_), asio::detached);
     }
     const auto sent = std::chrono::steady_clock::now();
-    auto reply = co_await own_->run(cmd_, 1);
+    auto reply = co_await own_->run(shared_.versions_key, cmd_, 1);
     stats_->observe_redis(std::chrono::steady_clock::now() - sent);
     const bool ok =
         reply && (*reply)[0].kind == cache::ReplyKind::array && (*reply)[0].elements.size() == n;
@@ -272,7 +299,7 @@ asio::awaitable<bool> WorkerCache::refresh_fleet(std::span<const std::string> ta
         args.push_back(t);
     cache::write_command(cmd, std::span<const std::string_view>(args));
     const auto sent = std::chrono::steady_clock::now();
-    auto reply = co_await own_->run(cmd, 2);
+    auto reply = co_await own_->run(shared_.versions_key, cmd, 2);
     stats_->observe_redis(std::chrono::steady_clock::now() - sent);
     if (!reply || (*reply)[0].kind != cache::ReplyKind::array ||
         (*reply)[1].kind != cache::ReplyKind::array ||
@@ -306,7 +333,7 @@ asio::awaitable<void> WorkerCache::pull_fleet(AckedWrites& acked) {
     std::vector<std::uint8_t> cmd;
     cache::write_command(cmd, {"HVALS", shared_.gtids_key});
     const auto sent = std::chrono::steady_clock::now();
-    auto reply = co_await own_->run(cmd, 1);
+    auto reply = co_await own_->run(shared_.gtids_key, cmd, 1);
     stats_->observe_redis(std::chrono::steady_clock::now() - sent);
     if (!reply || (*reply)[0].kind != cache::ReplyKind::array) {
         stats_->redis_errors.add();
@@ -325,7 +352,7 @@ asio::awaitable<void> WorkerCache::bump_elsewhere(std::size_t target,
                                                   std::vector<std::uint8_t> cmd) {
     // Another region's Redis: its Sluices adopt the versions from the message. A failure is
     // counted; that region is then stale for these tables until their TTL (README).
-    auto reply = co_await redis_[target]->run(cmd, 1);
+    auto reply = co_await redis_[target]->run(shared_.versions_key, cmd, 1);
     if (stopped_) co_return;
     if (!reply || (*reply)[0].kind == cache::ReplyKind::error) stats_->redis_errors.add();
 }
@@ -361,7 +388,7 @@ asio::awaitable<bool> WorkerCache::resync() {
     std::vector<std::uint8_t> cmd;
     if (lost) cache::write_command(cmd, {"HINCRBY", shared_.versions_key, cache::all_tables, "1"});
     cache::write_command(cmd, {"HGETALL", shared_.versions_key});
-    auto reply = co_await own_->run(cmd, lost ? 2 : 1);
+    auto reply = co_await own_->run(shared_.versions_key, cmd, lost ? 2 : 1);
     if (!reply || reply->back().kind != cache::ReplyKind::array) {
         last_error_ = !reply                                          ? reply.error().message()
                       : reply->back().kind == cache::ReplyKind::error ? reply->back().str

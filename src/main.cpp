@@ -110,6 +110,7 @@ void setup_cache_redis(const sluice::config::Config& cfg, sluice::CacheShared& c
             t.tls = std::make_unique<asio::ssl::context>(std::move(*ctx));
         }
         t.own = r.region == cfg.cache.region;
+        t.cluster = r.cluster;
         cache.redis.push_back(std::move(t));
     }
     cache.prefix = cfg.cache.key_prefix;

@@ -27,6 +27,9 @@ The daemons run 2 workers with `l1_max_bytes = 0` (no L1): every hit is an L2 hi
  8. Two Sluices sharing the Redis, the second with an L1: after a write through the first, the
     second's reads: `fleet` ones (versions read from Redis first) never old; `global` ones
     through the subscription's invalidations (counted as `peer`), at most 1% old.
+ 9. A three-master Redis Cluster (tests/fixtures/redis_cluster.sh) as the L2: hits,
+    invalidation, and the slots of a cached entry and of the versions migrated to other
+    masters while 4 sessions write and read: zero errors, zero wrong answers, hits after.
  7. consistency = "fleet": two Sluices sharing the Redis, replica1's SQL thread stopped; a
     write through one, reads through the other at once: fleet reads never miss it (eventual
     reads there do, which shows the lag is real).
@@ -356,6 +359,89 @@ def two_sluices(pa, pb, admin_b):
          "400 old (the subscription's delay)")
 
 
+CLUSTER_PORT = SHARED_PORT + 620  # +620, +621, +622 (buses +10000)
+
+
+def cluster_sh(*args):
+    p = subprocess.run(["bash", os.path.join(os.path.dirname(env_str("SLUICE_FIXTURE")),
+                                             "redis_cluster.sh"), *args],
+                       capture_output=True, text=True, timeout=120)
+    true(p.returncode == 0, f"redis_cluster.sh {' '.join(args)}: {(p.stdout + p.stderr)[-1500:]}")
+    return p.stdout
+
+
+def cluster():
+    """A three-master Redis Cluster (tests/fixtures/redis_cluster.sh) as the L2 (`cluster =
+    true`, one seed): L2 hits, invalidation across slots (the versions' slot and the entries'
+    slots differ), then, while 4 sessions write and read their rows, the slot of a cached
+    entry and the versions' slot are migrated to other masters: zero errors, zero wrong
+    answers, and afterwards reads are answered from the cluster again."""
+    cdir = os.path.join(DIR, "cluster")
+    cluster_sh("stop", cdir) if os.path.exists(os.path.join(cdir, "settings")) else None
+    cluster_sh("start", cdir, str(CLUSTER_PORT))
+    try:
+        redis = f'host = "127.0.0.1"\nport = {CLUSTER_PORT}\ncluster = true\n'
+        with Daemon(DIR, "cluster", config(615, redis, prefix="ct:"), port=port(615),
+                    admin=admin(615), wait_snapshot=True):
+            p = port(615)
+            q = HINT + "SELECT id, v FROM cr_t WHERE id = 1"
+
+            def cached():
+                with connect(p) as s:
+                    one(s, q)
+                    time.sleep(0.2)
+                    _, ran = served(lambda: [one(s, q) for _ in range(5)])
+                    return ran == 0
+            true(wait_until(cached, 5, step=0.3), "L2 hits from the cluster")
+            invalidation(p)
+            # Where the entries and the versions live.
+            keys = []
+            for node in range(3):
+                out = redis_cli("--scan", "--pattern", "ct:*", p=CLUSTER_PORT + node)
+                keys += [(k, CLUSTER_PORT + node) for k in out.split() if k]
+            true(any(k.startswith("ct:{meta}") for k, _ in keys), f"versions in the cluster: {keys}")
+            moves = []
+            for k, owner in keys[:1] + [kk for kk in keys if kk[0].startswith("ct:{meta}")][:1]:
+                slot = redis_cli("CLUSTER", "KEYSLOT", k, p=owner)
+                target = CLUSTER_PORT + (owner - CLUSTER_PORT + 1) % 3
+                moves.append((slot, target))
+            stop = threading.Event()
+            errors, wrong = [], []
+
+            def worker(n):
+                row = 10 + n
+                try:
+                    with connect(p) as s:
+                        i = 0
+                        while not stop.is_set():
+                            i += 1
+                            with s.cursor() as c:
+                                c.execute("UPDATE cr_t SET v = %s WHERE id = %s", (i, row))
+                            got = one(s, HINT + "SELECT v FROM cr_t WHERE id = %s", (row,))[0]
+                            if got != i:
+                                wrong.append((row, i, got))
+                            one(s, q)
+                except Exception as e:  # noqa: BLE001
+                    errors.append(f"session {n}: {e!r}")
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            try:
+                time.sleep(0.5)
+                for slot, target in moves:
+                    cluster_sh("migrate", cdir, slot, str(target))
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(60)
+            eq(errors, [], "client errors while slots migrated")
+            eq(wrong, [], "wrong answers while slots migrated")
+            true(wait_until(cached, 5, step=0.3), "L2 hits from the cluster after the migrations")
+    finally:
+        cluster_sh("stop", cdir)
+
+
 class TlsRedis:
     """A redis-server with only a TLS port and an ACL user `sluice` / `s3cret`."""
 
@@ -441,6 +527,7 @@ def main():
             true(b.alive(), "the second daemon is alive")
         true(d.alive(), "the daemon is alive")
     checks.run("6 TLS and AUTH", tls_and_auth)
+    checks.run("9 a three-master Redis Cluster with slots migrated", cluster)
     checks.finish()
 
 
