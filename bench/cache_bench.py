@@ -61,7 +61,7 @@ RULE_TTL_MS = 3_600_000  # an hour: no entry expires during the run; only writes
 # [[cache.redis]]: a bare key lands in [cache], a `[cache.binlog]` header starts its own
 # table) to turn the binlog follower on. Adjust to the follower's real keys; the bench
 # topology's account with REPLICATION SLAVE is repl/repl, and its servers use server_id 1-3.
-BINLOG_CONFIG = """binlog = true"""
+BINLOG_CONFIG = """[cache.binlog]"""
 WRITE_TIMEOUT_S = 5.0  # part 2: a write not seen through Sluice by then counts as a timeout
 # Sluice daemons of this script: monitor_bench.Sluice ports SLUICE_BASE + index (23040..).
 INDEX = {"nocache": 0, "l1": 1, "l2": 2, "binlog": 3}
@@ -530,6 +530,10 @@ def main():
             hits = part_hits(a, procs)
         if "2" in parts:
             log("part 2: write-to-invalidation delay")
+            # A bench topology made before the follower existed lacks this grant (the
+            # fixture gives it when it creates the servers).
+            topo("sql", "primary", "-e",
+                 "GRANT REPLICATION SLAVE ON *.* TO 'sluice_monitor'@'%'")
             inval = part_invalidation(a, procs)
     finally:
         for p in list(procs):
