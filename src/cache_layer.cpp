@@ -20,6 +20,30 @@ const char* cache_bypass_name(CacheBypass b) noexcept {
     return "unknown";
 }
 
+void CacheShared::bumped_at_ok(std::string_view gtid, std::vector<std::string> tables) {
+    static constexpr std::size_t keep = 4096;
+    const std::lock_guard lock(recent_mutex_);
+    if (recent_order_.size() < keep) {
+        recent_order_.emplace_back(gtid);
+    } else {
+        recent_.erase(recent_order_[recent_next_]);
+        recent_order_[recent_next_] = std::string(gtid);
+        recent_next_ = (recent_next_ + 1) % keep;
+    }
+    recent_[std::string(gtid)] = std::move(tables);
+}
+
+bool CacheShared::already_bumped(const cache::BinlogChange& change) {
+    if (change.all || change.gtid.empty()) return false;
+    const std::lock_guard lock(recent_mutex_);
+    auto it = recent_.find(change.gtid);
+    if (it == recent_.end()) return false;
+    const auto& done = it->second;
+    return std::all_of(change.tables.begin(), change.tables.end(), [&](const std::string& t) {
+        return std::find(done.begin(), done.end(), t) != done.end();
+    });
+}
+
 cache::TableState& WorkerCache::version(std::string_view name) {
     // Only the first lookup of a table in this worker takes the shared lock.
     auto it = versions_.find(name);

@@ -44,7 +44,7 @@ struct RedisTarget {
 /// Cluster's masters (each call goes to the node that owns its key's slot).
 class RedisLink {
 public:
-    RedisLink(asio::any_io_executor executor, const RedisTarget& target);
+    RedisLink(const asio::any_io_executor& executor, const RedisTarget& target);
     /// Runs `commands`, all for keys in `key`'s slot (hash tags), and returns the replies.
     asio::awaitable<result<std::vector<cache::Reply>>>
     run(std::string_view key, std::span<const std::uint8_t> commands, std::size_t replies);
@@ -71,6 +71,13 @@ class AckedWrites; // server.hpp
 /// were read from Redis since this process started (later also: since its subscription to
 /// the bumps of other processes last came back).
 struct CacheShared {
+private:
+    std::mutex recent_mutex_;
+    std::unordered_map<std::string, std::vector<std::string>> recent_;
+    std::vector<std::string> recent_order_; ///< a ring of the keys of recent_
+    std::size_t recent_next_ = 0;
+
+public:
     bool enabled = false;
     router::RuleSet rules; ///< [[cache_rules]], with their TTLs
     cache::TableVersions versions;
@@ -88,8 +95,15 @@ struct CacheShared {
     std::atomic<bool> down_logged{false};
     /// [cache.binlog]: whether the follower streams the primary's binary log now.
     std::atomic<bool> binlog_up{false};
+    /// Writes through Sluice whose bumps were made at their OK, by GTID, so that the binary
+    /// log follower does not bump the same tables again a moment later (which would throw
+    /// away what was filled in between): the newest 4,096. Any thread.
+    void bumped_at_ok(std::string_view gtid, std::vector<std::string> tables);
+    /// Whether every table of `change` was bumped at its OK (and it names no unknown tables).
+    bool already_bumped(const cache::BinlogChange& change);
     /// Seconds between the last transaction's commit on the primary and its bump here.
     std::atomic<std::int64_t> binlog_lag_s{0};
+    bool binlog = false; ///< [cache.binlog]: bumped_at_ok() is worth recording
     std::size_t own_index() const noexcept {
         for (std::size_t i = 0; i < redis.size(); ++i)
             if (redis[i].own) return i;
@@ -152,7 +166,7 @@ public:
     /// `resync_needs` (one worker's), this worker keeps the process's versions in step with
     /// Redis; after versions were lost, results must reflect the watermark version it gives
     /// (the primary's position as last read) to be cached.
-    void start(asio::any_io_executor executor, WorkerStats& stats,
+    void start(const asio::any_io_executor& executor, WorkerStats& stats,
                std::function<std::uint64_t()> resync_needs, AckedWrites* acked);
     /// Closes the connections and stops the sync: the worker's io_context can end.
     void stop() noexcept;

@@ -54,7 +54,7 @@ std::optional<std::uint64_t> to_u64(std::string_view s) {
 
 } // namespace
 
-RedisLink::RedisLink(asio::any_io_executor executor, const RedisTarget& target) {
+RedisLink::RedisLink(const asio::any_io_executor& executor, const RedisTarget& target) {
     if (target.cluster)
         cluster_ = std::make_unique<cache::RedisCluster>(
             executor, std::vector<cache::RedisEndpoint>{target.endpoint}, target.tls.get());
@@ -81,7 +81,7 @@ void RedisLink::close() noexcept {
 
 std::string RedisLink::last_error() const { return conn_ ? conn_->last_error() : std::string(); }
 
-void WorkerCache::start(asio::any_io_executor executor, WorkerStats& stats,
+void WorkerCache::start(const asio::any_io_executor& executor, WorkerStats& stats,
                         std::function<std::uint64_t()> resync_needs, AckedWrites* acked) {
     stats_ = &stats;
     acked_ = acked;
@@ -274,6 +274,9 @@ void WorkerCache::peer_message(std::string_view payload) {
 }
 
 void WorkerCache::binlog_change(cache::BinlogChange change, AckedWrites& acked) {
+    // A write through Sluice, bumped at its OK already: bumping again would only discard
+    // what was filled since (a trigger's or cascade's other tables do bump).
+    if (shared_.already_bumped(change)) return;
     std::uint64_t needs = ~std::uint64_t{0};
     if (!change.gtid.empty()) {
         acked.acknowledge(change.gtid);

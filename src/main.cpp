@@ -242,6 +242,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
     shared.rules = std::move(rules);
     shared.cache.enabled = cfg.cache.enabled;
     shared.cache.rules = std::move(cache_rules);
+    shared.cache.binlog = cfg.cache.binlog.enabled;
     if (cfg.cache.enabled) setup_cache_redis(cfg, shared.cache);
     // The cache needs each write's GTID too: a replica's result is cached under a table's
     // new version only when the replica is known to have applied the write that made it.

@@ -333,6 +333,14 @@ asio::awaitable<void> MysqlSession::bump_collected() {
     // primary reports no GTIDs, nothing a replica can prove: the primary's answers only.
     const bool tracked = backends_[primary_slot].tracks_gtid;
     const std::uint64_t needs = tracked ? worker_.shared().acked.version() : primary_only;
+    CacheShared& cs = worker_.shared().cache;
+    if (cs.binlog && tracked && !bumping_all_ && !last_gtid_.empty()) {
+        std::vector<std::string> names;
+        names.reserve(bumping_.size());
+        for (const cache::TableState* t : bumping_)
+            names.push_back(t->name());
+        cs.bumped_at_ok(last_gtid_, std::move(names));
+    }
     co_await worker_.cache().bump(bumping_, bumping_all_, needs,
                                   tracked ? std::string_view(last_gtid_) : std::string_view());
 }

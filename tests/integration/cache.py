@@ -40,8 +40,9 @@ import time
 import pymysql
 
 import itlib
-from itlib import (Checks, Daemon, eq, true, env_int, env_str, topology, server_counters,
-                   selects_served, scrape_metrics, metric_delta, sync_replicas, wait_until)
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, topology, one,
+                   selects_during as served, topology_backends_toml, scrape_metrics,
+                   metric_delta, sync_replicas, wait_until)
 
 SHARED_PORT = env_int("SLUICE_PORT")
 SHARED_ADMIN = env_int("SLUICE_ADMIN_PORT")
@@ -53,16 +54,6 @@ DB = "sluice_test"
 MAX_RESULT = 4096
 
 
-def backends():
-    out = ""
-    for name, var, role in (("primary", "SLUICE_PRIMARY_PORT", "primary"),
-                            ("replica1", "SLUICE_REPLICA1_PORT", "replica"),
-                            ("replica2", "SLUICE_REPLICA2_PORT", "replica")):
-        out += (f'\n[[backends]]\nname = "{name}"\nhost = "127.0.0.1"\n'
-                f'port = {env_int(var)}\nrole = "{role}"\n')
-    return out
-
-
 # One worker: its L1 is the whole cache, so counts are exact (L2 is what workers share).
 CONFIG = f"""workers = 1
 connect_timeout_ms = 1000
@@ -72,7 +63,7 @@ shutdown_grace_ms = 5000
 name = "plain"
 address = "127.0.0.1"
 port = {PORT}
-{backends()}
+{topology_backends_toml()}
 [[users]]
 name = "app"
 password = "app"
@@ -122,26 +113,6 @@ def connect(user="app", **kw):
 
 def direct():
     return itlib.connect(PRIMARY_PORT)
-
-
-def one(conn, sql, args=None):
-    with conn.cursor() as c:
-        c.execute(sql, args)
-        return c.fetchone()
-
-
-def all_rows(conn, sql, args=None):
-    with conn.cursor() as c:
-        c.execute(sql, args)
-        return c.fetchall()
-
-
-def served(fn):
-    """Runs fn(); returns (its result, total SELECTs the servers ran meanwhile)."""
-    before = server_counters()
-    result = fn()
-    after = server_counters()
-    return result, sum(selects_served(before, after).values())
 
 
 def setup():

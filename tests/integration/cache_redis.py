@@ -41,8 +41,9 @@ import threading
 import time
 
 import itlib
-from itlib import (Checks, Daemon, eq, true, env_int, env_str, topology, server_counters,
-                   selects_served, scrape_metrics, metric_delta, sync_replicas, wait_until)
+from itlib import (Checks, Daemon, eq, true, env_int, env_str, topology, one,
+                   selects_during as served, topology_backends_toml, scrape_metrics,
+                   metric_delta, sync_replicas, wait_until)
 
 SHARED_PORT = env_int("SLUICE_PORT")
 SHARED_ADMIN = env_int("SLUICE_ADMIN_PORT")
@@ -62,16 +63,6 @@ def admin(offset):
     return SHARED_ADMIN + offset
 
 
-def backends():
-    out = ""
-    for name, var, role in (("primary", "SLUICE_PRIMARY_PORT", "primary"),
-                            ("replica1", "SLUICE_REPLICA1_PORT", "replica"),
-                            ("replica2", "SLUICE_REPLICA2_PORT", "replica")):
-        out += (f'\n[[backends]]\nname = "{name}"\nhost = "127.0.0.1"\n'
-                f'port = {env_int(var)}\nrole = "{role}"\n')
-    return out
-
-
 def config(offset, redis, prefix="it:", l1=0):
     return f"""workers = 2
 connect_timeout_ms = 1000
@@ -81,7 +72,7 @@ shutdown_grace_ms = 5000
 name = "plain"
 address = "127.0.0.1"
 port = {port(offset)}
-{backends()}
+{topology_backends_toml()}
 [[users]]
 name = "app"
 password = "app"
@@ -122,19 +113,6 @@ def redis_cli(*args, p=REDIS_PORT):
 
 def connect(p, **kw):
     return itlib.connect(p, **kw)
-
-
-def one(conn, sql, args=None):
-    with conn.cursor() as c:
-        c.execute(sql, args)
-        return c.fetchone()
-
-
-def served(fn):
-    before = server_counters()
-    result = fn()
-    after = server_counters()
-    return result, sum(selects_served(before, after).values())
 
 
 def setup():

@@ -444,6 +444,33 @@ def selects_served(before, after):
             for name in SERVER_NAMES}
 
 
+def selects_during(fn):
+    """Runs fn(); returns (its result, the SELECTs all three servers ran meanwhile, by their
+    own counters): 0 for reads a cache answered."""
+    before = server_counters()
+    result = fn()
+    after = server_counters()
+    return result, sum(selects_served(before, after).values())
+
+
+def one(conn, sql, args=None):
+    """The first row of `sql` on a PyMySQL connection."""
+    with conn.cursor() as c:
+        c.execute(sql, args)
+        return c.fetchone()
+
+
+def topology_backends_toml():
+    """[[backends]] for the test topology's primary, replica1 and replica2 (CTest's ports)."""
+    out = ""
+    for name, var, role in (("primary", "SLUICE_PRIMARY_PORT", "primary"),
+                            ("replica1", "SLUICE_REPLICA1_PORT", "replica"),
+                            ("replica2", "SLUICE_REPLICA2_PORT", "replica")):
+        out += (f'\n[[backends]]\nname = "{name}"\nhost = "127.0.0.1"\n'
+                f'port = {env_int(var)}\nrole = "{role}"\n')
+    return out
+
+
 # ------------------------------------------------------ caching_sha2_password, raw ----
 
 def sha2_scramble(password, nonce):
