@@ -30,6 +30,8 @@ The daemons run 2 workers with `l1_max_bytes = 0` (no L1): every hit is an L2 hi
  9. A three-master Redis Cluster (tests/fixtures/redis_cluster.sh) as the L2: hits,
     invalidation, and the slots of a cached entry and of the versions migrated to other
     masters while 4 sessions write and read: zero errors, zero wrong answers, hits after.
+10. Regions: a Sluice in region "a" with a second Redis in region "b": entries are filled
+    in a only; every write's bump reaches both.
  7. consistency = "fleet": two Sluices sharing the Redis, replica1's SQL thread stopped; a
     write through one, reads through the other at once: fleet reads never miss it (eventual
     reads there do, which shows the lag is real).
@@ -337,6 +339,58 @@ def two_sluices(pa, pb, admin_b):
          "400 old (the subscription's delay)")
 
 
+REGION_REDIS_PORT = SHARED_PORT + 623
+
+
+def regions():
+    """Two regions: the Sluice's own (region "a": the topology's Redis) and region "b" (a
+    redis-server of this test's own). Reads fill only region a; every write's bump reaches
+    both (the table's version grows in each Redis's versions hash)."""
+    rdir = os.path.join(DIR, "region-b")
+    os.makedirs(rdir, exist_ok=True)
+    pidfile = os.path.join(rdir, "redis.pid")
+    if os.path.exists(pidfile):
+        os.unlink(pidfile)
+    subprocess.run(["redis-server", "--port", str(REGION_REDIS_PORT), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--daemonize", "yes", "--pidfile", pidfile,
+                    "--logfile", os.path.join(rdir, "redis.log"), "--dir", rdir],
+                   check=True, timeout=10)
+    true(wait_until(lambda: redis_cli("PING", p=REGION_REDIS_PORT) == "PONG", 5),
+         "region b's redis-server answers")
+    try:
+        redis = (f'host = "127.0.0.1"\nport = {REDIS_PORT}\nregion = "a"\n\n'
+                 f'[[cache.redis]]\nhost = "127.0.0.1"\nport = {REGION_REDIS_PORT}\n'
+                 f'region = "b"\n')
+        text = config(616, redis, prefix="rg:").replace("[cache]\n", '[cache]\nregion = "a"\n', 1)
+        with Daemon(DIR, "regions", text, port=port(616), admin=admin(616), wait_snapshot=True):
+            field = "sluice_test.cr_t"
+
+            def version(p):
+                v = redis_cli("HGET", "rg:{meta}versions", field, p=p)
+                return int(v) if v else 0
+            before = (version(REDIS_PORT), version(REGION_REDIS_PORT))
+            with connect(port(616)) as s:
+                for i in range(5):
+                    with s.cursor() as c:
+                        c.execute("UPDATE cr_t SET v = v + 1 WHERE id = 2")
+                    one(s, HINT + "SELECT v FROM cr_t WHERE id = 2")
+            true(wait_until(lambda: version(REGION_REDIS_PORT) >= before[1] + 5, 3),
+                 f"region b's versions grew by 5: {before[1]} -> {version(REGION_REDIS_PORT)}")
+            true(version(REDIS_PORT) >= before[0] + 5,
+                 f"region a's versions grew by 5: {before[0]} -> {version(REDIS_PORT)}")
+            entry = "rg:{" + "?" * 32 + "}"
+            true(wait_until(lambda: redis_cli("--scan", "--pattern", entry) != "", 3),
+                 "entries are filled in region a")
+            eq(redis_cli("--scan", "--pattern", entry, p=REGION_REDIS_PORT), "",
+               "no entry is filled in region b")
+    finally:
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read().strip()), 15)
+        except (OSError, ValueError):
+            pass
+
+
 CLUSTER_PORT = SHARED_PORT + 620  # +620, +621, +622 (buses +10000)
 
 
@@ -506,6 +560,7 @@ def main():
         true(d.alive(), "the daemon is alive")
     checks.run("6 TLS and AUTH", tls_and_auth)
     checks.run("9 a three-master Redis Cluster with slots migrated", cluster)
+    checks.run("10 regions", regions)
     checks.finish()
 
 
