@@ -18,7 +18,8 @@ never from Sluice's metrics alone. The tests run serially, so no other client re
     earlier rule keeps its reads out; /* sluice: nocache */ beats a rule.
  4. TTL: `ttl=300ms` hits at once, and misses after 500 ms.
  5. Never cached: NOW(), RAND(), a user variable, FOR UPDATE, inside BEGIN ... COMMIT, a
-    multi-table read whose tables the router cannot name (a table function).
+    multi-table read whose tables the router cannot name (a table function), a result that
+    carries a warning (served each time).
  6. Users: the same statement by two users is two entries; a rule with `shared = true` makes
     it one.
  7. Size limit: a row larger than max_result_bytes is served whole, and never cached.
@@ -211,6 +212,12 @@ def never_cached():
                     "WHERE id = 1"):
             _, ran = served(lambda: [one(s, HINT + sql) for _ in range(3)])
             eq(ran, 3, f"never cached: {sql!r} x3, SELECTs the servers ran")
+        # A result with a warning (a string compared as a number) is served, never stored.
+        rows, ran = served(lambda: [one(s, HINT + "SELECT v FROM cache_t WHERE id = 1 AND "
+                                         "'1x' = 1") for _ in range(3)])
+        eq(ran, 3, "a result with a warning x3: SELECTs the servers ran")
+        true(all(r is not None for r in rows), f"the reads with a warning answered: {rows}")
+
         def in_trx():
             s.begin()
             rows = [one(s, HINT + "SELECT v FROM cache_t WHERE id = 1") for _ in range(3)]
