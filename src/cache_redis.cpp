@@ -414,10 +414,12 @@ asio::awaitable<bool> WorkerCache::resync() {
         if (&t == &all) return;
         auto it = found.find(t.name());
         const std::uint64_t v = it == found.end() ? 0 : it->second;
+        // A version another Sluice moved while this one was not listening: its writes are
+        // known only by the primary's position.
         if (lost)
             t.reset_to(v, needs);
-        else
-            t.raise_to(v, 0);
+        else if (v > t.version())
+            t.raise_to(v, needs);
     });
     // all_tables last: a lookup reads it first, so one that sees the new value sees the
     // tables' new values too.
@@ -425,8 +427,8 @@ asio::awaitable<bool> WorkerCache::resync() {
     const std::uint64_t epoch = it == found.end() ? 0 : it->second;
     if (lost)
         all.reset_to(epoch, needs);
-    else
-        all.raise_to(epoch, 0);
+    else if (epoch > all.version())
+        all.raise_to(epoch, needs);
     if (shared_.resync_wanted.load(std::memory_order_acquire)) co_return true; // again soon
     shared_.diverged.store(false, std::memory_order_release);
     shared_.trusted.store(true, std::memory_order_release);
