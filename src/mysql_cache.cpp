@@ -177,7 +177,6 @@ asio::awaitable<std::optional<bool>> MysqlSession::serve_cached(std::uint8_t seq
         value = wc.l1().get(key, now);
     }
     WorkerStats& st = worker_.stats();
-    st.l1_expirations.set(wc.l1().expirations());
     CacheLayer layer = CacheLayer::l1;
     if (!value) {
         st.count_cache(CacheLayer::l1, CacheResult::miss);

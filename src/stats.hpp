@@ -92,7 +92,7 @@ struct WorkerStats {
     Counter cache_fills;         // results stored after a miss
     Counter cache_uncacheable;   // missed reads whose result could not be stored
     Counter cache_stale_refused; // results not stored: the replica may lack the last write
-    Counter l1_bytes, l1_entries, l1_evictions, l1_expirations; // gauges of this worker's L1
+    Counter l1_bytes, l1_entries, l1_evictions; // gauges of this worker's L1
     Counter redis_errors; // Redis calls that failed (unreachable, late, refused, garbage)
     // Redis round trips (a lookup, a fill, a write's bump), sent to answered.
     std::array<Counter, latency_bounds.size() + 1> redis_buckets{}; // last = +Inf
