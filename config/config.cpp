@@ -118,10 +118,26 @@ void check_one_primary(const Context& ctx, const Section& root, const List<Backe
 
 Config parse_config(const Context& ctx, const toml::table& doc) {
     const Section root(ctx, doc, "",
-                       {"workers", "server_version", "zone", "max_packet_size",
-                        "connect_timeout_ms", "client_handshake_timeout_ms", "shutdown_grace_ms",
-                        "listeners", "backends", "backend_tls", "users", "query_rules", "routing",
-                        "monitor", "admin", "logging", "cache", "cache_rules"});
+                       {"workers",
+                        "server_version",
+                        "zone",
+                        "max_packet_size",
+                        "connect_timeout_ms",
+                        "client_handshake_timeout_ms",
+                        "shutdown_grace_ms",
+                        "max_client_connections",
+                        "pool",
+                        "listeners",
+                        "backends",
+                        "backend_tls",
+                        "users",
+                        "query_rules",
+                        "routing",
+                        "monitor",
+                        "admin",
+                        "logging",
+                        "cache",
+                        "cache_rules"});
     Config cfg;
     cfg.source = ctx.source;
     root.integer_into("workers", cfg.workers, 0, max_workers);
@@ -138,6 +154,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     if (auto ms = root.integer("shutdown_grace_ms", 1, max_timeout_ms)) {
         cfg.shutdown_grace = std::chrono::milliseconds(*ms);
     }
+    root.integer_into("max_client_connections", cfg.max_client_connections, 0, max_u32);
 
     auto listeners =
         parse_list(ctx, root, "listeners", "at least one listener is required", parse_listener);
@@ -176,6 +193,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
 
     if (const toml::table* routing = root.table("routing"))
         cfg.routing = parse_routing(ctx, *routing);
+    if (const toml::table* pool = root.table("pool")) cfg.pool = parse_pool(ctx, *pool);
     if (const toml::table* monitor = root.table("monitor"))
         cfg.monitor = parse_monitor(ctx, *monitor);
     if (const toml::table* admin = root.table("admin")) cfg.admin = parse_admin(ctx, *admin);

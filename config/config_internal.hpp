@@ -19,6 +19,7 @@ namespace sluice::config::detail {
 
 // A day: long enough for any sane timeout, short enough that `now + timeout` never overflows.
 inline constexpr std::int64_t max_timeout_ms = 86'400'000;
+inline constexpr std::int64_t max_u32 = 4'294'967'295;
 
 /// What every message needs: the name it starts with, and where relative file names start from.
 struct Context {
@@ -164,6 +165,9 @@ Admin parse_admin(const Context& ctx, const toml::table& table);
 User parse_user(const Context& ctx, const toml::table& table, std::string path);
 QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path);
 Routing parse_routing(const Context& ctx, const toml::table& table);
+Pool parse_pool(const Context& ctx, const toml::table& table);
+/// "transaction" or "session" at `key`.
+PoolMode pool_mode_of(const Section& s, std::string_view key);
 Monitor parse_monitor(const Context& ctx, const toml::table& table);
 /// A password from `password` or `password_env` (required unless `optional`).
 std::string password_of(const Section& s, bool optional = false);

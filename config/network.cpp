@@ -49,7 +49,6 @@ std::string endpoint_text(const std::string& address, std::uint16_t port) {
 namespace {
 
 constexpr std::int64_t max_port = 65535;
-constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 
 /// Reads a bind address: an IP literal, since listening needs an address, not a name.
 void address_into(const Section& s, std::string_view key, std::string& out) {
@@ -117,7 +116,7 @@ std::string readable_file(const Context& ctx, const Section& s, std::string_view
 Listener parse_listener(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
                     {"name", "protocol", "address", "port", "max_connections", "auth_plugin",
-                     "require_tls", "tls"});
+                     "require_tls", "tls", "pool_mode"});
     Listener l;
     l.name = s.required_string("name");
     if (auto protocol = s.string("protocol")) {
@@ -134,6 +133,7 @@ Listener parse_listener(const Context& ctx, const toml::table& table, std::strin
         l.auth_plugin = std::move(*plugin);
     }
     s.boolean_into("require_tls", l.require_tls);
+    if (s.find("pool_mode") != nullptr) l.pool_mode = pool_mode_of(s, "pool_mode");
     if (const toml::table* tls = s.table("tls")) {
         l.tls = parse_listener_tls(ctx, *tls, s.path_of("tls"));
     }
@@ -145,7 +145,9 @@ Listener parse_listener(const Context& ctx, const toml::table& table, std::strin
 
 Backend parse_backend(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
-                    {"name", "host", "port", "role", "zone", "weight", "tls"});
+                    {"name", "host", "port", "role", "zone", "weight", "tls",
+                     "pool_max_connections", "pool_min_idle", "pool_idle_timeout_ms",
+                     "pool_max_lifetime_ms"});
     Backend b;
     b.name = s.required_string("name");
     b.host = s.required_string("host");
@@ -162,6 +164,14 @@ Backend parse_backend(const Context& ctx, const toml::table& table, std::string 
     s.string_into("zone", b.zone);
     s.integer_into("weight", b.weight, 1, max_u32);
     s.boolean_into("tls", b.tls);
+    if (auto n = s.integer("pool_max_connections", 1, 100000))
+        b.pool_max_connections = static_cast<std::uint32_t>(*n);
+    if (auto n = s.integer("pool_min_idle", 0, 100000))
+        b.pool_min_idle = static_cast<std::uint32_t>(*n);
+    if (auto ms = s.integer("pool_idle_timeout_ms", 1, max_timeout_ms))
+        b.pool_idle_timeout = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("pool_max_lifetime_ms", 1, max_timeout_ms))
+        b.pool_max_lifetime = std::chrono::milliseconds(*ms);
     return b;
 }
 

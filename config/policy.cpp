@@ -60,13 +60,16 @@ bool plain_identifier(std::string_view s) {
 
 User parse_user(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
-                    {"name", "password", "password_env", "max_lag_ms", "consistency"});
+                    {"name", "password", "password_env", "max_lag_ms", "consistency",
+                     "max_connections", "pool_mode"});
     User u;
     u.name = s.required_string("name");
     u.password = password_of(s);
     if (auto lag = s.integer("max_lag_ms", 0, max_timeout_ms))
         u.max_lag_ms = static_cast<std::uint32_t>(*lag);
     if (s.find("consistency") != nullptr) u.consistency = consistency_of(s, "consistency");
+    s.integer_into("max_connections", u.max_connections, 0, max_u32);
+    if (s.find("pool_mode") != nullptr) u.pool_mode = pool_mode_of(s, "pool_mode");
     return u;
 }
 
@@ -163,6 +166,32 @@ Routing parse_routing(const Context& ctx, const toml::table& table) {
     if (auto ms = s.integer("failover_hold_ms", 0, max_timeout_ms))
         r.failover_hold = std::chrono::milliseconds(*ms);
     return r;
+}
+
+PoolMode pool_mode_of(const Section& s, std::string_view key) {
+    const std::string v = s.required_string(key);
+    if (v == "transaction") return PoolMode::transaction;
+    if (v == "session") return PoolMode::session;
+    s.fail_at(key, "must be \"transaction\" or \"session\"");
+}
+
+Pool parse_pool(const Context& ctx, const toml::table& table) {
+    const Section s(ctx, table, "pool",
+                    {"mode", "max_connections", "min_idle", "idle_timeout_ms", "max_lifetime_ms",
+                     "queue_timeout_ms", "prepared_per_connection"});
+    Pool p;
+    if (s.find("mode") != nullptr) p.mode = pool_mode_of(s, "mode");
+    s.integer_into("max_connections", p.max_connections, 1, 100000);
+    s.integer_into("min_idle", p.min_idle, 0, 100000);
+    if (p.min_idle > p.max_connections) s.fail_at("min_idle", "must not exceed max_connections");
+    if (auto ms = s.integer("idle_timeout_ms", 1, max_timeout_ms))
+        p.idle_timeout = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("max_lifetime_ms", 1, max_timeout_ms))
+        p.max_lifetime = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("queue_timeout_ms", 1, max_timeout_ms))
+        p.queue_timeout = std::chrono::milliseconds(*ms);
+    s.integer_into("prepared_per_connection", p.prepared_per_connection, 1, 16382);
+    return p;
 }
 
 } // namespace sluice::config::detail

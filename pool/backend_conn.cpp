@@ -1,5 +1,6 @@
 #include "sluice/pool/backend_conn.hpp"
 
+#include "sluice/pool/conn_pool.hpp"
 #include "sluice/pool/error.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -35,6 +36,8 @@ public:
             return "backend does not offer TLS";
         case pool_errc::backend_closed:
             return "backend closed the connection";
+        case pool_errc::pool_busy:
+            return "every pooled connection to the backend stayed busy";
         }
         return "unknown pool error";
     }
@@ -127,6 +130,13 @@ BackendConn::BackendConn(Transport transport, mysql::Greeting greeting, std::uin
                          std::uint16_t status)
     : transport_(std::move(transport)), buffer_(backend_buffer_size),
       greeting_(std::move(greeting)), capabilities_(caps), status_(status) {}
+
+BackendConn::~BackendConn() = default;
+
+Carried& BackendConn::pool_state() {
+    if (!carried) carried = std::make_unique<Carried>();
+    return *carried;
+}
 
 asio::awaitable<ConnectOutcome> BackendConn::connect(const BackendEndpoint& endpoint,
                                                      mysql::BackendLogin::Options login,

@@ -57,6 +57,19 @@ std::string_view track_gtids(bool mariadb) noexcept {
                    : "SET session_track_gtids = OWN_GTID";
 }
 
+std::string_view clear_diagnostics() noexcept {
+    return "SELECT 1 FROM (SELECT 1) AS sluice_clear LIMIT 0";
+}
+
+std::string_view may_kill_others() noexcept {
+    return "SELECT COUNT(*) > 0 FROM information_schema.USER_PRIVILEGES "
+           "WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN')";
+}
+
+std::string_view add_ignore_space() noexcept {
+    return "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'IGNORE_SPACE')";
+}
+
 std::string kill(bool query, std::uint64_t thread) {
     return (query ? "KILL QUERY " : "KILL CONNECTION ") + std::to_string(thread);
 }

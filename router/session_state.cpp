@@ -132,7 +132,12 @@ Applied SessionState::apply(const Classification& c) {
     if (applied.state_changed) version_ = next;
 
     const auto& f = c.flags;
-    if (f.creates_temp_table) pins_.temp_tables = true;
+    // Counted, so the pin ends once they are dropped. A DROP TEMPORARY TABLE IF EXISTS of a
+    // table that never existed counts too: the session's pooled connection is reset before
+    // another session uses it (DESIGN: nothing of one session reaches another).
+    if (f.creates_temp_table) ++pins_.temp_table_count;
+    if (f.drops_temp_table && pins_.temp_table_count > 0) --pins_.temp_table_count;
+    pins_.temp_tables = pins_.temp_table_count > 0;
     if (f.takes_user_lock) ++pins_.user_locks;
     if (f.releases_user_lock && pins_.user_locks > 0) --pins_.user_locks;
     if (c.cls == StatementClass::lock_tables) pins_.lock_tables = true;
@@ -158,6 +163,7 @@ void SessionState::reset() noexcept {
 void SessionState::forget_primary_state() noexcept {
     // The assignments stay: they are replayed on the next connection like anywhere else.
     pins_.temp_tables = pins_.lock_tables = pins_.found_rows_pending = false;
+    pins_.temp_table_count = 0;
     pins_.unreplayable_variable = pins_.user_variables_hidden = false;
     pins_.user_locks = pins_.handlers = 0;
 }

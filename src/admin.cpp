@@ -60,6 +60,15 @@ public:
         counter("sluice_backend_connect_errors_total",
                 "Backend connections that failed (unreachable, timeout, protocol)",
                 [](WorkerStats& s) -> Counter& { return s.backend_connect_errors_total; });
+        counter("sluice_pool_queue_timeouts_total",
+                "Statements that waited queue_timeout_ms for a pooled connection and got 1040",
+                [](WorkerStats& s) -> Counter& { return s.pool_timeouts_total; });
+        counter("sluice_pool_resets_total",
+                "Pooled connections reset to drop another session's settings",
+                [](WorkerStats& s) -> Counter& { return s.pool_resets_total; });
+        counter("sluice_pool_replaced_total",
+                "Idle pooled connections found closed by their server and replaced",
+                [](WorkerStats& s) -> Counter& { return s.pool_replaced_total; });
         {
             prometheus::MetricFamily f{"sluice_client_connections_active",
                                        "Client connections open now",
@@ -129,6 +138,37 @@ public:
             [this](std::size_t i) { return shared_.backends[i]->endpoint.name; },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.backend_statements[i]; },
             true);
+        {
+            // Pooled connections per backend (all workers; sampled once a second).
+            prometheus::MetricFamily conns{"sluice_pool_connections",
+                                           "Pooled backend connections, by state (busy: lent "
+                                           "to a session or being opened)",
+                                           prometheus::MetricType::Gauge,
+                                           {}};
+            prometheus::MetricFamily waiting{"sluice_pool_waiting",
+                                             "Statements queued for a pooled connection",
+                                             prometheus::MetricType::Gauge,
+                                             {}};
+            for (std::size_t i = 0; i < shared_.backends.size(); ++i) {
+                const std::string& name = shared_.backends[i]->endpoint.name;
+                const double open = sum([&](WorkerStats& s) -> Counter& { return s.pool_open[i]; });
+                const double idle = sum([&](WorkerStats& s) -> Counter& { return s.pool_idle[i]; });
+                for (const auto& [state, v] :
+                     {std::pair{"idle", idle}, std::pair{"busy", open - idle}}) {
+                    prometheus::ClientMetric m;
+                    m.label.push_back({"backend", name});
+                    m.label.push_back({"state", state});
+                    m.gauge.value = v;
+                    conns.metric.push_back(std::move(m));
+                }
+                prometheus::ClientMetric w;
+                w.label.push_back({"backend", name});
+                w.gauge.value = sum([&](WorkerStats& s) -> Counter& { return s.pool_waiting[i]; });
+                waiting.metric.push_back(std::move(w));
+            }
+            out.push_back(std::move(conns));
+            out.push_back(std::move(waiting));
+        }
         labeled(
             "sluice_routes_total", "Routing decisions by reason", "reason",
             static_cast<std::size_t>(router::RouteReason::count_),

@@ -94,7 +94,8 @@ asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {
         const bool known = t.primary && *t.primary < t.backends.size() && t.backends[*t.primary].up;
         if (known || !shared.monitor) {
             last.index = t.primary ? *t.primary : shared.primary_index;
-            auto [conn, failure] = co_await open_backend(last.index, shared.track_gtids);
+            auto [conn, failure] =
+                co_await lease_backend(primary_slot, last.index, shared.track_gtids);
             last.tried = true;
             last.conn = std::move(conn);
             last.failure = std::move(failure);
@@ -178,6 +179,26 @@ asio::awaitable<bool> MysqlSession::connect_primary(std::uint8_t& seq) {
         co_return false;
     }
     Backend& b = backends_[primary_slot];
+    if (b.database != state_.database() && !state_.database().empty()) {
+        // A borrowed connection is in another database: the one the client named must exist
+        // (and be allowed) now, as at a login of its own.
+        std::string payload(1, static_cast<char>(mysql::Command::init_db));
+        payload += state_.database();
+        auto reply = co_await exchange(primary_slot, bytes_of(payload), ResponseKind::single);
+        if (!reply) {
+            end_reason_ = "backend lost";
+            co_await send_error(seq, mysql::er::net_read_error, "08S01",
+                                "Lost connection to the primary during login");
+            co_return false;
+        }
+        if (reply->error) {
+            end_reason_ = "backend refused login";
+            co_await send_error(seq, reply->err.code, reply->err.sql_state.c_str(),
+                                reply->err.message);
+            co_return false;
+        }
+        b.database = state_.database();
+    }
     b.synced = state_.version();
     state_.set_no_backslash_escapes((b.conn->status() & mysql::status::no_backslash_escapes) != 0);
     co_return co_await send_ok(seq, b.conn->status());
@@ -190,13 +211,18 @@ asio::awaitable<bool> MysqlSession::attach_primary(std::unique_ptr<pool::Backend
     b.index = index;
     b.synced = 0;
     b.database = state_.database(); // named in the login
-    b.generation = next_generation_++;
+    b.generation = worker_.next_generation();
     b.mariadb = b.conn->greeting().server_version.find("MariaDB") != std::string::npos;
     b.tracks_gtid = false;
     const bool tracking = (b.conn->capabilities() & mysql::cap::session_track) != 0;
     b.strip_tracking = tracking && !(client_caps_ & mysql::cap::session_track);
     bool tracked = true;
-    if (track && tracking) tracked = co_await track_gtids();
+    const bool borrowed = b.conn->carried && b.conn->carried->set_up;
+    if (borrowed)
+        tracked = co_await take_over(primary_slot); // set up by its first borrower
+    else if (track && tracking)
+        tracked = co_await track_gtids();
+    if (tracked && !borrowed) tracked = co_await take_over(primary_slot);
     // KILL of this session's id reaches its backend threads from login on, whether or not
     // it ever reads from a replica, and after COM_CHANGE_USER the new primary thread.
     if (tracked) publish_threads();
@@ -229,6 +255,13 @@ asio::awaitable<void> MysqlSession::revive_primary() {
     PrimaryAttempt attempt = co_await open_primary();
     if (!attempt.conn) {
         primary_unreachable_ = true;
+        primary_unreachable_code_ = mysql::er::unknown_error;
+        if (attempt.failure.ec == pool::pool_errc::pool_busy && attempt.failure.server_error) {
+            // Every pooled connection stayed busy: the client gets the pool's 1040.
+            primary_unreachable_code_ = attempt.failure.server_error->code;
+            primary_unreachable_why_ = attempt.failure.server_error->message;
+            co_return;
+        }
         primary_unreachable_why_ = primary_unreachable(attempt);
         spdlog::warn("{} {}", prefix(), primary_unreachable_why_);
         co_return;
@@ -271,9 +304,12 @@ bool MysqlSession::unusable(Backend& b) noexcept {
 void MysqlSession::drop_slot(Slot slot) noexcept {
     Backend& b = backends_[slot];
     b.broken = false;
+    b.dirty = false;
     if (b.conn) {
+        const bool counted = b.conn->carried && b.conn->carried->pooled;
         b.conn->close();
         b.conn.reset();
+        if (counted) worker_.pool().forget(b.index);
     }
     b.gtid_seen.clear();
     b.held.release();
@@ -297,8 +333,10 @@ MysqlSession::replica_requirements(std::chrono::steady_clock::time_point now,
         req.max_lag = std::chrono::milliseconds(*user_config_->max_lag_ms);
     else
         req.max_lag = cfg.routing.max_lag;
-    // Sessions spread over equal replicas by their ids, as a round robin would.
-    req.tiebreak = connection_id_;
+    // Sessions spread over equal replicas by their ids, as a round robin would; pooled
+    // sessions choose per statement, so their statements spread too.
+    req.tiebreak =
+        pooling_ ? connection_id_ + static_cast<std::uint32_t>(queries_) : connection_id_;
     const pool::BreakerBoard& breakers = *worker_.shared().breakers;
     for (std::size_t i = 0; i < breakers.size(); ++i) {
         if (!breakers.allows(i, now)) req.excluded |= std::uint64_t{1} << i;
@@ -353,7 +391,11 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
             const std::size_t index = *chosen;
             req.excluded |= std::uint64_t{1} << index; // tried once per call
             BackendShared& bs = *shared.backends[index];
-            auto [conn, failure] = co_await open_backend(index, false);
+            auto [conn, failure] = co_await lease_backend(replica_slot, index, false);
+            if (!conn && failure.ec == pool::pool_errc::pool_busy) {
+                // Its pool stayed busy: another replica, or the primary, serves the read.
+                continue;
+            }
             if (!conn) {
                 const std::uint16_t code =
                     failure.server_error ? failure.server_error->code : std::uint16_t{0};
@@ -385,10 +427,16 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
             r.held.hold(shared.sessions_on[index]);
             r.synced = 0;
             r.database = state_.database();
-            r.gtid_seen.clear();
-            r.generation = next_generation_++;
+            r.generation = worker_.next_generation();
             r.mariadb = r.conn->greeting().server_version.find("MariaDB") != std::string::npos;
             r.strip_tracking = r.tracks_gtid = false;
+            const bool taken = co_await take_over(replica_slot);
+            if (!taken) {
+                drop_slot(replica_slot);
+                continue;
+            }
+            if (r.gtid_seen_index != index) r.gtid_seen.clear();
+            if (pooling_) worker_.picked(index);
             publish_threads();
             break;
         }
@@ -400,7 +448,10 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
 asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
     if (slot == primary_slot) co_await revive_primary();
     Backend& b = backends_[slot];
-    if (!b.conn || b.synced == state_.version()) co_return true;
+    // A borrowed connection with the session's settings may be in another database.
+    if (!b.conn || (b.synced == state_.version() &&
+                    (b.database == state_.database() || state_.database().empty())))
+        co_return true;
     auto fail = [&](std::string_view what) {
         if (slot == replica_slot) {
             // The server's message can quote the session's values: debug only.
@@ -433,6 +484,14 @@ asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
         }
         co_return true;
     };
+    // Replaying the client's own session_track_* settings drops the GTID reporting Sluice
+    // added to them: it is added back after.
+    const bool retrack =
+        slot == primary_slot && b.tracks_gtid &&
+        std::any_of(state_.assignments().begin(), state_.assignments().end(),
+                    [&](const router::Assignment& a) {
+                        return a.version > b.synced && a.key.starts_with("session_track");
+                    });
     const router::ReplayPlan plan = state_.replay_since(b.synced, b.database);
     if (!plan.database.empty()) {
         const bool done = co_await run(mysql::Command::init_db, plan.database);
@@ -444,6 +503,10 @@ asio::awaitable<bool> MysqlSession::sync_state(Slot slot) {
         if (!done) co_return slot == primary_slot;
     }
     b.synced = state_.version();
+    if (retrack) {
+        const bool alive = co_await track_gtids();
+        if (!alive) co_return true; // the slot was dropped: the statement's relay says so
+    }
     co_return true;
 }
 
@@ -500,6 +563,7 @@ void MysqlSession::waited(std::string token, std::uint64_t version) {
     Backend& r = backends_[replica_slot];
     worker_.shared().acked.confirm(r.index, version);
     r.gtid_seen = std::move(token);
+    r.gtid_seen_index = r.index;
 }
 
 asio::awaitable<bool> MysqlSession::behind_shared_wait(std::uint64_t version) {

@@ -2,6 +2,7 @@
 // backend threads, found in the session registry.
 
 #include "mysql_session.hpp"
+#include "sluice/protocol/mysql/command.hpp"
 #include "sluice/protocol/mysql/packet.hpp"
 #include "sluice/router/dialect.hpp"
 
@@ -31,8 +32,25 @@ asio::awaitable<bool> MysqlSession::on_kill(const mysql::MessageFrame& frame, bo
     if (!threads)
         co_return co_await send_error(frame.next_seq, 1094, "HY000",
                                       fmt::format("Unknown thread id: {}", target));
+    if (threads->primary == 0 && threads->user != user_) {
+        // Pooled and idle, the target holds no backend thread whose KILL the primary would
+        // refuse: the privilege to kill another user's session is asked of it instead.
+        co_await sync_state(primary_slot);
+        auto reply = co_await run_sql(primary_slot, dialect::may_kill_others());
+        if (!reply) {
+            end_reason_ = "backend lost";
+            co_await send_error(frame.next_seq, mysql::er::net_read_error, "08S01",
+                                "Lost connection to the primary during KILL");
+            co_return false;
+        }
+        const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
+        if (reply->error || mysql::first_text_value(reply->packets, deprecate_eof) != "1")
+            co_return co_await send_error(frame.next_seq, 1095, "HY000",
+                                          fmt::format("You are not owner of thread {}", target));
+    }
     if (threads->primary != 0) {
         // The primary checks the privilege: killing another user's thread needs it there.
+        co_await sync_state(primary_slot); // pooled: borrow a connection for it
         auto reply = co_await run_sql(primary_slot, dialect::kill(query, threads->primary));
         if (!reply) {
             end_reason_ = "backend lost";

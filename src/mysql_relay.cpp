@@ -120,7 +120,10 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
         if (slot == primary_slot && primary_unreachable_) {
             // No primary to send it to: it did not run, and the session goes on.
             primary_unreachable_ = false;
-            co_return co_await send_error(reply_seq, mysql::er::unknown_error, "HY000",
+            if (primary_unreachable_code_ == mysql::er::con_count_error)
+                co_return co_await send_error(reply_seq, primary_unreachable_code_, "08004",
+                                              primary_unreachable_why_);
+            co_return co_await send_error(reply_seq, mysql::er::unknown_error, "08S01",
                                           primary_unreachable_why_ + ": the statement did not run");
         }
         if (state_lost) {

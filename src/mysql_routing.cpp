@@ -129,6 +129,23 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
     if (was_synced) ran.synced = state_.version();
     if (applied.database_changed) ran.database = state_.database();
     if (applied.tracking_changed) retrack_ = backends_[primary_slot].tracks_gtid;
+    // State Sluice counts but cannot see exactly (temporary tables, user locks, handlers,
+    // LOCK TABLES): once the pins end, the connection is still reset before another session
+    // borrows it.
+    const auto& f = c.flags;
+    if (f.creates_temp_table || f.takes_user_lock || f.opens_handler ||
+        c.cls == StatementClass::lock_tables)
+        backends_[slot].dirty = true;
+    if (slot == primary_slot && c.cls == StatementClass::write) wrote_ = true;
+    if (slot == primary_slot) {
+        // SET TRANSACTION applies to the primary connection's next transaction: that
+        // connection stays with the session until the primary runs its next statement.
+        next_trx_set_ =
+            std::any_of(c.session_changes.begin(), c.session_changes.end(),
+                        [](const router::SessionChange& ch) {
+                            return ch.kind == router::SessionChange::Kind::transaction_next;
+                        });
+    }
 
     if (slot == primary_slot && backends_[primary_slot].conn) {
         const Backend& p = backends_[primary_slot];
@@ -146,6 +163,8 @@ void MysqlSession::after_statement(const router::Classification& c, Slot slot) {
 void MysqlSession::reset_session_state() noexcept {
     state_.reset();
     statements_.clear();
+    cursors_open_ = 0;
+    next_trx_set_ = false;
     replica_refused_version_ = 0;
     last_on_replica_ = false;
 }
@@ -210,6 +229,15 @@ asio::awaitable<bool> MysqlSession::on_query(const mysql::MessageFrame& frame) {
         mysql::write_packets({reinterpret_cast<const std::uint8_t*>(own->data()), own->size()}, 0,
                              wire_);
         request = wire_;
+    }
+    if (pooling_ && c.flags.reads_diagnostics) {
+        diagnostics_read_ = true;
+        if (!held_before_[slot]) {
+            // The connection's diagnostics are its last borrower's: cleared first, so the
+            // session sees only its own (none: its last statement left none).
+            const auto cleared = co_await run_sql(slot, dialect::clear_diagnostics());
+            (void)cleared; // a lost connection shows when the statement is sent
+        }
     }
     Relay r;
     if (slot == primary_slot) {
@@ -328,6 +356,15 @@ asio::awaitable<bool> MysqlSession::on_reset_connection(const mysql::MessageFram
         login_sql_mode_gone_ = true;
         Backend& p = backends_[primary_slot];
         p.synced = state_.version();
+        setup_pooling();
+        if (pooled(primary_slot)) {
+            // The server closed the connection's statements and forgot its settings.
+            pool::Carried& carried = *p.conn->carried;
+            carried.statements.clear();
+            carried.state.clear();
+            carried.key = pool_key(primary_slot, p.database);
+            carried.generation = p.generation = worker_.next_generation();
+        }
         publish_threads();
         // The server also forgot the session tracking that reports each write's GTID:
         // without it read-your-writes would silently stop.

@@ -62,10 +62,17 @@ MysqlSession::MysqlSession(tcp::socket socket, Worker& worker, ListenerShared& l
 
 MysqlSession::~MysqlSession() {
     worker_.shared().sessions.erase(connection_id_);
+    // Between commands, connections that hold nothing of the session serve others.
+    sticky_ = false;
+    if (pooling_ && idle_ && !closed_) release_leases(false);
     drop_slot(primary_slot);
     drop_slot(replica_slot);
     client_.close();
-    if (counted_) listener_.connections.fetch_sub(1, std::memory_order_relaxed);
+    if (counted_) {
+        listener_.connections.fetch_sub(1, std::memory_order_relaxed);
+        worker_.shared().clients.fetch_sub(1, std::memory_order_relaxed);
+    }
+    count_user(nullptr);
     worker_.stats().connections_active.sub();
     worker_.remove_session(this);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -84,6 +91,11 @@ void MysqlSession::close_if_idle() noexcept {
 }
 
 void MysqlSession::check_client(std::chrono::steady_clock::time_point now) noexcept {
+    if (pooling_ && idle_ && sticky_ && !closed_ && now - last_done_ >= std::chrono::seconds(1)) {
+        // Idle for a second: what its last statement left is no longer worth a connection.
+        sticky_ = false;
+        release_leases();
+    }
     // Only requests running for a second or more are checked: one peek each.
     if (idle_ || closed_ || now - command_started_ < std::chrono::seconds(1)) return;
     if (!client_.peer_closed()) return;
@@ -111,6 +123,7 @@ void MysqlSession::kill() noexcept {
 void MysqlSession::publish_threads() {
     SessionRegistry::Threads t;
     t.worker = &worker_;
+    t.user = user_;
     if (const auto& p = backends_[primary_slot].conn) t.primary = p->greeting().connection_id;
     if (const auto& r = backends_[replica_slot].conn) {
         t.replica = r->greeting().connection_id;
@@ -129,6 +142,14 @@ asio::awaitable<void> MysqlSession::run() {
         co_return;
     }
     counted_ = true;
+    const auto total = worker_.shared().cfg.max_client_connections;
+    if (worker_.shared().clients.fetch_add(1, std::memory_order_relaxed) >= total && total != 0) {
+        worker_.stats().count_error(ClientError::too_many_connections);
+        end_reason_ = "too many connections";
+        co_await send_error(0, mysql::er::con_count_error, "08004",
+                            "Too many connections (max_client_connections)");
+        co_return;
+    }
     spdlog::info("{} open from {} on {}", prefix(), peer_, listener_.cfg->name);
 
     // The connection phase has a deadline; the command phase has none of its own.
@@ -232,7 +253,10 @@ asio::awaitable<bool> MysqlSession::handshake() {
     if (authenticated != Auth::ok) co_return false;
     user_ = login_.user();
     user_config_ = worker_.shared().cfg.find_user(user_);
+    const bool allowed = co_await count_user_or_refuse(seq);
+    if (!allowed) co_return false;
     state_.start(response->database, response->charset);
+    setup_pooling();
     co_return co_await connect_primary(seq);
 }
 
@@ -270,6 +294,9 @@ asio::awaitable<MysqlSession::Auth> MysqlSession::authenticate(mysql::AuthAction
 asio::awaitable<void> MysqlSession::command_loop() {
     const std::size_t max_payload = worker_.shared().cfg.max_packet_size;
     for (;;) {
+        // Transaction mode: connections that hold nothing of the session go back to the
+        // pool before the session waits for its client.
+        if (pooling_) release_leases();
         cbuf_.shrink_to(client_buffer_size);
         // Scratch buffers that grew for one large statement do not stay large for the
         // session's life (thousands of idle sessions must stay small).
@@ -328,8 +355,19 @@ asio::awaitable<void> MysqlSession::command_loop() {
         // After a pause, backend connections are checked before use: one may have been
         // closed by its server meanwhile. Busy sessions skip the check.
         check_idle_ = started - last_done_ > idle_check_after;
+        sticky_before_ = std::exchange(sticky_, false);
+        diagnostics_read_ = wrote_ = false;
+        held_before_ = {backends_[primary_slot].conn != nullptr,
+                        backends_[replica_slot].conn != nullptr};
         const bool go_on = co_await dispatch(*frame);
         if (!go_on) co_return;
+        // What only this connection can answer next (SHOW WARNINGS, LAST_INSERT_ID(), the
+        // error): it stays with the session through its next command, and through reads of
+        // the diagnostics, which leave them as they are.
+        if (pooling_)
+            sticky_ = scanner_.warnings() != 0 || scanner_.insert_id() != 0 ||
+                      scanner_.ended_with_error() || wrote_ ||
+                      (sticky_before_ && diagnostics_read_);
         last_done_ = std::chrono::steady_clock::now();
         worker_.stats().observe_latency(last_done_ - started);
     }
@@ -420,9 +458,40 @@ asio::awaitable<bool> MysqlSession::change_user(const mysql::MessageFrame& frame
     reset_session_state();
     user_ = login_.user();
     user_config_ = worker_.shared().cfg.find_user(user_);
+    const bool allowed = co_await count_user_or_refuse(seq);
+    if (!allowed) co_return false;
     state_.start(request->database,
                  request->charset ? static_cast<std::uint8_t>(request->charset) : std::uint8_t{45});
+    setup_pooling();
     co_return co_await connect_primary(seq);
+}
+
+void MysqlSession::count_user(const config::User* user) noexcept {
+    Shared& shared = worker_.shared();
+    const auto index_of = [&](const config::User* u) {
+        return static_cast<std::size_t>(u - shared.cfg.users.data());
+    };
+    if (counted_user_) shared.user_clients[index_of(counted_user_)].fetch_sub(1);
+    counted_user_ = user;
+    if (user) shared.user_clients[index_of(user)].fetch_add(1);
+}
+
+asio::awaitable<bool> MysqlSession::count_user_or_refuse(std::uint8_t seq) {
+    count_user(user_config_);
+    if (!user_config_ || user_config_->max_connections == 0) co_return true;
+    const auto now = worker_.shared()
+                         .user_clients[static_cast<std::size_t>(user_config_ -
+                                                                worker_.shared().cfg.users.data())]
+                         .load(std::memory_order_relaxed);
+    if (now <= user_config_->max_connections) co_return true;
+    count_user(nullptr);
+    worker_.stats().count_error(ClientError::too_many_connections);
+    end_reason_ = "user over its max_connections";
+    co_await send_error(seq, 1203, "42000",
+                        fmt::format("User {} already has more than 'max_user_connections' "
+                                    "active connections",
+                                    user_));
+    co_return false;
 }
 
 // ---- writing to the client ----

@@ -3,6 +3,7 @@
 #include "cache_layer.hpp"
 #include "server.hpp"
 #include "sluice/pool/backend_conn.hpp"
+#include "sluice/pool/conn_pool.hpp"
 #include "sluice/protocol/mysql/auth.hpp"
 #include "sluice/protocol/mysql/cached_result.hpp"
 #include "sluice/protocol/mysql/messages.hpp"
@@ -88,16 +89,18 @@ private:
 
     struct Backend {
         std::unique_ptr<pool::BackendConn> conn;
-        std::size_t index = 0;        ///< in Shared::backends
-        std::uint64_t synced = 0;     ///< session-state version applied there
-        std::string database;         ///< its current database
-        std::string gtid_seen;        ///< replica: the session's last GTID, known applied
-        std::uint32_t generation = 0; ///< which connection (prepared statement ids are per one)
-        bool strip_tracking = false;  ///< OKs carry session tracking the client did not ask for
-        bool tracks_gtid = false;     ///< the backend reports each write's GTID
-        bool mariadb = true;          ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
-        bool broken = false;          ///< a write to it failed: replaced before its next use
-        SessionHold held;             ///< replica: counted in Shared::sessions_on
+        std::size_t index = 0;           ///< in Shared::backends
+        std::uint64_t synced = 0;        ///< session-state version applied there
+        std::string database;            ///< its current database
+        std::string gtid_seen;           ///< replica: the session's last GTID, known applied
+        std::size_t gtid_seen_index = 0; ///< ... on this backend (kept between leases)
+        std::uint32_t generation = 0;    ///< which connection (prepared statement ids are per one)
+        bool strip_tracking = false;     ///< OKs carry session tracking the client did not ask for
+        bool tracks_gtid = false;        ///< the backend reports each write's GTID
+        bool mariadb = true;             ///< MASTER_GTID_WAIT (else WAIT_FOR_EXECUTED_GTID_SET)
+        bool broken = false;             ///< a write to it failed: replaced before its next use
+        bool dirty = false; ///< pooled: may hold what its settings do not say (reset before reuse)
+        SessionHold held;   ///< replica: counted in Shared::sessions_on
         /// The start of the last command that used it: a connection idle for a while is
         /// checked before use even when the session was busy on its other connection.
         std::chrono::steady_clock::time_point used{};
@@ -127,6 +130,11 @@ private:
     /// client was sent its error.
     asio::awaitable<Auth> authenticate(protocol::mysql::AuthAction action, std::uint8_t& seq);
     asio::awaitable<bool> connect_primary(std::uint8_t& seq);
+    /// Counts the session for its user (null: for none); the user's max_connections.
+    void count_user(const config::User* user) noexcept;
+    /// Counts the session for user_config_; false after refusing it (error 1203) for being
+    /// over the user's max_connections.
+    asio::awaitable<bool> count_user_or_refuse(std::uint8_t seq);
     /// Makes `conn` the session's primary connection (GTID tracking switched on when `track`);
     /// false when the connection failed meanwhile. The state is replayed before its next use.
     asio::awaitable<bool> attach_primary(std::unique_ptr<pool::BackendConn> conn, std::size_t index,
@@ -163,6 +171,33 @@ private:
     asio::awaitable<bool> track_gtids();
     asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
     open_backend(std::size_t index, bool track_gtid);
+
+    // ---- pooling (mysql_pooling.cpp, issue #10) ----
+    /// A connection to backend `index` for this session: in transaction mode borrowed from
+    /// the worker's pool (an idle one, a new one in a free place, or one returned while this
+    /// session queued), else opened for the session. A pool that stayed busy past
+    /// queue_timeout_ms fails with error 1040.
+    asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+    lease_backend(Slot slot, std::size_t index, bool track_gtid);
+    /// After a borrowed connection went into `slot`: what it carried is taken over (its
+    /// database, statements, tracking) and, when it carries another session's settings, it is
+    /// reset (COM_RESET_CONNECTION) so only this session's are replayed. False: it failed.
+    asio::awaitable<bool> take_over(Slot slot);
+    /// After each command: connections that hold nothing of the session go back to the pool.
+    /// `publish`: the registry learns the session's backend threads are gone.
+    void release_leases(bool publish = true) noexcept;
+    /// Whether the connection in `slot` may serve another session now.
+    bool releasable(Slot slot) const noexcept;
+    /// The session's settings, canonical (sorted): equal texts, equal settings; empty: none.
+    const std::string& state_text();
+    /// Decides the pool mode and the pool keys after a login or COM_CHANGE_USER.
+    void setup_pooling();
+    /// The pool of connections for `slot` in `database` (only whether one is selected counts).
+    std::string pool_key(Slot slot, std::string_view database) const;
+    /// Whether the connection in `slot` is a pool's.
+    bool pooled(Slot slot) const noexcept;
+    /// The pool's cache key of a prepared statement on the connection in `slot`.
+    std::string statement_key(const Prepared& ps);
     asio::awaitable<bool> change_user(const protocol::mysql::MessageFrame& frame);
 
     // ---- command phase (mysql_session.cpp) ----
@@ -378,7 +413,8 @@ private:
     protocol::mysql::ErrPacket last_error_; ///< a lazy prepare's refusal
     std::string peer_;
     std::string user_;
-    const config::User* user_config_ = nullptr; ///< its [[users]] entry (max_lag_ms)
+    const config::User* user_config_ = nullptr;  ///< its [[users]] entry (max_lag_ms)
+    const config::User* counted_user_ = nullptr; ///< counted in Shared::user_clients
     std::string password_; ///< of user_, for the backend logins made for this session
     std::uint32_t client_caps_ = 0;
     std::uint32_t client_ext_caps_ = 0; ///< MariaDB extended capabilities of the session
@@ -403,9 +439,8 @@ private:
     std::uint64_t replica_refused_version_ = 0; ///< replay failed there at this version
     std::uint64_t refused_by_ = 0;      ///< replicas (bit per backend index) that refused the login
     std::uint64_t refused_version_ = 0; ///< ... at this state version
-    std::uint32_t next_generation_ = 1;
-    std::string last_gtid_;                  ///< of the session's last write, from the primary's OK
-    std::string pending_wait_;               ///< choose() left this wait to be sent with the read
+    std::string last_gtid_;             ///< of the session's last write, from the primary's OK
+    std::string pending_wait_;          ///< choose() left this wait to be sent with the read
     std::uint64_t pending_wait_version_ = 0; ///< ... and its watermark version (global)
     std::string acked_token_;                ///< the process-wide watermark as last copied
     std::uint64_t acked_version_ = 0;
@@ -419,6 +454,25 @@ private:
     bool retrack_ = false;         ///< the client changed session tracking: switch GTIDs on again
     bool last_on_replica_ = false;
     bool login_sql_mode_gone_ = false; ///< reset or change_user: no IGNORE_SPACE from login
+
+    // Pooling (transaction mode).
+    bool pooling_ = false;
+    std::array<std::string, 2> pool_keys_; ///< primary connections (GTID tracking), replicas'
+    std::string state_text_;
+    std::uint64_t state_text_version_ = 0; ///< the state version state_text_ is of (0: none)
+    /// The last statement left something its connection alone can answer (warnings, an
+    /// insert id, an error for SHOW WARNINGS): its connection is kept through the next
+    /// command, or until the session has been idle a second.
+    bool sticky_ = false;
+    bool sticky_before_ = false;    ///< sticky_ as the current command found it
+    bool diagnostics_read_ = false; ///< the current command reads the diagnostics area
+    bool wrote_ = false; ///< the current command wrote on the primary (ROW_COUNT() may follow)
+    std::array<bool, 2> held_before_{}; ///< the session held these slots as the command came
+    /// SET TRANSACTION (the next transaction only) ran: the primary connection is kept until
+    /// the primary runs the session's next statement.
+    bool next_trx_set_ = false;
+    int cursors_open_ = 0; ///< executions with an open cursor (fetched rows come from it)
+    std::uint16_t primary_unreachable_code_ = 1105;
 };
 
 } // namespace sluice

@@ -25,12 +25,37 @@ asio::awaitable<std::optional<MysqlSession::Reply>> MysqlSession::prepare_on(Pre
     if (reply && !reply->error) {
         ps.prepared(slot, scanner_.statement_id(), backends_[slot].generation,
                     scanner_.prepare_params());
+        if (pooled(slot)) {
+            // Kept on the connection for every session that borrows it; the oldest beyond the
+            // bound is closed there (no response to read).
+            pool::BackendConn& conn = *backends_[slot].conn;
+            const std::uint32_t old = conn.carried->statements.add(
+                statement_key(ps), {scanner_.statement_id(), scanner_.prepare_params()});
+            if (old != 0) {
+                // Own buffers: request_ and wire_ hold the execute this prepare is for.
+                std::vector<std::uint8_t> close, wire;
+                mysql::write_stmt_close(old, close);
+                mysql::write_packets(close, 0, wire);
+                const auto ec = co_await conn.transport().write_all(asio::buffer(wire));
+                if (ec) backends_[slot].broken = true;
+            }
+        }
     }
     co_return reply;
 }
 
 asio::awaitable<bool> MysqlSession::ensure_prepared(Prepared& ps, Slot slot) {
-    if (prepared_on(ps, slot)) co_return true;
+    if (pooled(slot)) {
+        // A pooled connection may have it from any session that borrowed it (or have closed
+        // it since this session used it): its own list says.
+        Backend& b = backends_[slot];
+        if (const auto* e = b.conn->carried->statements.find(statement_key(ps))) {
+            ps.prepared(slot, e->id, b.generation, e->params);
+            co_return true;
+        }
+    } else if (prepared_on(ps, slot)) {
+        co_return true;
+    }
     auto reply = co_await prepare_on(ps, slot);
     if (!reply) {
         last_error_ = {mysql::er::net_read_error, "08S01", "Lost connection to backend"};
@@ -227,6 +252,13 @@ asio::awaitable<bool> MysqlSession::on_execute(const mysql::MessageFrame& frame)
     if (!ps.types.empty()) ps.types_sent[slot] = true;
     ps.long_data.clear();
     ps.last_slot = slot;
+    // An open cursor keeps its connection (the rows are fetched from it).
+    const bool opened = cursor && !scanner_.ended_with_error() &&
+                        (scanner_.last_status() & mysql::status::cursor_exists);
+    if (opened != ps.cursor_open) {
+        cursors_open_ += opened ? 1 : -1;
+        ps.cursor_open = opened;
+    }
     if (ps.cls.flags.runs_hidden_statements) state_.hide_user_variables();
     if (!scanner_.ended_with_error()) after_statement(ps.cls, slot);
     last_on_replica_ = slot == replica_slot;
@@ -277,6 +309,11 @@ asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageF
     Prepared& ps = *found;
     const std::uint32_t id = *mysql::stmt_id(request_); // min_size 5
     if (!fetch) ps.long_data.clear();
+    const bool had_cursor = ps.cursor_open;
+    if (!fetch && ps.cursor_open) {
+        ps.cursor_open = false;
+        --cursors_open_;
+    }
     int slot = -1;
     if (ps.last_slot >= 0 && prepared_on(ps, static_cast<Slot>(ps.last_slot)))
         slot = ps.last_slot;
@@ -284,6 +321,9 @@ asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageF
         slot = primary_slot;
     else if (!fetch && prepared_on(ps, replica_slot))
         slot = replica_slot;
+    // Pooled, without a cursor, there is nothing on a backend to reset: long data waits in
+    // Sluice until the execute.
+    if (!fetch && !had_cursor && slot >= 0 && pooled(static_cast<Slot>(slot))) slot = -1;
     if (slot < 0) {
         if (fetch)
             co_return co_await send_error(
@@ -297,6 +337,12 @@ asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageF
     wire_.clear();
     mysql::write_packets(request_, 0, wire_);
     const Relay r = co_await forward(s, wire_, fetch ? ResponseKind::rows : ResponseKind::single);
+    if (fetch && ps.cursor_open &&
+        (r != Relay::ok || scanner_.ended_with_error() ||
+         (scanner_.last_status() & mysql::status::last_row_sent))) {
+        ps.cursor_open = false; // read to its end (or gone): the connection is free again
+        --cursors_open_;
+    }
     if (r != Relay::ok) co_return co_await relay_failed(s, r, frame.next_seq);
     co_return true;
 }
@@ -307,8 +353,10 @@ asio::awaitable<void> MysqlSession::on_stmt_close(const mysql::MessageFrame& fra
     cbuf_.consume(frame.wire_size);
     const Prepared* ps = id ? statements_.find(*id) : nullptr;
     if (!ps) co_return; // as a server does: no answer, no error
+    if (ps->cursor_open) --cursors_open_;
     for (Slot s : {primary_slot, replica_slot}) {
-        if (!prepared_on(*ps, s)) continue;
+        // A pooled connection keeps its statements for whoever borrows it next.
+        if (!prepared_on(*ps, s) || pooled(s)) continue;
         request_.clear();
         mysql::write_stmt_close(ps->id[s], request_);
         wire_.clear();

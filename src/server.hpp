@@ -4,6 +4,7 @@
 #include "sluice/config/config.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/pool/breaker.hpp"
+#include "sluice/pool/conn_pool.hpp"
 #include "sluice/pool/monitor.hpp"
 #include "sluice/pool/round_trip.hpp"
 #include "sluice/pool/topology.hpp"
@@ -16,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -141,6 +143,7 @@ public:
         std::uint32_t primary = 0; ///< thread id on the primary; 0: none
         std::size_t replica_index = 0;
         std::uint32_t replica = 0; ///< thread id on backends[replica_index]; 0: none
+        std::string user;          ///< who the session is logged in as
     };
     void set(std::uint32_t id, const Threads& t);
     void erase(std::uint32_t id) noexcept;
@@ -152,8 +155,11 @@ private:
 };
 
 struct Shared {
-    explicit Shared(const config::Config& c) : cfg(c) {}
+    explicit Shared(const config::Config& c) : cfg(c), user_clients(c.users.size()) {}
     const config::Config& cfg;
+    /// Client connections now: over all listeners, and per [[users]] entry (config order).
+    std::atomic<std::uint32_t> clients{0};
+    std::deque<std::atomic<std::uint32_t>> user_clients;
     std::string server_version;
     std::uint32_t server_capabilities = 0;     ///< offered to clients (before CLIENT_SSL)
     std::uint32_t server_ext_capabilities = 0; ///< MariaDB extended ones offered to clients
@@ -230,6 +236,9 @@ public:
     Worker(unsigned index, Shared& shared);
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
+    /// Closes the pool's idle connections while io_ still exists (their sockets belong to it);
+    /// sessions io_ destroys after give theirs back to a closed pool, which closes them.
+    ~Worker() { pool_.close_all(); }
 
     /// Opens this worker's acceptors (throws std::system_error: the daemon cannot start).
     void listen();
@@ -247,6 +256,10 @@ public:
     Shared& shared() noexcept { return shared_; }
     WorkerStats& stats() noexcept { return stats_; }
     WorkerCache& cache() noexcept { return cache_; }
+    /// Backend connection pools of this worker (transaction mode).
+    pool::ConnPool& pool() noexcept { return pool_; }
+    /// A number no backend connection of this worker had: its prepared statements' identity.
+    std::uint32_t next_generation() noexcept { return ++generation_; }
     unsigned index() const noexcept { return index_; }
     bool draining() const noexcept { return draining_; }
     /// The topology this worker routes by (its thread only): the monitor posts each new
@@ -273,6 +286,12 @@ public:
     void park(std::size_t index, asio::steady_timer* timer);
     void unpark(std::size_t index, asio::steady_timer* timer) noexcept;
     /// A read's round trip on backend `index` (request written to the end of its answer).
+    /// A pooled session chose replica `index` for a statement: among equally near replicas
+    /// the next choices go by these counts for the weights (a weighted round robin), since
+    /// pooled sessions hold no replica between statements to be counted by.
+    void picked(std::size_t index) noexcept {
+        if (index < picks_.size()) ++picks_[index];
+    }
     void observe_round_trip(std::size_t index, std::chrono::microseconds rt,
                             std::chrono::steady_clock::time_point now) noexcept {
         if (index < round_trips_.size()) round_trips_[index].query(rt, now);
@@ -295,6 +314,9 @@ private:
 
     unsigned index_;
     Shared& shared_;
+    // Before io_: sessions (coroutine frames io_ destroys last) give connections back to it.
+    pool::ConnPool pool_;
+    std::uint32_t generation_ = 0;
     asio::io_context io_{1};
     std::vector<std::pair<tcp::acceptor, ListenerShared*>> acceptors_;
     std::unordered_set<ClientSession*> sessions_;
@@ -305,6 +327,7 @@ private:
     pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
     bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied
     std::array<pool::RoundTrip, pool::max_backends> round_trips_{};
+    std::array<std::uint32_t, pool::max_backends> picks_{}; ///< halved by each sweep
     struct WaitGate {
         std::uint64_t in_flight = 0;
         std::vector<asio::steady_timer*> parked;

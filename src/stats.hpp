@@ -97,6 +97,12 @@ struct WorkerStats {
     // Redis round trips (a lookup, a fill, a write's bump), sent to answered.
     std::array<Counter, latency_bounds.size() + 1> redis_buckets{}; // last = +Inf
     Counter redis_sum_ns;
+    // Backend connection pools (issue #10).
+    Counter pool_timeouts_total; // statements that waited queue_timeout_ms for a connection
+    Counter pool_resets_total;   // borrowed connections reset to drop another session's settings
+    Counter pool_replaced_total; // idle connections found closed by their server when borrowed
+    // Gauges, copied from the worker's ConnPool by its sweep (once a second), by backend.
+    std::array<Counter, 64> pool_open{}, pool_idle{}, pool_waiting{};
     void observe_redis(std::chrono::nanoseconds d) noexcept {
         observe(latency_bounds, redis_buckets, redis_sum_ns, d);
     }

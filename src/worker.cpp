@@ -121,8 +121,26 @@ void AuthCache::insert(std::string_view user) {
     users_.emplace(user);
 }
 
+namespace {
+
+/// Each backend's pool sizes: [pool]'s, with the backend's own overrides.
+std::vector<pool::PoolLimits> pool_limits(const config::Config& cfg) {
+    std::vector<pool::PoolLimits> out;
+    for (const config::Backend& b : cfg.backends) {
+        pool::PoolLimits l;
+        l.max = b.pool_max_connections.value_or(cfg.pool.max_connections);
+        l.min_idle = b.pool_min_idle.value_or(cfg.pool.min_idle);
+        l.idle_timeout = b.pool_idle_timeout.value_or(cfg.pool.idle_timeout);
+        l.max_lifetime = b.pool_max_lifetime.value_or(cfg.pool.max_lifetime);
+        out.push_back(l);
+    }
+    return out;
+}
+
+} // namespace
+
 Worker::Worker(unsigned index, Shared& shared)
-    : index_(index), shared_(shared),
+    : index_(index), shared_(shared), pool_(pool_limits(shared.cfg)),
       cache_(shared.cache, shared.cache.enabled ? shared.cfg.cache.l1_max_bytes : 0),
       topology_(shared.topology) {}
 
@@ -171,7 +189,7 @@ const pool::Topology& Worker::routing_topology() {
     for (std::size_t i = 0; i < backends.size() && i < pool::max_backends; ++i) {
         pool::BackendState& b = backends[i];
         b.outstanding = static_cast<std::uint32_t>(stats_.backend_outstanding[i].get());
-        b.sessions = shared_.sessions_on[i].load(std::memory_order_relaxed);
+        b.sessions = shared_.sessions_on[i].load(std::memory_order_relaxed) + picks_[i];
         b.rtt = round_trips_[i].value(now, topology_->backends[i].rtt);
     }
     return routing_view_;
@@ -284,6 +302,14 @@ asio::awaitable<void> Worker::sweep() {
         const std::vector<ClientSession*> sessions(sessions_.begin(), sessions_.end());
         for (auto* s : sessions)
             s->check_client(now);
+        pool_.sweep(now);
+        for (auto& p : picks_)
+            p /= 2; // recent choices weigh, old ones fade
+        for (std::size_t i = 0; i < pool_.backends() && i < stats_.pool_open.size(); ++i) {
+            stats_.pool_open[i].set(pool_.open(i));
+            stats_.pool_idle[i].set(pool_.idle(i));
+            stats_.pool_waiting[i].set(pool_.waiting(i));
+        }
     }
 }
 

@@ -31,6 +31,8 @@ void ResponseScanner::start(ResponseKind kind, bool deprecate_eof) noexcept {
     remaining_ = 0;
     packets_ = 0;
     stmt_id_ = 0;
+    warnings_ = 0;
+    insert_id_ = 0;
     switch (kind) {
     case ResponseKind::query:
     case ResponseKind::cursor:
@@ -130,13 +132,20 @@ error_code ResponseScanner::on_packet(bool& done) noexcept {
         wire::Reader r{p};
         if (auto h = r.u8(); !h) return h.error();
         if (auto a = r.lenenc(); !a) return a.error();
-        if (auto b = r.lenenc(); !b) return b.error();
-        return r.u16();
+        auto id = r.lenenc();
+        if (!id) return id.error();
+        auto st = r.u16();
+        if (!st) return st;
+        insert_id_ = *id;
+        auto w = r.u16();
+        warnings_ = w ? *w : 0;
+        return st;
     };
     auto eof_status = [&]() -> result<std::uint16_t> {
         // An EOF_Packet is exactly 5 bytes; an OK_Packet with the 0xFE header is longer.
         if (payload_len_ != 5) return ok_status();
         if (p.size() < 5) return codec_errc::truncated;
+        warnings_ = static_cast<std::uint16_t>(p[1] | (p[2] << 8));
         return static_cast<std::uint16_t>(p[3] | (p[4] << 8));
     };
 

@@ -1477,13 +1477,15 @@ static int t_stmt_cursor(void) {
     st = NULL;
     long long v = 0;
     if (!int_of(m, "SELECT 15", &v) || v != 15) goto out;
-    /* COM_STMT_CLOSE reached every server that had it. */
+    /* Nothing leaks: pooled connections (transaction mode, the default) keep a closed
+     * statement for their next borrower, bounded per connection (issue #10), so at most the
+     * one statement of this check stays on each server. */
     for (int tries = 0;; tries++) {
         long long now[3];
         int left = 0;
         for (int i = 0; i < 3; i++) {
             now[i] = prepared_count(i);
-            left |= now[i] < 0 || now[i] > base[i];
+            left |= now[i] < 0 || now[i] > base[i] + 1;
         }
         if (!left) break;
         if (tries == 30) {

@@ -224,11 +224,14 @@ def check_backends_json():
     time.sleep(2.0)
     v1 = backends()["topology_version"]
     true(v1 - v0 >= 4, f"snapshots in 2 s with a hanging backend: {v1 - v0} (>= 4 expected)")
-    # `sessions`: the sessions holding a replica connection there, across workers.
+    # `sessions`: the sessions holding a replica connection there, across workers. Pooled
+    # (transaction mode, the default), a session holds one only while it uses it: here a
+    # read-only transaction, which lives on its replica until it ends.
     held = [connect() for _ in range(3)]
     try:
         for c in held:
             with c.cursor() as cur:
+                cur.execute("START TRANSACTION READ ONLY")
                 cur.execute("SELECT 1")
                 cur.fetchall()
         b = by_name(backends())

@@ -384,7 +384,11 @@ def check_breaker_open():
         backends = [backend("primary", PRIMARY_PORT, "primary", "a"),
                     backend("replica1", REPLICA1_PORT, zone="a"),
                     backend("replica2", relay_port, zone="b")]
+        # Session mode: every new session opens its own replica connection, which is what the
+        # breaker is about (pooled sessions reuse connections already open, even to a replica
+        # that now refuses new ones; the breaker works the same for the pool's opens).
         text = config_text(524, backends, zone="b", routing=f"replica_retry_ms = {RETRY_MS}")
+        text += '\n[pool]\nmode = "session"\n'
         with daemon("breaker", 524, text) as d:
             true(wait_until(lambda: d.entries()["replica2"]["state"] == "up", 10),
                  f"replica2 (through the relay) is up: {d.entries()}")

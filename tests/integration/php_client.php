@@ -755,8 +755,13 @@ function kill_and_check(mysqli $victim, string $what): void
     truth($killer->kill($sluiceId), "$what: kill() returned false");
     eq((int) row($killer, 'SELECT 9 AS x')['x'], 9, "$what: the killer's session goes on");
     $killer->close();
-    truth(wait_until(fn () => !thread_alive(PRIMARY_PORT, $primaryThread), 10),
-        "$what: the primary thread $primaryThread serving the killed session still exists after 10 s");
+    if (DIRECT) {
+        truth(wait_until(fn () => !thread_alive(PRIMARY_PORT, $primaryThread), 10),
+            "$what: the primary thread $primaryThread serving the killed session still exists after 10 s");
+    }
+    // Through Sluice (transaction-mode pooling, issue #10) an idle session holds no backend
+    // thread: the one that served it is a pooled connection, which stays for other sessions;
+    // the KILL ends the client's session, as the checks below show.
     try {
         $victim->query('SELECT 1');
         throw new RuntimeException("$what: the killed session still answers");

@@ -18,6 +18,12 @@ struct TlsFiles {
     bool enabled() const noexcept { return !cert_file.empty(); }
 };
 
+/// How client sessions hold backend connections ([pool] mode; a user's or a listener's):
+/// `transaction` lends a pooled connection per statement, or per transaction, and keeps it
+/// while the session holds state a pooled connection cannot carry (issue #10); `session`
+/// keeps the session's connections from first use to its end.
+enum class PoolMode { transaction, session };
+
 /// One client-facing listener.
 struct Listener {
     std::string name;
@@ -29,6 +35,7 @@ struct Listener {
     bool require_tls = false;              ///< refuse clients that do not upgrade
     /// Auth plugin named in the greeting: "mysql_native_password" or "caching_sha2_password".
     std::string auth_plugin = "mysql_native_password";
+    std::optional<PoolMode> pool_mode; ///< absent: the user's, else [pool] mode
 };
 
 enum class BackendRole { primary, replica };
@@ -51,6 +58,25 @@ struct Backend {
     std::string zone;
     std::uint32_t weight = 1;
     bool tls = false; ///< reach this backend over TLS (settings in [backend_tls])
+    // Overrides of the [pool] sizes for this backend (absent: [pool]'s).
+    std::optional<std::uint32_t> pool_max_connections;
+    std::optional<std::uint32_t> pool_min_idle;
+    std::optional<std::chrono::milliseconds> pool_idle_timeout;
+    std::optional<std::chrono::milliseconds> pool_max_lifetime;
+};
+
+/// Backend connection pools ([pool], issue #10). Sizes are per worker and per backend.
+struct Pool {
+    PoolMode mode = PoolMode::transaction;
+    std::uint32_t max_connections = 32; ///< open to one backend, per worker, all users
+    std::uint32_t min_idle = 0;         ///< kept open per backend and user once it logged in
+    std::chrono::milliseconds idle_timeout{60000};   ///< an idle connection is closed after it
+    std::chrono::milliseconds max_lifetime{3600000}; ///< closed when returned after this age
+    /// How long a statement waits for a connection when all are busy before its client gets
+    /// error 1040.
+    std::chrono::milliseconds queue_timeout{5000};
+    /// Prepared statements kept open per backend connection (oldest closed beyond it).
+    std::uint32_t prepared_per_connection = 64;
 };
 
 /// TLS toward backends.
@@ -67,6 +93,8 @@ struct User {
     std::string password; ///< resolved: from `password` or from the `password_env` variable
     std::optional<std::uint32_t> max_lag_ms; ///< this user's reads: allowed staleness
     std::optional<Consistency> consistency;  ///< this user's reads
+    std::uint32_t max_connections = 0;       ///< client connections at once; 0: no limit
+    std::optional<PoolMode> pool_mode;       ///< absent: [pool] mode
 };
 
 /// The backend monitor ([monitor], issue #8): its own login on every backend.
@@ -188,6 +216,7 @@ struct Config {
     std::chrono::milliseconds connect_timeout{3000};  ///< backend connect + handshake
     std::chrono::milliseconds client_handshake_timeout{10000};
     std::chrono::milliseconds shutdown_grace{10000};
+    std::uint32_t max_client_connections = 0; ///< over every listener; 0: no limit
     std::vector<Listener> listeners;
     std::vector<Backend> backends;
     BackendTls backend_tls;
@@ -196,6 +225,7 @@ struct Config {
     Cache cache;
     std::vector<CacheRule> cache_rules;
     Routing routing;
+    Pool pool;
     Monitor monitor;
     Admin admin;
     Logging logging;

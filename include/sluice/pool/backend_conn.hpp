@@ -32,6 +32,9 @@ class BackendConn {
 public:
     BackendConn(Transport transport, protocol::mysql::Greeting greeting, std::uint32_t caps,
                 std::uint16_t status);
+    BackendConn(const BackendConn&) = delete;
+    BackendConn& operator=(const BackendConn&) = delete;
+    ~BackendConn();
 
     /// Connects to `endpoint` and logs in with `login`, all within `timeout`.
     static asio::awaitable<std::pair<std::unique_ptr<BackendConn>, ConnectFailure>>
@@ -45,6 +48,11 @@ public:
     std::uint16_t status() const noexcept { return status_; }
     void set_status(std::uint16_t s) noexcept { status_ = s; }
     void close() noexcept { transport_.close(); }
+
+    /// Whatever travels with the connection through a pool (conn_pool.hpp fills it in).
+    std::unique_ptr<struct Carried> carried;
+    /// carried, made when first needed.
+    Carried& pool_state();
 
 private:
     Transport transport_;

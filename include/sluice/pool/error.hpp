@@ -11,6 +11,7 @@ enum class pool_errc {
     protocol_error,      ///< the backend sent bytes the codec refused
     tls_unavailable,     ///< TLS was required but the backend does not offer it
     backend_closed,      ///< the backend closed the connection
+    pool_busy,           ///< every pooled connection stayed busy past the queue timeout
 };
 
 /// The category of pool_errc; name() is "sluice.pool".

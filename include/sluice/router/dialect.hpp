@@ -31,6 +31,18 @@ std::string causal_wait(std::string_view gtid, std::chrono::milliseconds timeout
 /// session_track_gtids = OWN_GTID).
 std::string_view track_gtids(bool mariadb) noexcept;
 
+/// Puts IGNORE_SPACE back into the session's sql_mode (a login with CLIENT_IGNORE_SPACE has
+/// it; COM_RESET_CONNECTION drops it).
+std::string_view add_ignore_space() noexcept;
+
+/// A statement that empties the session's diagnostics area (warnings, errors) and returns
+/// no rows: one that uses a table (a derived one), since statements that use none keep it.
+std::string_view clear_diagnostics() noexcept;
+
+/// One row, one column: 1 when the current user may kill other users' threads (SUPER or
+/// CONNECTION ADMIN), else 0.
+std::string_view may_kill_others() noexcept;
+
 /// KILL [QUERY | CONNECTION] of a backend thread.
 std::string kill(bool query, std::uint64_t thread);
 

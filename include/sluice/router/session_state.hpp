@@ -31,7 +31,8 @@ struct ReplayPlan {
 
 /// State that lives on the primary only and keeps the session's statements there.
 struct Pins {
-    bool temp_tables = false;
+    bool temp_tables = false; ///< temp_table_count > 0
+    int temp_table_count = 0; ///< CREATE TEMPORARY less DROP TEMPORARY (never below 0)
     bool lock_tables = false;
     bool found_rows_pending = false;    ///< SQL_CALC_FOUND_ROWS until FOUND_ROWS()
     bool unreplayable_variable = false; ///< a value Sluice cannot replay (an expression, `?`)

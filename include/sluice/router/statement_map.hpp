@@ -27,6 +27,7 @@ struct PreparedStatement {
     std::array<bool, slots> types_sent{};             ///< that backend has seen `types`
     std::vector<std::vector<std::uint8_t>> long_data; ///< COM_STMT_SEND_LONG_DATA payloads
     int last_slot = -1;                               ///< where it last ran (fetch, reset)
+    bool cursor_open = false; ///< its last execution left a cursor open (rows to fetch)
 
     /// Whether it is prepared on the connection of `generation` in `slot`.
     bool prepared_on(std::size_t slot, std::uint32_t connection_generation) const noexcept {

@@ -881,3 +881,41 @@ TEST_CASE("#9: cache settings Sluice cannot use are refused with their line", "[
     CHECK(error_of(minimal + "[[cache_rules]]\nname = \"a\"\nttl_ms = -1\n")
               .find("cache_rules[0].ttl_ms: must be between 0 and") != std::string::npos);
 }
+
+TEST_CASE("#10: [pool], per-backend overrides, user and listener pool modes and limits",
+          "[config]") {
+    const Config defaults = load(minimal);
+    CHECK(defaults.pool.mode == PoolMode::transaction);
+    CHECK(defaults.pool.max_connections == 32);
+    CHECK(defaults.pool.queue_timeout == std::chrono::milliseconds(5000));
+    CHECK(defaults.max_client_connections == 0);
+    const Config c = load("max_client_connections = 100\n"
+                          "[pool]\nmode = \"session\"\nmax_connections = 8\nmin_idle = 2\n"
+                          "idle_timeout_ms = 1000\nmax_lifetime_ms = 2000\nqueue_timeout_ms = 300\n"
+                          "prepared_per_connection = 16\n" +
+                          listener + "pool_mode = \"transaction\"\n" + backend +
+                          "pool_max_connections = 4\npool_min_idle = 1\npool_idle_timeout_ms = 5\n"
+                          "pool_max_lifetime_ms = 6\n" +
+                          user + "max_connections = 3\npool_mode = \"session\"\n");
+    CHECK(c.max_client_connections == 100);
+    CHECK(c.pool.mode == PoolMode::session);
+    CHECK(c.pool.max_connections == 8);
+    CHECK(c.pool.min_idle == 2);
+    CHECK(c.pool.idle_timeout == std::chrono::milliseconds(1000));
+    CHECK(c.pool.max_lifetime == std::chrono::milliseconds(2000));
+    CHECK(c.pool.queue_timeout == std::chrono::milliseconds(300));
+    CHECK(c.pool.prepared_per_connection == 16);
+    CHECK(c.listeners[0].pool_mode == PoolMode::transaction);
+    CHECK(c.backends[0].pool_max_connections == 4u);
+    CHECK(c.backends[0].pool_min_idle == 1u);
+    CHECK(c.backends[0].pool_idle_timeout == std::chrono::milliseconds(5));
+    CHECK(c.backends[0].pool_max_lifetime == std::chrono::milliseconds(6));
+    CHECK(c.users[0].max_connections == 3);
+    CHECK(c.users[0].pool_mode == PoolMode::session);
+    CHECK(error_of("[pool]\nmode = \"statement\"\n" + minimal) ==
+          "t.toml:2: pool.mode: must be \"transaction\" or \"session\"");
+    CHECK(error_of("[pool]\nmax_connections = 2\nmin_idle = 3\n" + minimal) ==
+          "t.toml:3: pool.min_idle: must not exceed max_connections");
+    CHECK(error_of("[pool]\nmax_connections = 0\n" + minimal).find("pool.max_connections") !=
+          std::string::npos);
+}

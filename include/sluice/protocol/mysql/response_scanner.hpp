@@ -63,6 +63,10 @@ public:
     std::uint8_t last_seq() const noexcept { return header_[3]; }
     /// Packets seen in this response (for metrics and tests).
     std::uint64_t packets() const noexcept { return packets_; }
+    /// The last OK's last_insert_id (0 when none, or the response had no OK).
+    std::uint64_t insert_id() const noexcept { return insert_id_; }
+    /// Warnings the last OK or EOF reported.
+    std::uint16_t warnings() const noexcept { return warnings_; }
 
 private:
     enum class Phase : std::uint8_t {
@@ -96,6 +100,8 @@ private:
     std::array<std::uint8_t, prefix_cap> prefix_{};
     std::uint64_t remaining_ = 0; // definitions left in column_defs / skip_defs
     std::uint16_t status_ = 0;
+    std::uint16_t warnings_ = 0;
+    std::uint64_t insert_id_ = 0;
     std::uint32_t stmt_id_ = 0;
     std::uint64_t packets_ = 0;
     std::uint16_t prep_params_ = 0, prep_columns_ = 0;
