@@ -64,7 +64,7 @@ MysqlSession::~MysqlSession() {
     worker_.shared().sessions.erase(connection_id_);
     // Between commands, connections that hold nothing of the session serve others.
     sticky_ = false;
-    if (pooling_ && idle_ && !closed_) release_leases(false);
+    if (pooling_ && (idle_ || quitting_) && !closed_) release_leases(false);
     drop_slot(primary_slot);
     drop_slot(replica_slot);
     client_.close();
@@ -379,6 +379,7 @@ asio::awaitable<bool> MysqlSession::dispatch(const mysql::MessageFrame& frame) {
     switch (static_cast<Command>(frame.first_byte)) {
     case Command::quit:
         end_reason_ = "client quit";
+        quitting_ = true; // between statements: its connections may serve others
         co_return false;
     case Command::query:
         co_return co_await on_query(frame);

@@ -465,6 +465,7 @@ private:
     /// command, or until the session has been idle a second.
     bool sticky_ = false;
     bool sticky_before_ = false;    ///< sticky_ as the current command found it
+    bool quitting_ = false;         ///< COM_QUIT: the session ends between statements
     bool diagnostics_read_ = false; ///< the current command reads the diagnostics area
     bool wrote_ = false; ///< the current command wrote on the primary (ROW_COUNT() may follow)
     std::array<bool, 2> held_before_{}; ///< the session held these slots as the command came
