@@ -157,31 +157,31 @@ TEST_CASE("breaker state names are the enumerators' names", "[pool]") {
 TEST_CASE("a breaker board keeps every backend's breaker and publishes when each is open",
           "[pool]") {
     using namespace std::chrono_literals;
-    const auto t0 = std::chrono::steady_clock::time_point{} + 10s;
+    const auto start = std::chrono::steady_clock::time_point{} + 10s;
     BreakerBoard board(3, {.failures_to_open = 2, .open_for = 1000ms});
     CHECK(board.size() == 3);
-    CHECK(board.allows(1, t0));
-    CHECK_FALSE(board.on_failure(1, t0)); // one of two
-    CHECK(board.allows(1, t0));
-    CHECK(board.on_failure(1, t0 + 1ms)); // opened now
-    CHECK_FALSE(board.allows(1, t0 + 1ms));
-    CHECK_FALSE(board.allows(1, t0 + 1000ms));
-    CHECK(board.allows(1, t0 + 1001ms)); // half_open: let through
-    CHECK(board.state(1, t0 + 1001ms) == Breaker::State::half_open);
-    CHECK(board.allows(0, t0 + 1ms)); // the others are untouched
-    CHECK(board.allows(2, t0 + 1ms));
+    CHECK(board.allows(1, start));
+    CHECK_FALSE(board.on_failure(1, start)); // one of two
+    CHECK(board.allows(1, start));
+    CHECK(board.on_failure(1, start + 1ms)); // opened now
+    CHECK_FALSE(board.allows(1, start + 1ms));
+    CHECK_FALSE(board.allows(1, start + 1000ms));
+    CHECK(board.allows(1, start + 1001ms)); // half_open: let through
+    CHECK(board.state(1, start + 1001ms) == Breaker::State::half_open);
+    CHECK(board.allows(0, start + 1ms)); // the others are untouched
+    CHECK(board.allows(2, start + 1ms));
     CHECK(board.on_success(1));
-    CHECK(board.state(1, t0 + 1001ms) == Breaker::State::closed);
-    CHECK(board.allows(1, t0 + 1001ms));
+    CHECK(board.state(1, start + 1001ms) == Breaker::State::closed);
+    CHECK(board.allows(1, start + 1001ms));
     CHECK_FALSE(board.on_success(1));
 }
 
 TEST_CASE("a success on the board resets the count of consecutive failures", "[pool]") {
     using namespace std::chrono_literals;
-    const auto t0 = std::chrono::steady_clock::time_point{} + 10s;
+    const auto start = std::chrono::steady_clock::time_point{} + 10s;
     BreakerBoard board(1, {.failures_to_open = 2, .open_for = 1000ms});
-    CHECK_FALSE(board.on_failure(0, t0));
+    CHECK_FALSE(board.on_failure(0, start));
     CHECK_FALSE(board.on_success(0));
-    CHECK_FALSE(board.on_failure(0, t0 + 1ms)); // one again, not two
-    CHECK(board.allows(0, t0 + 1ms));
+    CHECK_FALSE(board.on_failure(0, start + 1ms)); // one again, not two
+    CHECK(board.allows(0, start + 1ms));
 }
