@@ -114,6 +114,23 @@ std::optional<std::size_t> choose_replica(const Topology& t,
         return (std::uint64_t{x.sessions} + 1) * std::max<std::uint32_t>(y.weight, 1) <
                (std::uint64_t{y.sessions} + 1) * std::max<std::uint32_t>(x.weight, 1);
     };
+    if (req.per_statement) {
+        // A weighted round robin without state: consecutive tiebreak values walk the tied
+        // replicas, each as many steps as its weight (no catch-up after an outage, as a
+        // count of past choices would have).
+        std::uint64_t total = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (bit(tied, i)) total += std::max<std::uint32_t>(t.backends[i].weight, 1);
+        }
+        std::uint64_t step = req.tiebreak % total;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!bit(tied, i)) continue;
+            const std::uint64_t w = std::max<std::uint32_t>(t.backends[i].weight, 1);
+            if (step < w) return i;
+            step -= w;
+        }
+        return std::nullopt; // not reached: step < total
+    }
     std::size_t lightest = n;
     for (std::size_t i = 0; i < n; ++i) {
         if (bit(tied, i) && (lightest == n || load_below(i, lightest))) lightest = i;

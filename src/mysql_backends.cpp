@@ -337,6 +337,7 @@ MysqlSession::replica_requirements(std::chrono::steady_clock::time_point now,
     // sessions choose per statement, so their statements spread too.
     req.tiebreak =
         pooling_ ? connection_id_ + static_cast<std::uint32_t>(queries_) : connection_id_;
+    req.per_statement = pooling_;
     const pool::BreakerBoard& breakers = *worker_.shared().breakers;
     for (std::size_t i = 0; i < breakers.size(); ++i) {
         if (!breakers.allows(i, now)) req.excluded |= std::uint64_t{1} << i;
@@ -436,7 +437,6 @@ asio::awaitable<bool> MysqlSession::ensure_replica(std::optional<std::uint32_t> 
                 continue;
             }
             if (r.gtid_seen_index != index) r.gtid_seen.clear();
-            if (pooling_) worker_.picked(index);
             publish_threads();
             break;
         }

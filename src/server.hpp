@@ -286,12 +286,6 @@ public:
     void park(std::size_t index, asio::steady_timer* timer);
     void unpark(std::size_t index, asio::steady_timer* timer) noexcept;
     /// A read's round trip on backend `index` (request written to the end of its answer).
-    /// A pooled session chose replica `index` for a statement: among equally near replicas
-    /// the next choices go by these counts for the weights (a weighted round robin), since
-    /// pooled sessions hold no replica between statements to be counted by.
-    void picked(std::size_t index) noexcept {
-        if (index < picks_.size()) ++picks_[index];
-    }
     void observe_round_trip(std::size_t index, std::chrono::microseconds rt,
                             std::chrono::steady_clock::time_point now) noexcept {
         if (index < round_trips_.size()) round_trips_[index].query(rt, now);
@@ -327,7 +321,6 @@ private:
     pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
     bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied
     std::array<pool::RoundTrip, pool::max_backends> round_trips_{};
-    std::array<std::uint32_t, pool::max_backends> picks_{}; ///< halved by each sweep
     struct WaitGate {
         std::uint64_t in_flight = 0;
         std::vector<asio::steady_timer*> parked;

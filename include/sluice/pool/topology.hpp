@@ -62,6 +62,10 @@ struct ReplicaRequirements {
     /// Spreads equal choices over the tied replicas (e.g. the session id): consecutive values
     /// take the tied replicas in turn.
     std::uint64_t tiebreak = 0;
+    /// The choice is for one statement (a pooled session), not for a session's life: the
+    /// tied replicas take turns by the tiebreak in proportion to their weights, instead of
+    /// the fewest sessions held (pooled sessions hold none between statements).
+    bool per_statement = false;
 };
 
 /// Why a backend cannot serve a session's reads; `none`: it can.

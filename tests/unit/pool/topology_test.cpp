@@ -478,3 +478,29 @@ TEST_CASE("#8: replicas nearer than near_rtt tie, so RTT jitter does not herd se
     // 5 ms behind a relay against loopback: the near one.
     CHECK(choices(topology({at(10200), at(180)}), {}, 4) == Choices(4, std::size_t{2}));
 }
+
+TEST_CASE("#10: per statement, tied replicas take turns in proportion to their weights", "[pool]") {
+    auto weighted = [](std::uint32_t w, std::uint32_t sessions) {
+        BackendState r = replica();
+        r.weight = w;
+        r.sessions = sessions;
+        return r;
+    };
+    // Sessions held do not count (pooled sessions hold none between statements); weights do:
+    // eight consecutive statements on weights 3:1 go 6 and 2, without a run of catch-up.
+    Topology t = topology({weighted(3, 0), weighted(1, 50)});
+    Choices c;
+    for (std::uint64_t i = 0; i < 8; ++i) {
+        ReplicaRequirements req;
+        req.tiebreak = i;
+        req.per_statement = true;
+        c.push_back(choose_replica(t, req));
+    }
+    CHECK(c == Choices{1, 1, 1, 2, 1, 1, 1, 2});
+    // Not tied: the nearer takes every statement.
+    t.backends[2].rtt = 10000us;
+    ReplicaRequirements req;
+    req.per_statement = true;
+    req.tiebreak = 3;
+    CHECK(choose_replica(t, req) == std::optional<std::size_t>{1});
+}
