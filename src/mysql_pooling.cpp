@@ -92,8 +92,13 @@ MysqlSession::lease_backend(Slot slot, std::size_t index, bool track_gtid) {
         pool::ConnPool::Grant grant =
             co_await pool.acquire(index, key, shared.cfg.pool.queue_timeout);
         if (grant.conn) {
-            // Closed by its server while idle (wait_timeout, a restart): replaced.
-            if (!grant.conn->buffer().empty() || grant.conn->transport().peer_gone()) {
+            // Closed by its server while idle (wait_timeout, a restart, a KILL): replaced. One
+            // returned a moment ago is taken as it is (a peek per statement saved under load;
+            // one lost meanwhile fails as any connection can under a statement).
+            const auto idle_for =
+                std::chrono::steady_clock::now() - grant.conn->carried->idle_since;
+            const bool check = idle_for > idle_check_after;
+            if (!grant.conn->buffer().empty() || (check && grant.conn->transport().peer_gone())) {
                 grant.conn->close();
                 pool.forget(index);
                 worker_.stats().pool_replaced_total.add();

@@ -66,6 +66,13 @@ asio::awaitable<MysqlSession::Slot> MysqlSession::choose(const router::Classific
                   route.destination == Destination::replica ? "replica" : "primary",
                   router::route_reason_name(route.reason));
     if (route.destination == Destination::refuse) co_return primary_slot;
+    if (pooling_ && sticky_before_ && !c.flags.reads_diagnostics && !c.flags.primary_function) {
+        // Kept for what the last statement left (warnings, an insert id, affected rows):
+        // this one does not ask, and replaces them, so the connection serves others now
+        // instead of through this statement (a write's primary connection during the read
+        // after it).
+        release_leases();
+    }
     if (route.destination == Destination::replica) {
         const bool ready = co_await ensure_replica(route.max_lag_ms);
         if (!ready) {

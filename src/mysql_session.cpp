@@ -123,9 +123,12 @@ void MysqlSession::kill() noexcept {
 }
 
 void MysqlSession::publish_threads() {
-    SessionRegistry::Threads t;
+    // Thread-local: its user string keeps its storage from one call to the next.
+    thread_local SessionRegistry::Threads t;
     t.worker = &worker_;
     t.user = user_;
+    t.primary = t.replica = 0;
+    t.replica_index = 0;
     if (const auto& p = backends_[primary_slot].conn) t.primary = p->greeting().connection_id;
     if (const auto& r = backends_[replica_slot].conn) {
         t.replica = r->greeting().connection_id;

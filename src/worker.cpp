@@ -342,7 +342,14 @@ void Worker::kill_session(std::uint32_t id) {
 
 void SessionRegistry::set(std::uint32_t id, const Threads& t) {
     const std::lock_guard lock{mutex_};
-    map_[id] = t;
+    Threads& entry = map_[id];
+    // The user changes only at a login or COM_CHANGE_USER: pooled sessions publish their
+    // threads twice per statement, which copies no string then.
+    if (entry.user != t.user) entry.user = t.user;
+    entry.worker = t.worker;
+    entry.primary = t.primary;
+    entry.replica_index = t.replica_index;
+    entry.replica = t.replica;
 }
 
 void SessionRegistry::erase(std::uint32_t id) noexcept {
