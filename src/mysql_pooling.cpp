@@ -30,7 +30,6 @@ void MysqlSession::setup_pooling() {
     // bytes of responses, same login character set. Whether a database was named at login
     // does not matter (COM_INIT_DB brings each borrower's), but whether one is selected now
     // does: nothing takes a connection back to no database, so those stay apart (pool_key()).
-
     const std::uint32_t caps = client_caps_ & ~(mysql::cap::ssl | mysql::cap::connect_with_db);
     for (int track = 0; track < 2; ++track) {
         const bool primary = track == 0;
@@ -53,13 +52,11 @@ bool MysqlSession::pooled(Slot slot) const noexcept {
 
 const std::string& MysqlSession::state_text() {
     if (state_text_version_ == state_.version()) return state_text_;
-    std::vector<std::string_view> parts;
-    for (const router::Assignment& a : state_.assignments())
-        parts.push_back(a.text);
-    std::sort(parts.begin(), parts.end());
+    // In the order they apply (a key set again moves to the end): SET NAMES then SET
+    // character_set_client is another state than the same two the other way round.
     state_text_.clear();
-    for (const auto p : parts) {
-        state_text_ += p;
+    for (const router::Assignment& a : state_.assignments()) {
+        state_text_ += a.text;
         state_text_ += '\n';
     }
     state_text_version_ = state_.version();

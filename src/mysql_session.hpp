@@ -188,7 +188,8 @@ private:
     void release_leases(bool publish = true) noexcept;
     /// Whether the connection in `slot` may serve another session now.
     bool releasable(Slot slot) const noexcept;
-    /// The session's settings, canonical (sorted): equal texts, equal settings; empty: none.
+    /// The session's settings, in the order they apply: equal texts, equal settings; empty:
+    /// none.
     const std::string& state_text();
     /// Decides the pool mode and the pool keys after a login or COM_CHANGE_USER.
     void setup_pooling();

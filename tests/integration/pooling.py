@@ -295,6 +295,18 @@ def no_leaks():
         for rnd in range(5):
             eq(one(second, "SELECT CURRENT_USER()")[0], "app2@%", f"round {rnd}: the second user")
             eq(one(first, "SELECT CURRENT_USER(), @v")[0], "app@%", f"round {rnd}: the first user")
+    # The same settings in another order are another state: SET NAMES then
+    # character_set_client, and the other way round.
+    with connect(NARROW) as c1, connect(NARROW) as c2:
+        for sql in ("SET NAMES latin1", "SET character_set_client = utf8mb4"):
+            one(c1, sql)
+        for sql in ("SET character_set_client = utf8mb4", "SET NAMES latin1"):
+            one(c2, sql)
+        for rnd in range(5):
+            eq(one(c1, "SELECT @@character_set_client")[0], "utf8mb4",
+               f"round {rnd}: NAMES then character_set_client")
+            eq(one(c2, "SELECT @@character_set_client")[0], "latin1",
+               f"round {rnd}: character_set_client then NAMES")
     # Prepared statements: two sessions, the same client statement id, different statements,
     # executions interleaved on the one backend connection.
     r1, r2 = Raw(NARROW), Raw(NARROW)

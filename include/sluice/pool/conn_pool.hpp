@@ -52,7 +52,7 @@ struct Carried {
     /// record of a statement there is valid only at the same generation.
     std::uint32_t generation = 0;
     std::string database; ///< its current database
-    std::string state;    ///< the session settings it has (canonical); empty: none
+    std::string state;    ///< the session settings it has, in order; empty: none
     bool set_up = false;  ///< its first borrower switched on what Sluice needs
     bool mariadb = true;
     bool tracks_gtid = false;
