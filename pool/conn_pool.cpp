@@ -215,6 +215,41 @@ void ConnPool::sweep(std::chrono::steady_clock::time_point now) {
     }
 }
 
+void ConnPool::remember(std::size_t index, const std::string& key,
+                        const protocol::mysql::BackendLogin::Options& login) {
+    PerBackend& b = backends_[index];
+    if (b.limits.min_idle == 0 || b.logins.contains(key)) return;
+    b.logins.emplace(key, login);
+}
+
+std::vector<ConnPool::Opening> ConnPool::to_open() {
+    std::vector<Opening> out;
+    if (closing_) return out;
+    for (std::size_t i = 0; i < backends_.size(); ++i) {
+        PerBackend& b = backends_[i];
+        for (const auto& [key, login] : b.logins) {
+            const auto it = b.idle_by_key.find(key);
+            std::uint32_t have =
+                it == b.idle_by_key.end() ? 0 : static_cast<std::uint32_t>(it->second.size());
+            std::uint32_t& opening = b.opening[key];
+            have += opening;
+            // Waiters first: a free place goes to them, not to an idle connection.
+            while (have < b.limits.min_idle && b.open < b.limits.max && b.queue.empty()) {
+                ++b.open;
+                ++opening;
+                ++have;
+                out.push_back({i, key, login});
+            }
+        }
+    }
+    return out;
+}
+
+void ConnPool::opened(std::size_t index, const std::string& key) noexcept {
+    auto& opening = backends_[index].opening;
+    if (const auto it = opening.find(key); it != opening.end() && it->second > 0) --it->second;
+}
+
 void ConnPool::close_all() noexcept {
     closing_ = true;
     for (PerBackend& b : backends_) {

@@ -38,14 +38,28 @@ std::span<const std::uint8_t> bytes_of(std::string_view s) {
 } // namespace
 
 asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
-MysqlSession::open_backend(std::size_t index, bool track_gtid) {
-    Shared& shared = worker_.shared();
-    if (closed_) {
-        // Being closed (shutdown, KILL, client gone): no new backend work starts.
-        co_return std::pair{
-            std::unique_ptr<pool::BackendConn>{},
-            pool::ConnectFailure{make_error_code(asio::error::operation_aborted), std::nullopt}};
+connect_backend(Worker& worker, std::size_t index, mysql::BackendLogin::Options opts,
+                std::uint32_t client_caps) {
+    Shared& shared = worker.shared();
+    worker.stats().backend_connects_total.add();
+    auto outcome = co_await pool::BackendConn::connect(shared.backends[index]->endpoint,
+                                                       std::move(opts), shared.cfg.connect_timeout);
+    if (outcome.first &&
+        (outcome.first->capabilities() & response_shaping_caps & ~mysql::cap::session_track) !=
+            (client_caps & response_shaping_caps & ~mysql::cap::session_track)) {
+        outcome.first->close();
+        outcome.first.reset();
+        outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
+        outcome.second.server_error =
+            mysql::ErrPacket{mysql::er::handshake_error, "08S01",
+                             "Sluice: backend capabilities do not match the client's"};
     }
+    if (!outcome.first && !outcome.second.server_error)
+        worker.stats().backend_connect_errors_total.add();
+    co_return outcome;
+}
+
+mysql::BackendLogin::Options MysqlSession::backend_login(bool track_gtid) const {
     mysql::BackendLogin::Options opts;
     opts.user = user_;
     opts.password = password_;
@@ -60,22 +74,18 @@ MysqlSession::open_backend(std::size_t index, bool track_gtid) {
     // The primary reports each write's GTID in its OK packets (read-your-writes).
     if (track_gtid) opts.capabilities |= mysql::cap::session_track;
     opts.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
-    worker_.stats().backend_connects_total.add();
-    auto outcome = co_await pool::BackendConn::connect(shared.backends[index]->endpoint,
-                                                       std::move(opts), shared.cfg.connect_timeout);
-    if (outcome.first &&
-        (outcome.first->capabilities() & response_shaping_caps & ~mysql::cap::session_track) !=
-            (client_caps_ & response_shaping_caps & ~mysql::cap::session_track)) {
-        outcome.first->close();
-        outcome.first.reset();
-        outcome.second.ec = make_error_code(pool::pool_errc::protocol_error);
-        outcome.second.server_error =
-            mysql::ErrPacket{mysql::er::handshake_error, "08S01",
-                             "Sluice: backend capabilities do not match the client's"};
+    return opts;
+}
+
+asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+MysqlSession::open_backend(std::size_t index, bool track_gtid) {
+    if (closed_) {
+        // Being closed (shutdown, KILL, client gone): no new backend work starts.
+        co_return std::pair{
+            std::unique_ptr<pool::BackendConn>{},
+            pool::ConnectFailure{make_error_code(asio::error::operation_aborted), std::nullopt}};
     }
-    if (!outcome.first && !outcome.second.server_error)
-        worker_.stats().backend_connect_errors_total.add();
-    co_return outcome;
+    co_return co_await connect_backend(worker_, index, backend_login(track_gtid), client_caps_);
 }
 
 asio::awaitable<MysqlSession::PrimaryAttempt> MysqlSession::open_primary() {

@@ -89,13 +89,10 @@ MysqlSession::lease_backend(Slot slot, std::size_t index, bool track_gtid) {
         pool::ConnPool::Grant grant =
             co_await pool.acquire(index, key, shared.cfg.pool.queue_timeout);
         if (grant.conn) {
-            // Closed by its server while idle (wait_timeout, a restart, a KILL): replaced. One
-            // returned a moment ago is taken as it is (a peek per statement saved under load;
-            // one lost meanwhile fails as any connection can under a statement).
-            const auto idle_for =
-                std::chrono::steady_clock::now() - grant.conn->carried->idle_since;
-            const bool check = idle_for > idle_check_after;
-            if (!grant.conn->buffer().empty() || (check && grant.conn->transport().peer_gone())) {
+            // Closed by its server while idle (wait_timeout, a restart, a KILL): replaced.
+            // One peek per borrow: a connection returned a moment ago may be dead too (a
+            // restart takes them all at once).
+            if (!grant.conn->buffer().empty() || grant.conn->transport().peer_gone()) {
                 grant.conn->close();
                 pool.forget(index);
                 worker_.stats().pool_replaced_total.add();
@@ -109,6 +106,7 @@ MysqlSession::lease_backend(Slot slot, std::size_t index, bool track_gtid) {
                 pool.forget(index);
                 co_return outcome;
             }
+            pool.remember(index, key, backend_login(track_gtid)); // for min_idle
             pool::Carried& c = outcome.first->pool_state();
             c.pooled = true;
             c.index = index;
@@ -138,7 +136,9 @@ asio::awaitable<bool> MysqlSession::take_over(Slot slot) {
     pool::Carried* c = b.conn->carried.get();
     if (!c || !c->pooled) co_return true;
     if (!c->set_up) {
-        // New: the caller set it up as for a session of its own.
+        // New: the caller set it up as for a session of its own. One the pool opened ahead
+        // of use logged in to the database of the session it learned the login from.
+        if (c->prewarmed) b.database = c->database;
         c->set_up = true;
         c->database = b.database;
         c->generation = b.generation;
@@ -182,6 +182,29 @@ asio::awaitable<bool> MysqlSession::take_over(Slot slot) {
         if (!again) co_return false;
     }
     co_return true;
+}
+
+asio::awaitable<void> prewarm(Worker& worker, pool::ConnPool::Opening o) {
+    const std::uint32_t caps = o.login.capabilities;
+    const std::string database = o.login.database;
+    auto outcome = co_await connect_backend(worker, o.index, std::move(o.login), caps);
+    pool::ConnPool& pool = worker.pool();
+    pool.opened(o.index, o.key);
+    if (!outcome.first) {
+        pool.forget(o.index);
+        co_return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    pool::Carried& c = outcome.first->pool_state();
+    c.pooled = true;
+    c.prewarmed = true;
+    c.index = o.index;
+    c.key = std::move(o.key);
+    c.database = database;
+    c.created = now;
+    c.generation = worker.next_generation();
+    c.statements.set_max(worker.shared().cfg.pool.prepared_per_connection);
+    pool.release(std::move(outcome.first), now);
 }
 
 bool MysqlSession::releasable(Slot slot) const noexcept {

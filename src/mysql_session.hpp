@@ -27,6 +27,16 @@ inline std::string_view text_of(std::span<const std::uint8_t> payload) {
     return {reinterpret_cast<const char*>(payload.data()) + 1, payload.size() - 1};
 }
 
+/// Connects to backend `index` and logs in with `opts` (counted in the worker's metrics);
+/// refused when the backend would shape responses otherwise than `client_caps` ask.
+asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
+connect_backend(Worker& worker, std::size_t index, protocol::mysql::BackendLogin::Options opts,
+                std::uint32_t client_caps);
+
+/// Opens one connection for a pool below its min_idle (ConnPool::to_open) and gives it to the
+/// pool; its first borrower sets it up as a new one.
+asio::awaitable<void> prewarm(Worker& worker, pool::ConnPool::Opening o);
+
 /// A read looked up in the cache: whatever way the command ends, nothing captured leaks into
 /// the session's next response and no plan outlives it.
 struct CacheReadScope {
@@ -171,6 +181,8 @@ private:
     asio::awaitable<bool> track_gtids();
     asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
     open_backend(std::size_t index, bool track_gtid);
+    /// The login of this session's backend connections.
+    protocol::mysql::BackendLogin::Options backend_login(bool track_gtid) const;
 
     // ---- pooling (mysql_pooling.cpp, issue #10) ----
     /// A connection to backend `index` for this session: in transaction mode borrowed from

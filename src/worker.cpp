@@ -303,6 +303,11 @@ asio::awaitable<void> Worker::sweep() {
         for (auto* s : sessions)
             s->check_client(now);
         pool_.sweep(now);
+        if (!draining_) {
+            // min_idle: connections opened ahead of use, with logins sessions taught the pool.
+            for (auto& opening : pool_.to_open())
+                asio::co_spawn(io_, prewarm(*this, std::move(opening)), asio::detached);
+        }
         for (std::size_t i = 0; i < pool_.backends() && i < stats_.pool_open.size(); ++i) {
             stats_.pool_open[i].set(pool_.open(i));
             stats_.pool_idle[i].set(pool_.idle(i));

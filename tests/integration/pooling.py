@@ -88,7 +88,7 @@ level = "info"
 
 
 WIDE_CONFIG = config(WIDE, WIDE_ADMIN, itlib.topology_backends_toml(),
-                     "max_connections = 4\nqueue_timeout_ms = 10000")
+                     "max_connections = 4\nmin_idle = 2\nqueue_timeout_ms = 10000")
 NARROW_CONFIG = config(
     NARROW, NARROW_ADMIN,
     f'\n[[backends]]\nname = "primary"\nhost = "127.0.0.1"\nport = {PRIMARY_PORT}\n'
@@ -599,9 +599,7 @@ def idle_killed():
                         except pymysql.err.OperationalError:
                             pass
         true(killed >= 3, f"idle pooled connections killed: {killed}")
-        # A connection idle in the pool for 250 ms or more is checked when borrowed (one
-        # returned a moment ago is not: a peek per statement saved under load).
-        time.sleep(0.5)
+        time.sleep(0.2)
         for s in sessions:
             for _ in range(3):
                 eq(one(s, "SELECT id FROM pool_t WHERE id = 3"), (3,), "a read after the kill")
@@ -613,6 +611,25 @@ def idle_killed():
     m1 = scrape_metrics(WIDE_ADMIN)
     true(metric_delta(m0, m1, "sluice_pool_replaced_total") >= 1,
          "sluice_pool_replaced_total counted replaced connections")
+
+
+# ---- 10 ----
+
+def min_idle():
+    """WIDE has min_idle = 2: with its idle connections killed by the primary, it opens two
+    again on its own within its sweep (once a second), before any client asks."""
+    with connect(WIDE) as s, s.cursor() as c:
+        c.execute("UPDATE pool_t SET k = k WHERE id = 4")  # the primary's pool knows the login
+    time.sleep(1.5)
+    with direct() as d:
+        for tid in app_threads(d):
+            with d.cursor() as c:
+                try:
+                    c.execute(f"KILL {tid}")
+                except pymysql.err.OperationalError:
+                    pass
+        true(itlib.wait_until(lambda: len(app_threads(d)) >= 2, 5),
+             f"the primary shows WIDE's 2 idle connections again ({app_threads(d)})")
 
 
 def main():
@@ -629,6 +646,7 @@ def main():
         checks.run("7 reads balanced per statement", balanced)
         checks.run("8 backend connections killed mid-run", killed_mid_run)
         checks.run("9 idle pooled connections killed by the servers", idle_killed)
+        checks.run("10 min_idle connections opened ahead of use", min_idle)
 
         def metrics():
             m = scrape_metrics(NARROW_ADMIN)

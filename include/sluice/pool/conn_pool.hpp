@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/pool/backend_conn.hpp"
+#include "sluice/protocol/mysql/auth.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -51,9 +52,10 @@ struct Carried {
     /// Changes whenever its server-side prepared statements are gone (a reset): a session's
     /// record of a statement there is valid only at the same generation.
     std::uint32_t generation = 0;
-    std::string database; ///< its current database
-    std::string state;    ///< the session settings it has, in order; empty: none
-    bool set_up = false;  ///< its first borrower switched on what Sluice needs
+    std::string database;   ///< its current database
+    std::string state;      ///< the session settings it has, in order; empty: none
+    bool set_up = false;    ///< its first borrower switched on what Sluice needs
+    bool prewarmed = false; ///< opened by the pool for min_idle: `database` is its login's
     bool mariadb = true;
     bool tracks_gtid = false;
     bool strip_tracking = false;
@@ -103,6 +105,22 @@ public:
     /// Closes every idle connection and fails every waiter (shutdown).
     void close_all() noexcept;
 
+    /// For min_idle: how to log in for `key` on backend `index`, from a session that opened a
+    /// connection of it (kept only when the backend has a min_idle).
+    void remember(std::size_t index, const std::string& key,
+                  const protocol::mysql::BackendLogin::Options& login);
+    /// A connection the pool wants opened ahead of use (its place is counted: give it back
+    /// with release() once open, or forget() if the open fails; opened() either way).
+    struct Opening {
+        std::size_t index = 0;
+        std::string key;
+        protocol::mysql::BackendLogin::Options login;
+    };
+    /// Keys below their min_idle, as many opens as they lack and the maximum allows.
+    std::vector<Opening> to_open();
+    /// One of to_open()'s opens ended.
+    void opened(std::size_t index, const std::string& key) noexcept;
+
     std::uint32_t open(std::size_t index) const noexcept { return backends_[index].open; }
     std::uint32_t idle(std::size_t index) const noexcept { return backends_[index].idle; }
     std::size_t waiting(std::size_t index) const noexcept { return backends_[index].queue.size(); }
@@ -118,6 +136,8 @@ private:
         std::uint32_t idle = 0;
         std::unordered_map<std::string, std::vector<std::unique_ptr<BackendConn>>> idle_by_key;
         std::deque<Waiter*> queue;
+        std::unordered_map<std::string, protocol::mysql::BackendLogin::Options> logins;
+        std::unordered_map<std::string, std::uint32_t> opening; ///< by key, for min_idle
     };
     /// Closes one idle connection of another key to make room; false when there is none.
     bool evict_other(PerBackend& b, const std::string& key) noexcept;

@@ -203,3 +203,28 @@ TEST_CASE("ConnPool: close_all fails waiters; returns after it close", "[pool][p
     pool.release(f.conn(0, "k"), std::chrono::steady_clock::now());
     CHECK(pool.idle(0) == 0);
 }
+
+TEST_CASE("ConnPool: min_idle opens what a remembered key lacks, within the maximum",
+          "[pool][pool10]") {
+    Fixture f;
+    ConnPool pool({PoolLimits{3, 2, 60s, 3600s}});
+    CHECK(pool.to_open().empty()); // no login known yet
+    sluice::protocol::mysql::BackendLogin::Options login;
+    login.user = "u";
+    pool.remember(0, "k", login);
+    REQUIRE(f.acquire(pool, 0, "k", 10ms).open); // one lent
+    auto want = pool.to_open();
+    REQUIRE(want.size() == 2);
+    CHECK(want[0].key == "k");
+    CHECK(want[0].login.user == "u");
+    CHECK(pool.open(0) == 3);
+    CHECK(pool.to_open().empty()); // counted while they open
+    pool.opened(0, "k");
+    pool.release(f.conn(0, "k"), std::chrono::steady_clock::now());
+    pool.opened(0, "k");
+    pool.forget(0);                    // that open failed
+    CHECK(pool.to_open().size() == 1); // one idle, one more wanted
+    ConnPool none({PoolLimits{3, 0, 60s, 3600s}});
+    none.remember(0, "k", login);
+    CHECK(none.to_open().empty()); // min_idle 0: no login kept at all
+}
