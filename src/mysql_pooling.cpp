@@ -31,18 +31,18 @@ void MysqlSession::setup_pooling() {
     // does not matter (COM_INIT_DB brings each borrower's), but whether one is selected now
     // does: nothing takes a connection back to no database, so those stay apart (pool_key()).
     const std::uint32_t caps = client_caps_ & ~(mysql::cap::ssl | mysql::cap::connect_with_db);
-    for (int track = 0; track < 2; ++track) {
-        const bool primary = track == 0;
-        pool_keys_[track] = fmt::format(
-            "{}\n{:x}\n{:x}\n{}\n{}\n{}\n", user_, caps, client_ext_caps_, state_.charset(),
-            login_sql_mode_gone_ ? 0 : 1, primary ? "primary" : "replica");
+    // Made once here: a key is looked up twice per statement (borrow, return).
+    for (std::size_t i = 0; i < pool_keys_.size(); ++i) {
+        const bool primary = i < 2;
+        const bool database = i % 2 == 1;
+        pool_keys_[i] = fmt::format("{}\n{:x}\n{:x}\n{}\n{}\n{}\n{}", user_, caps, client_ext_caps_,
+                                    state_.charset(), login_sql_mode_gone_ ? 0 : 1,
+                                    primary ? "primary" : "replica", database ? '+' : '-');
     }
 }
 
-std::string MysqlSession::pool_key(Slot slot, std::string_view database) const {
-    std::string key = pool_keys_[slot == primary_slot ? 0 : 1];
-    key += database.empty() ? '-' : '+';
-    return key;
+const std::string& MysqlSession::pool_key(Slot slot, std::string_view database) const {
+    return pool_keys_[(slot == primary_slot ? 0 : 2) + (database.empty() ? 0 : 1)];
 }
 
 bool MysqlSession::pooled(Slot slot) const noexcept {
@@ -63,15 +63,18 @@ const std::string& MysqlSession::state_text() {
     return state_text_;
 }
 
-std::string MysqlSession::statement_key(const Prepared& ps) {
+const std::string& MysqlSession::statement_key(Prepared& ps) {
     // A statement's parse depends on the database (unqualified names) and the settings
-    // (sql_mode, character set): the same text under others is another statement.
-    std::string key = state_.database();
-    key += '\0';
-    key += state_text();
-    key += '\0';
-    key += ps.sql;
-    return key;
+    // (sql_mode, character set): the same text under others is another statement. Both move
+    // the state's version, so the key is made again only then, not per execution.
+    if (ps.pool_key_version == state_.version() && !ps.pool_key.empty()) return ps.pool_key;
+    ps.pool_key = state_.database();
+    ps.pool_key += '\0';
+    ps.pool_key += state_text();
+    ps.pool_key += '\0';
+    ps.pool_key += ps.sql;
+    ps.pool_key_version = state_.version();
+    return ps.pool_key;
 }
 
 asio::awaitable<std::pair<std::unique_ptr<pool::BackendConn>, pool::ConnectFailure>>
@@ -79,7 +82,7 @@ MysqlSession::lease_backend(Slot slot, std::size_t index, bool track_gtid) {
     if (!pooling_) co_return co_await open_backend(index, track_gtid);
     Shared& shared = worker_.shared();
     pool::ConnPool& pool = worker_.pool();
-    const std::string key = pool_key(slot, state_.database());
+    const std::string& key = pool_key(slot, state_.database());
     for (;;) {
         if (closed_) {
             co_return std::pair{std::unique_ptr<pool::BackendConn>{},

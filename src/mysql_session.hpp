@@ -206,11 +206,11 @@ private:
     /// Decides the pool mode and the pool keys after a login or COM_CHANGE_USER.
     void setup_pooling();
     /// The pool of connections for `slot` in `database` (only whether one is selected counts).
-    std::string pool_key(Slot slot, std::string_view database) const;
+    const std::string& pool_key(Slot slot, std::string_view database) const;
     /// Whether the connection in `slot` is a pool's.
     bool pooled(Slot slot) const noexcept;
     /// The pool's cache key of a prepared statement on the connection in `slot`.
-    std::string statement_key(const Prepared& ps);
+    const std::string& statement_key(Prepared& ps);
     asio::awaitable<bool> change_user(const protocol::mysql::MessageFrame& frame);
 
     // ---- command phase (mysql_session.cpp) ----
@@ -470,7 +470,8 @@ private:
 
     // Pooling (transaction mode).
     bool pooling_ = false;
-    std::array<std::string, 2> pool_keys_; ///< primary connections (GTID tracking), replicas'
+    /// Primary connections (GTID tracking) then replicas', each without then with a database.
+    std::array<std::string, 4> pool_keys_;
     std::string state_text_;
     std::uint64_t state_text_version_ = 0; ///< the state version state_text_ is of (0: none)
     /// The last statement left something its connection alone can answer (warnings, an

@@ -3,10 +3,13 @@
 the real topology, with two Sluices of their own (one worker each), stopped with
 `sluice.sh stop-check` (exit 0 after SIGTERM, a log free of sanitizer reports and error lines):
 
-  WIDE   on SLUICE_PORT + 640 (admin + 640): every backend, [pool] max_connections = 4.
-  NARROW on SLUICE_PORT + 641 (admin + 641): the primary only, max_connections = 1 and
-         queue_timeout_ms = 400, so every session shares one backend connection;
-         max_client_connections = 8, app2's max_connections = 3.
+  WIDE   on SLUICE_PORT + 640 (admin + 640): every backend, [pool] max_connections = 4,
+         min_idle = 2; app2 has pool_mode = "session", and so has a second listener on
+         SLUICE_PORT + 642.
+  NARROW on SLUICE_PORT + 641 (admin + 641): the primary only, its pool_max_connections = 1
+         (over [pool] max_connections = 8) and queue_timeout_ms = 400, so every session
+         shares one backend connection; max_client_connections = 8, app2's
+         max_connections = 3.
 
 What a backend holds is read from the servers (information_schema.PROCESSLIST, @@server_id,
 @@pseudo_thread_id, Com_* counters), never from Sluice's metrics alone.
@@ -31,6 +34,9 @@ What a backend holds is read from the servers (information_schema.PROCESSLIST, @
  8. Backend connections killed from the servers (KILL) under 40 busy clients cost at most the
     statements that were running: every client session survives, errors <= kills.
  9. Idle pooled connections killed by the servers are replaced on borrow: no client error.
+10. min_idle: WIDE opens its 2 idle primary connections again after the primary killed them.
+11. Session mode, for a user and for a listener: the session keeps its own thread, which no
+    other session gets; in transaction mode the next session gets the same thread.
 """
 
 import os
@@ -56,7 +62,7 @@ DIR = os.path.join(env_str("SLUICE_IT_DIR"), "pooling")
 DB = "sluice_test"
 
 
-def config(port, admin, backends, pool, extra=""):
+def config(port, admin, backends, pool, extra="", listeners="", app2=""):
     return f"""workers = 1
 connect_timeout_ms = 2000
 shutdown_grace_ms = 5000
@@ -65,6 +71,7 @@ shutdown_grace_ms = 5000
 name = "plain"
 address = "127.0.0.1"
 port = {port}
+{listeners}
 {backends}
 [[users]]
 name = "app"
@@ -74,6 +81,7 @@ password = "app"
 name = "app2"
 password = "app2"
 max_connections = 3
+{app2}
 
 [pool]
 {pool}
@@ -87,13 +95,18 @@ level = "info"
 """
 
 
+WIDE_SESSION = SHARED_PORT + 642  # WIDE's second listener: pool_mode = "session"
 WIDE_CONFIG = config(WIDE, WIDE_ADMIN, itlib.topology_backends_toml(),
-                     "max_connections = 4\nmin_idle = 2\nqueue_timeout_ms = 10000")
+                     "max_connections = 4\nmin_idle = 2\nqueue_timeout_ms = 10000",
+                     listeners=f'\n[[listeners]]\nname = "session"\naddress = "127.0.0.1"\n'
+                               f'port = {WIDE_SESSION}\npool_mode = "session"\n',
+                     app2='pool_mode = "session"')
+# The primary's own pool_max_connections (1) overrides [pool] max_connections (8).
 NARROW_CONFIG = config(
     NARROW, NARROW_ADMIN,
     f'\n[[backends]]\nname = "primary"\nhost = "127.0.0.1"\nport = {PRIMARY_PORT}\n'
-    'role = "primary"\n',
-    "max_connections = 1\nqueue_timeout_ms = 400", extra="max_client_connections = 8")
+    'role = "primary"\npool_max_connections = 1\n',
+    "max_connections = 8\nqueue_timeout_ms = 400", extra="max_client_connections = 8")
 
 
 def connect(port, user="app", **kw):
@@ -632,6 +645,43 @@ def min_idle():
              f"the primary shows WIDE's 2 idle connections again ({app_threads(d)})")
 
 
+# ---- 11 ----
+
+def session_modes():
+    """A transaction-mode session's primary connection goes back to the pool: the next
+    session of the same user gets that thread. A session of app2 (`pool_mode = "session"`)
+    or of WIDE's session listener keeps its own thread, which no other session gets, and
+    which closes with it."""
+    def thread(s):
+        # FOR UPDATE: a locking read runs on the primary.
+        return one(s, "SELECT @@pseudo_thread_id FROM pool_t WHERE id = 1 FOR UPDATE")[0]
+
+    with connect(WIDE) as s1:
+        first = thread(s1)
+    with connect(WIDE) as s2:
+        eq(thread(s2), first, "transaction mode: the next session borrows the same thread")
+    for what, open_session in (("user app2", lambda: connect(WIDE, user="app2")),
+                               ("session listener", lambda: connect(WIDE_SESSION))):
+        a = open_session()
+        try:
+            own = thread(a)
+            with open_session() as b:
+                eq(thread(b) != own, True, f"{what}: another session does not get its thread")
+            eq(thread(a), own, f"{what}: the session keeps its thread")
+        finally:
+            a.close()
+        with direct() as d:
+            true(itlib.wait_until(lambda: own not in app_threads_of(d, "app", "app2"), 5),
+                 f"{what}: its thread closed with the session")
+
+
+def app_threads_of(conn, *users):
+    with conn.cursor() as c:
+        c.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER IN (%s) "
+                  "AND ID <> CONNECTION_ID()" % ",".join(["%s"] * len(users)), users)
+        return [r[0] for r in c.fetchall()]
+
+
 def main():
     checks = Checks()
     setup()
@@ -647,6 +697,7 @@ def main():
         checks.run("8 backend connections killed mid-run", killed_mid_run)
         checks.run("9 idle pooled connections killed by the servers", idle_killed)
         checks.run("10 min_idle connections opened ahead of use", min_idle)
+        checks.run("11 session mode for a user and a listener", session_modes)
 
         def metrics():
             m = scrape_metrics(NARROW_ADMIN)

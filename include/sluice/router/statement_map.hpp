@@ -28,6 +28,8 @@ struct PreparedStatement {
     std::vector<std::vector<std::uint8_t>> long_data; ///< COM_STMT_SEND_LONG_DATA payloads
     int last_slot = -1;                               ///< where it last ran (fetch, reset)
     bool cursor_open = false; ///< its last execution left a cursor open (rows to fetch)
+    std::string pool_key;     ///< pooled connections' cache key (Sluice's; empty: not made yet)
+    std::uint64_t pool_key_version = 0; ///< the session state version pool_key was made at
 
     /// Whether it is prepared on the connection of `generation` in `slot`.
     bool prepared_on(std::size_t slot, std::uint32_t connection_generation) const noexcept {

@@ -35,6 +35,20 @@ struct Fixture {
         return c;
     }
 
+    /// Starts acquire() and runs until it waits in the queue (or has its answer): `out` is
+    /// set once it ends.
+    void start(ConnPool& pool, std::size_t index, const char* key,
+               std::optional<ConnPool::Grant>& out) {
+        asio::co_spawn(
+            io,
+            [&pool, index, key, &out]() -> asio::awaitable<void> {
+                out = co_await pool.acquire(index, key, std::chrono::seconds(5));
+            },
+            asio::detached);
+        io.restart();
+        io.poll();
+    }
+
     /// Runs acquire() to its end (the io_context runs until it has).
     ConnPool::Grant acquire(ConnPool& pool, std::size_t index, const std::string& key,
                             std::chrono::milliseconds timeout) {
@@ -99,11 +113,7 @@ TEST_CASE("ConnPool: a returned connection goes to the first waiter of its key",
     ConnPool pool({PoolLimits{1, 0, 60s, 3600s}});
     REQUIRE(f.acquire(pool, 0, "k", 10ms).open);
     std::optional<ConnPool::Grant> waited;
-    asio::co_spawn(
-        f.io, [&]() -> asio::awaitable<void> { waited = co_await pool.acquire(0, "k", 5s); },
-        asio::detached);
-    f.io.restart();
-    f.io.poll(); // queued
+    f.start(pool, 0, "k", waited); // queued
     CHECK(pool.waiting(0) == 1);
     auto c = f.conn(0, "k");
     BackendConn* raw = c.get();
@@ -120,11 +130,7 @@ TEST_CASE("ConnPool: another key's waiter gets the place; forget() frees one", "
     ConnPool pool({PoolLimits{1, 0, 60s, 3600s}});
     REQUIRE(f.acquire(pool, 0, "a", 10ms).open);
     std::optional<ConnPool::Grant> waited;
-    asio::co_spawn(
-        f.io, [&]() -> asio::awaitable<void> { waited = co_await pool.acquire(0, "b", 5s); },
-        asio::detached);
-    f.io.restart();
-    f.io.poll();
+    f.start(pool, 0, "b", waited);
     // A connection of key a comes back: it is closed and b opens one in its place.
     pool.release(f.conn(0, "a"), std::chrono::steady_clock::now());
     f.io.run();
@@ -134,11 +140,7 @@ TEST_CASE("ConnPool: another key's waiter gets the place; forget() frees one", "
     CHECK(pool.open(0) == 1);
     // That open failed: forget() gives the place to the next waiter.
     waited.reset();
-    asio::co_spawn(
-        f.io, [&]() -> asio::awaitable<void> { waited = co_await pool.acquire(0, "c", 5s); },
-        asio::detached);
-    f.io.restart();
-    f.io.poll();
+    f.start(pool, 0, "c", waited);
     pool.forget(0);
     f.io.run();
     REQUIRE(waited.has_value());
@@ -191,11 +193,7 @@ TEST_CASE("ConnPool: close_all fails waiters; returns after it close", "[pool][p
     ConnPool pool({PoolLimits{1, 0, 60s, 3600s}});
     REQUIRE(f.acquire(pool, 0, "k", 10ms).open);
     std::optional<ConnPool::Grant> waited;
-    asio::co_spawn(
-        f.io, [&]() -> asio::awaitable<void> { waited = co_await pool.acquire(0, "k", 5s); },
-        asio::detached);
-    f.io.restart();
-    f.io.poll();
+    f.start(pool, 0, "k", waited);
     pool.close_all();
     f.io.run();
     REQUIRE(waited.has_value());
