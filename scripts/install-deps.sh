@@ -15,6 +15,9 @@ PACKAGES=(
     mariadb-server mariadb-client redis-server sysbench haproxy openssl procps
     python3 python3-pymysql python3-mysqldb freetds-bin
     libmariadb-java default-jdk-headless php-cli php-mysql curl
+    # TDS clients for the TDS test server's gate and the TDS tests; tshark dissects captures
+    tdsodbc unixodbc python3-pymssql python3-tds python3-openssl python3-pyodbc libjtds-java
+    tshark tcpdump
 )
 # Node.js for tests/integration/node (mysql2 from npm): Debian's nodejs (18) and npm only
 # when there is no node / npm on PATH already (the test runs on node 18 and later).
