@@ -59,6 +59,13 @@ List<T> parse_list(const Context& ctx, const Section& root, std::string_view key
     return list;
 }
 
+Backend parse_mysql_backend(const Context& ctx, const toml::table& table, std::string path) {
+    return parse_backend(ctx, table, std::move(path), 3306);
+}
+Backend parse_tds_backend(const Context& ctx, const toml::table& table, std::string path) {
+    return parse_backend(ctx, table, std::move(path), 1433);
+}
+
 /// The line of `key` in `table`, or of the table when `key` is absent.
 std::uint32_t line_in(const toml::table& table, std::string_view key) {
     const toml::node* node = table.get(key);
@@ -103,17 +110,18 @@ void check_listener_endpoints(const Context& ctx, const List<Listener>& listener
     }
 }
 
-void check_one_primary(const Context& ctx, const Section& root, const List<Backend>& backends) {
+void check_one_primary(const Context& ctx, const Section& root, const List<Backend>& backends,
+                       std::string_view list = "backends") {
     std::optional<std::size_t> primary;
     for (std::size_t i = 0; i < backends.items.size(); ++i) {
         if (backends.items[i].role != BackendRole::primary) continue;
         if (primary) {
-            fail(ctx, line_in(*backends.tables[i], "role"), element("backends", i) + ".role",
-                 element("backends", *primary) + " is already the primary");
+            fail(ctx, line_in(*backends.tables[i], "role"), element(list, i) + ".role",
+                 element(list, *primary) + " is already the primary");
         }
         primary = i;
     }
-    if (!primary) root.fail_at("backends", "one backend must have role \"primary\"");
+    if (!primary) root.fail_at(list, "one backend must have role \"primary\"");
 }
 
 Config parse_config(const Context& ctx, const toml::table& doc) {
@@ -134,6 +142,8 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
                         "query_rules",
                         "routing",
                         "monitor",
+                        "tds_backends",
+                        "tds_monitor",
                         "admin",
                         "logging",
                         "cache",
@@ -161,7 +171,7 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
     check_unique_names(ctx, "listeners", listeners);
 
     auto backends =
-        parse_list(ctx, root, "backends", "at least one backend is required", parse_backend);
+        parse_list(ctx, root, "backends", "at least one backend is required", parse_mysql_backend);
     check_unique_names(ctx, "backends", backends);
     check_one_primary(ctx, root, backends);
     if (backends.items.size() > max_backends)
@@ -206,6 +216,22 @@ Config parse_config(const Context& ctx, const toml::table& doc) {
         }
         cfg.cache.binlog.user = cfg.monitor.user;
         cfg.cache.binlog.password = cfg.monitor.password;
+    }
+    if (!root.tables("tds_backends").empty()) {
+        auto tds = parse_list(ctx, root, "tds_backends", "", parse_tds_backend);
+        check_unique_names(ctx, "tds_backends", tds);
+        check_one_primary(ctx, root, tds, "tds_backends");
+        if (tds.items.size() > max_backends)
+            root.fail_at("tds_backends", "at most " + std::to_string(max_backends) + " backends");
+        cfg.tds_backends = std::move(tds.items);
+    }
+    if (const toml::table* monitor = root.table("tds_monitor"))
+        cfg.tds_monitor = parse_tds_monitor(ctx, *monitor);
+    for (std::size_t i = 0; i < listeners.items.size(); ++i) {
+        if (listeners.items[i].protocol == "tds" && cfg.tds_backends.empty())
+            fail(ctx, line_in(*listeners.tables[i], "protocol"),
+                 element("listeners", i) + ".protocol",
+                 "\"tds\" needs [[tds_backends]] (SQL Server backends)");
     }
     check_listener_endpoints(ctx, listeners, cfg.admin);
     cfg.listeners = std::move(listeners.items);

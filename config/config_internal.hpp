@@ -157,7 +157,9 @@ std::string readable_file(const Context& ctx, const Section& s, std::string_view
 std::optional<std::string> canonical_address(const std::string& address);
 std::string endpoint_text(const std::string& address, std::uint16_t port);
 Listener parse_listener(const Context& ctx, const toml::table& table, std::string path);
-Backend parse_backend(const Context& ctx, const toml::table& table, std::string path);
+/// One [[backends]] (default port 3306) or [[tds_backends]] (1433) element.
+Backend parse_backend(const Context& ctx, const toml::table& table, std::string path,
+                      std::uint16_t default_port);
 BackendTls parse_backend_tls(const Context& ctx, const toml::table& table);
 Admin parse_admin(const Context& ctx, const toml::table& table);
 
@@ -169,6 +171,8 @@ Pool parse_pool(const Context& ctx, const toml::table& table);
 /// "transaction" or "session" at `key`.
 PoolMode pool_mode_of(const Section& s, std::string_view key);
 Monitor parse_monitor(const Context& ctx, const toml::table& table);
+/// [tds_monitor]: a login, interval, timeout and failures_to_open (no heartbeat table).
+Monitor parse_tds_monitor(const Context& ctx, const toml::table& table);
 /// A password from `password` or `password_env` (required unless `optional`).
 std::string password_of(const Section& s, bool optional = false);
 /// Whether `pattern` is valid RE2; fails at `key` of `s` when not.

@@ -120,7 +120,8 @@ Listener parse_listener(const Context& ctx, const toml::table& table, std::strin
     Listener l;
     l.name = s.required_string("name");
     if (auto protocol = s.string("protocol")) {
-        if (*protocol != "mysql") s.fail_at("protocol", "must be \"mysql\"");
+        if (*protocol != "mysql" && *protocol != "tds")
+            s.fail_at("protocol", "must be \"mysql\" or \"tds\"");
         l.protocol = std::move(*protocol);
     }
     address_into(s, "address", l.address);
@@ -143,12 +144,14 @@ Listener parse_listener(const Context& ctx, const toml::table& table, std::strin
     return l;
 }
 
-Backend parse_backend(const Context& ctx, const toml::table& table, std::string path) {
+Backend parse_backend(const Context& ctx, const toml::table& table, std::string path,
+                      std::uint16_t default_port) {
     const Section s(ctx, table, std::move(path),
                     {"name", "host", "port", "role", "zone", "weight", "tls",
                      "pool_max_connections", "pool_min_idle", "pool_idle_timeout_ms",
                      "pool_max_lifetime_ms"});
     Backend b;
+    b.port = default_port;
     b.name = s.required_string("name");
     b.host = s.required_string("host");
     s.integer_into("port", b.port, 1, max_port);

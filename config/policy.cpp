@@ -105,6 +105,24 @@ Monitor parse_monitor(const Context& ctx, const toml::table& table) {
     return m;
 }
 
+Monitor parse_tds_monitor(const Context& ctx, const toml::table& table) {
+    const Section s(
+        ctx, table, "tds_monitor",
+        {"user", "password", "password_env", "interval_ms", "timeout_ms", "failures_to_open"});
+    Monitor m;
+    m.enabled = true;
+    m.user = s.required_string("user");
+    m.password = password_of(s);
+    if (auto ms = s.integer("interval_ms", 50, max_timeout_ms))
+        m.interval = std::chrono::milliseconds(*ms);
+    if (auto ms = s.integer("timeout_ms", 10, max_timeout_ms))
+        m.timeout = std::chrono::milliseconds(*ms);
+    m.heartbeat_database.clear();
+    m.heartbeat_table.clear();
+    s.integer_into("failures_to_open", m.failures_to_open, 1, 1000);
+    return m;
+}
+
 QueryRule parse_query_rule(const Context& ctx, const toml::table& table, std::string path) {
     const Section s(ctx, table, std::move(path),
                     {"name", "match_digest", "user", "schema", "route", "error_code",

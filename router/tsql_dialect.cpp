@@ -34,25 +34,6 @@ std::string replay_batch(const ReplayPlan& plan) {
     return out;
 }
 
-std::string_view probe_query() noexcept {
-    // MAX() over the local row keeps it one row, NULLs outside an availability group. The
-    // LSN is numeric(25,0): as text, so no client-side numeric conversion is needed.
-    return "SELECT @@SERVERNAME AS server_name, "
-           "CAST(DATABASEPROPERTYEX(DB_NAME(), 'Updateability') AS nvarchar(20)) AS updateability, "
-           "(SELECT MAX(CAST(is_primary_replica AS int)) FROM sys.dm_hadr_database_replica_states "
-           "WHERE is_local = 1 AND database_id = DB_ID()) AS is_primary_replica, "
-           "(SELECT MAX(secondary_lag_seconds) FROM sys.dm_hadr_database_replica_states "
-           "WHERE is_local = 1 AND database_id = DB_ID()) AS secondary_lag_seconds, "
-           "(SELECT CAST(MAX(last_commit_lsn) AS nvarchar(40)) FROM "
-           "sys.dm_hadr_database_replica_states WHERE is_local = 1 AND database_id = DB_ID()) "
-           "AS last_commit_lsn, "
-           "(SELECT CAST(MAX(last_redone_lsn) AS nvarchar(40)) FROM "
-           "sys.dm_hadr_database_replica_states WHERE is_local = 1 AND database_id = DB_ID()) "
-           "AS last_redone_lsn, "
-           "(SELECT MAX(synchronization_state_desc) FROM sys.dm_hadr_database_replica_states "
-           "WHERE is_local = 1 AND database_id = DB_ID()) AS synchronization_state";
-}
-
 std::string_view commit_lsn_query() noexcept {
     return "SELECT CAST(MAX(last_commit_lsn) AS nvarchar(40)) FROM "
            "sys.dm_hadr_database_replica_states WHERE is_local = 1 AND database_id = DB_ID()";

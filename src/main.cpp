@@ -6,6 +6,7 @@
 #include "server.hpp"
 #include "sluice/pool/backend_conn.hpp"
 #include "sluice/protocol/mysql/constants.hpp"
+#include "tds_stream.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -139,6 +141,45 @@ sluice::pool::MonitorOptions monitor_options(const sluice::config::Monitor& m) {
     return o;
 }
 
+std::vector<sluice::pool::MonitoredBackend>
+monitored_tds_backends(const sluice::config::Config& cfg) {
+    std::vector<sluice::pool::MonitoredBackend> out;
+    for (const auto& b : cfg.tds_backends) {
+        sluice::pool::MonitoredBackend m;
+        m.name = b.name;
+        m.host = b.host;
+        m.port = b.port;
+        m.role = b.role == sluice::config::BackendRole::primary ? sluice::pool::Role::primary
+                                                                : sluice::pool::Role::replica;
+        m.zone = b.zone;
+        m.weight = b.weight;
+        m.tls = b.tls;
+        m.ca_file = cfg.backend_tls.ca_file;
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+/// The SQL Server backends every worker reaches, and their topology as configured until
+/// the TDS monitor measures it.
+void setup_tds(const sluice::config::Config& cfg, sluice::Shared& shared) {
+    auto topology = std::make_shared<sluice::pool::Topology>();
+    for (std::size_t i = 0; i < cfg.tds_backends.size(); ++i) {
+        const auto& b = cfg.tds_backends[i];
+        if (b.tls && !shared.backend_tls) shared.backend_tls = client_tls(cfg.backend_tls);
+        shared.tds_backends.push_back(
+            {b.name, b.host, b.port, b.tls ? shared.backend_tls.get() : nullptr});
+        sluice::pool::BackendState state;
+        state.role = b.role == sluice::config::BackendRole::primary ? sluice::pool::Role::primary
+                                                                    : sluice::pool::Role::replica;
+        state.zone = b.zone;
+        state.weight = b.weight;
+        if (state.role == sluice::pool::Role::primary) topology->primary = i;
+        topology->backends.push_back(std::move(state));
+    }
+    shared.tds_topology = std::move(topology);
+}
+
 std::vector<sluice::pool::MonitoredBackend> monitored_backends(const sluice::config::Config& cfg) {
     std::vector<sluice::pool::MonitoredBackend> out;
     for (const auto& b : cfg.backends) {
@@ -209,6 +250,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
         auto ls = std::make_unique<sluice::ListenerShared>();
         ls->cfg = &l;
         if (l.tls.enabled()) ls->tls = server_tls(l.tls);
+        if (ls->tls && l.protocol == "tds") sluice::tds::accept_tds8_alpn(*ls->tls);
         shared.listeners.push_back(std::move(ls));
     }
     for (const auto& b : cfg.backends) {
@@ -258,6 +300,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
              return r.consistency && *r.consistency != sluice::config::Consistency::eventual;
          }));
     probe_primary(shared);
+    setup_tds(cfg, shared);
 
     for (const auto& l : cfg.listeners)
         sluice::ensure_port_free(l);
@@ -286,6 +329,22 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
             });
     } else {
         spdlog::warn("no [monitor] section: replicas are not checked for lag or health");
+    }
+    if (!cfg.tds_backends.empty() && cfg.tds_monitor.enabled) {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/sluice-freetds-" +
+                          std::to_string(::getpid());
+        std::filesystem::create_directories(dir);
+        shared.tds_monitor = std::make_unique<sluice::pool::TdsMonitor>(
+            monitor_options(cfg.tds_monitor), monitored_tds_backends(cfg),
+            [&workers](std::shared_ptr<const sluice::pool::Topology> t) {
+                for (auto& w : workers)
+                    asio::post(w->io(), [worker = w.get(), t] { worker->set_tds_topology(t); });
+            },
+            dir);
+    } else if (!cfg.tds_backends.empty()) {
+        spdlog::warn("no [tds_monitor] section: SQL Server secondaries are not checked for lag "
+                     "or health");
     }
     sluice::AdminServer admin{cfg.admin, workers, shared};
     if (cfg.admin.enabled) admin.start();
@@ -330,6 +389,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
     signals.async_wait(on_signal);
 
     if (shared.monitor) shared.monitor->start();
+    if (shared.tds_monitor) shared.tds_monitor->start();
     for (auto& w : workers)
         w->start_thread();
     if (binlog) binlog->follow(shared.primary_index);
@@ -350,6 +410,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
     signal_thread.join();
     // Before the workers go: the monitor and the binary log follower post to them.
     if (shared.monitor) shared.monitor->stop();
+    if (shared.tds_monitor) shared.tds_monitor->stop();
     if (binlog) binlog->stop();
     admin.stop();
     spdlog::info("stopped");

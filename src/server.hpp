@@ -7,6 +7,7 @@
 #include "sluice/pool/conn_pool.hpp"
 #include "sluice/pool/monitor.hpp"
 #include "sluice/pool/round_trip.hpp"
+#include "sluice/pool/tds_monitor.hpp"
 #include "sluice/pool/topology.hpp"
 #include "sluice/protocol/mysql/gtid.hpp"
 #include "sluice/router/route.hpp"
@@ -57,6 +58,14 @@ private:
 struct BackendShared {
     pool::BackendEndpoint endpoint;
     bool replica = false;
+};
+
+/// One configured SQL Server backend ([[tds_backends]]).
+struct TdsBackendShared {
+    std::string name;
+    std::string host;
+    std::uint16_t port = 1433;
+    asio::ssl::context* tls = nullptr; ///< non-null: encrypt the whole connection
 };
 
 class Worker;
@@ -190,6 +199,17 @@ struct Shared {
         }
         return topology;
     }
+    /// SQL Server backends ([[tds_backends]]), their snapshot (from the config until the
+    /// TDS monitor publishes) and monitor.
+    std::vector<TdsBackendShared> tds_backends;
+    std::shared_ptr<const pool::Topology> tds_topology;
+    std::unique_ptr<pool::TdsMonitor> tds_monitor;
+    std::shared_ptr<const pool::Topology> current_tds_topology() const {
+        if (tds_monitor) {
+            if (auto t = tds_monitor->latest()) return t;
+        }
+        return tds_topology;
+    }
     router::RuleSet rules;
     CacheShared cache;
     std::atomic<std::uint32_t> next_connection_id{SessionRegistry::first_id};
@@ -266,6 +286,13 @@ public:
     /// snapshot; a statement keeps the one it started with.
     const pool::Topology& topology() const noexcept { return *topology_; }
     void set_topology(std::shared_ptr<const pool::Topology> t);
+    /// The same for the SQL Server backends. Hold the pointer across a co_await: a new
+    /// snapshot replaces the old one.
+    std::shared_ptr<const pool::Topology> tds_topology_ptr() const noexcept {
+        return tds_topology_;
+    }
+    const pool::Topology& tds_topology() const noexcept { return *tds_topology_; }
+    void set_tds_topology(std::shared_ptr<const pool::Topology> t) { tds_topology_ = std::move(t); }
     /// The snapshot with what this worker knows now laid over it, for choosing a replica:
     /// its own outstanding statements per backend, the sessions every worker holds there,
     /// and the round trips its own queries measured while recent (RoundTrip).
@@ -318,6 +345,7 @@ private:
     WorkerStats stats_;
     WorkerCache cache_;
     std::shared_ptr<const pool::Topology> topology_;
+    std::shared_ptr<const pool::Topology> tds_topology_;
     pool::Topology routing_view_;    ///< topology_ copied, with the overlays of routing_topology()
     bool routing_view_stale_ = true; ///< a new snapshot came since routing_view_ was copied
     std::array<pool::RoundTrip, pool::max_backends> round_trips_{};

@@ -1,5 +1,6 @@
 #include "mysql_session.hpp"
 #include "server.hpp"
+#include "tds_session.hpp"
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -76,9 +77,14 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 asio::awaitable<void> run_client_session(tcp::socket socket, Worker& worker,
                                          ListenerShared& listener) {
-    // Config validation admits only known protocols; TDS sessions join here.
-    MysqlSession session{std::move(socket), worker,
-                         listener}; // lives exactly as long as this frame
+    // Config validation admits only "mysql" and "tds". Each session lives exactly as long
+    // as this frame.
+    if (listener.cfg->protocol == "tds") {
+        TdsSession session{std::move(socket), worker, listener};
+        co_await session.run();
+        co_return;
+    }
+    MysqlSession session{std::move(socket), worker, listener};
     co_await session.run();
 }
 } // namespace
@@ -142,7 +148,7 @@ std::vector<pool::PoolLimits> pool_limits(const config::Config& cfg) {
 Worker::Worker(unsigned index, Shared& shared)
     : index_(index), shared_(shared), pool_(pool_limits(shared.cfg)),
       cache_(shared.cache, shared.cache.enabled ? shared.cfg.cache.l1_max_bytes : 0),
-      topology_(shared.topology) {}
+      topology_(shared.topology), tds_topology_(shared.tds_topology) {}
 
 void Worker::set_topology(std::shared_ptr<const pool::Topology> t) {
     topology_ = std::move(t);

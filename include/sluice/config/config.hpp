@@ -27,12 +27,16 @@ enum class PoolMode { transaction, session };
 /// One client-facing listener.
 struct Listener {
     std::string name;
-    std::string protocol = "mysql"; ///< "mysql" (TDS comes later)
+    std::string protocol = "mysql"; ///< "mysql", or "tds" (SQL Server clients, issue #11)
     std::string address = "127.0.0.1";
     std::uint16_t port = 6033;
     std::uint32_t max_connections = 10000; ///< over this, clients get error 1040
-    TlsFiles tls;                          ///< offered to clients that send SSL_REQUEST
-    bool require_tls = false;              ///< refuse clients that do not upgrade
+    /// MySQL: offered to clients that send SSL_REQUEST. TDS: offered in PRELOGIN (the
+    /// client chooses login-only or full encryption) and to TDS 8.0 (TLS-first) clients.
+    TlsFiles tls;
+    /// MySQL: refuse clients that do not upgrade. TDS: encrypt every connection (SQL
+    /// Server's Force Encryption); clients that cannot are refused.
+    bool require_tls = false;
     /// Auth plugin named in the greeting: "mysql_native_password" or "caching_sha2_password".
     std::string auth_plugin = "mysql_native_password";
     std::optional<PoolMode> pool_mode; ///< absent: the user's, else [pool] mode
@@ -227,6 +231,13 @@ struct Config {
     Routing routing;
     Pool pool;
     Monitor monitor;
+    /// SQL Server backends ([[tds_backends]], issue #11): TDS listeners' sessions go there.
+    /// Empty: no TDS listener may be configured.
+    std::vector<Backend> tds_backends;
+    /// Their monitor ([tds_monitor]): SQL logins differ from MySQL's. Only user, password,
+    /// interval, timeout and failures_to_open apply (lag comes from the availability
+    /// group's DMV, not from a heartbeat).
+    Monitor tds_monitor;
     Admin admin;
     Logging logging;
 

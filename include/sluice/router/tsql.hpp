@@ -58,12 +58,6 @@ std::string quote_string(std::string_view text);
 /// database differs, then each assignment as its own `SET ...` statement, in order.
 std::string replay_batch(const ReplayPlan& plan);
 
-/// The monitor's probe of a SQL Server backend: one row with the server's name, whether
-/// its current database is writable ("READ_WRITE" / "READ_ONLY"), and, when the server is
-/// in an availability group, this replica's is_primary_replica, secondary_lag_seconds,
-/// last_commit_lsn and last_redone_lsn for the database (NULLs outside a group).
-std::string_view probe_query() noexcept;
-
 /// The primary's newest commit LSN for the session's database (read-your-writes without
 /// GTIDs): one row, one numeric column; NULL outside an availability group.
 std::string_view commit_lsn_query() noexcept;

@@ -1,0 +1,592 @@
+#include "tds_session.hpp"
+
+#include "sluice/pool/tds_monitor.hpp"
+#include "sluice/protocol/tds/prelogin.hpp"
+#include "sluice/protocol/tds/text.hpp"
+#include "sluice/protocol/tds/tokens.hpp"
+#include "sluice/router/tsql.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace ptds = protocol::tds;
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+bool same_secret(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+/// What a request needs from routing, whatever its message type.
+struct Need {
+    bool primary = true;                ///< false: a read a secondary may serve
+    bool write = false;                 ///< the session's later reads must see its effect
+    std::optional<std::size_t> backend; ///< a prepared handle's backend
+    router::Classification cls;         ///< of the statement text, when there is one
+    bool classified = false;
+};
+
+} // namespace
+
+TdsSession::TdsSession(tcp::socket socket, Worker& worker, ListenerShared& listener)
+    : client_(std::move(socket)), worker_(worker), listener_(listener),
+      id_(worker.shared().next_connection_id.fetch_add(1, std::memory_order_relaxed)) {
+    worker_.add_session(this);
+    worker_.stats().connections_total.add();
+    worker_.stats().connections_active.add();
+}
+
+TdsSession::~TdsSession() {
+    for (auto& [i, c] : conns_)
+        c->stream.close();
+    client_.close();
+    worker_.stats().connections_active.sub();
+    worker_.remove_session(this);
+}
+
+void TdsSession::close_if_idle() noexcept {
+    if (idle_) force_close();
+}
+
+void TdsSession::force_close() noexcept {
+    closing_ = true;
+    client_.close();
+    for (auto& [i, c] : conns_)
+        c->stream.close();
+}
+
+asio::awaitable<error_code> TdsSession::send_client(ptds::PacketType type, Bytes payload) {
+    std::vector<std::uint8_t> out;
+    ptds::write_message(type, 0, payload, packet_size_, 1, out);
+    co_return co_await client_.write(out);
+}
+
+asio::awaitable<void> TdsSession::send_error(int number, int severity, std::string text) {
+    ptds::ServerMessage m;
+    m.number = number;
+    m.state = 1;
+    m.severity = static_cast<std::uint8_t>(severity);
+    m.message = std::move(text);
+    m.server = "sluice";
+    std::vector<std::uint8_t> payload;
+    ptds::write_error_response(m, tds_version_, payload);
+    const error_code ignored = co_await send_client(ptds::PacketType::tabular_result, payload);
+    (void)ignored;
+}
+
+asio::awaitable<bool> TdsSession::read_client_message() {
+    for (;;) {
+        if (!inbuf_.empty()) {
+            auto used = assembler_.feed(inbuf_);
+            if (!used) {
+                spdlog::info("tds s={}: bad packet from the client: {}", id_,
+                             used.error().message());
+                co_await send_error(4014, 20,
+                                    "A fatal error occurred while reading the input stream from "
+                                    "the network: " +
+                                        used.error().message());
+                co_return false;
+            }
+            inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(*used));
+            if (assembler_.complete()) {
+                const auto m = assembler_.message();
+                message_type_ = m.type;
+                message_status_ = m.status;
+                message_.assign(m.payload.begin(), m.payload.end());
+                assembler_.reset();
+                co_return true;
+            }
+        }
+        const error_code ec = co_await client_.read_some(inbuf_);
+        if (ec) co_return false;
+    }
+}
+
+asio::awaitable<bool> TdsSession::login() {
+    Shared& shared = worker_.shared();
+    const auto& cfg = *listener_.cfg;
+    // TDS 8.0 clients start with a TLS handshake (0x16); TDS 7.x with PRELOGIN (0x12).
+    {
+        auto [wec] = co_await client_.socket().async_wait(tcp::socket::wait_read, use_tuple);
+        if (wec) co_return false;
+        std::uint8_t first = 0;
+        error_code pec;
+        const std::size_t n =
+            client_.socket().receive(asio::buffer(&first, 1), tcp::socket::message_peek, pec);
+        if (pec || n == 0) co_return false;
+        if (first == 0x16) {
+            if (!listener_.tls) co_return false; // no certificate: nothing to offer
+            const error_code hec = co_await client_.handshake_direct(*listener_.tls, true);
+            if (hec) {
+                spdlog::info("tds s={}: TLS (TDS 8.0) handshake failed: {}", id_,
+                             client_.tls_error());
+                co_return false;
+            }
+        }
+    }
+    const bool strict = client_.encrypted();
+    bool got = co_await read_client_message();
+    if (!got) co_return false;
+    if (message_type_ == static_cast<std::uint8_t>(ptds::PacketType::prelogin)) {
+        auto pre = ptds::parse_prelogin(message_);
+        if (!pre) {
+            co_await send_error(4014, 20, "Malformed PRELOGIN: " + pre.error().message());
+            co_return false;
+        }
+        const ptds::ServerEncryption offer = !listener_.tls    ? ptds::ServerEncryption::not_sup
+                                             : cfg.require_tls ? ptds::ServerEncryption::on
+                                                               : ptds::ServerEncryption::off;
+        auto decision =
+            strict ? ptds::EncryptionDecision{ptds::encrypt::not_sup, ptds::EncryptionMode::none}
+                   : ptds::negotiate_encryption(pre->encryption().value_or(ptds::encrypt::not_sup),
+                                                offer);
+        // The version a client sees before login: the backends' (SQL Server 2019 until known).
+        const auto reply = ptds::make_prelogin_reply({15, 0, 2000, 0}, decision.reply);
+        std::vector<std::uint8_t> payload;
+        ptds::write_prelogin(reply, payload);
+        const error_code wec = co_await send_client(ptds::PacketType::tabular_result, payload);
+        if (wec || decision.mode == ptds::EncryptionMode::terminate) co_return false;
+        if (decision.mode != ptds::EncryptionMode::none) {
+            const error_code hec = co_await client_.handshake_in_prelogin(*listener_.tls, true);
+            if (hec) {
+                spdlog::info("tds s={}: TLS handshake failed: {}", id_, client_.tls_error());
+                co_return false;
+            }
+        }
+        got = co_await read_client_message();
+        if (!got) co_return false;
+        if (message_type_ != static_cast<std::uint8_t>(ptds::PacketType::login7)) {
+            co_await send_error(4014, 20, "Expected LOGIN7 after PRELOGIN");
+            co_return false;
+        }
+        if (decision.mode == ptds::EncryptionMode::login_only) client_.drop_tls();
+    } else if (message_type_ != static_cast<std::uint8_t>(ptds::PacketType::login7)) {
+        co_await send_error(4014, 20, "Expected PRELOGIN or LOGIN7");
+        co_return false;
+    } else if (cfg.require_tls && !strict) {
+        co_await send_error(18456, 14, "Encryption is required to connect to this server.");
+        co_return false;
+    }
+    auto parsed = ptds::parse_login7(message_);
+    if (!parsed) {
+        co_await send_error(4014, 20, "Malformed LOGIN7: " + parsed.error().message());
+        co_return false;
+    }
+    login_ = std::move(*parsed);
+    tds_version_ =
+        ptds::at_least_7_4(login_.tds_version) ? ptds::tds_version::v7_4 : login_.tds_version;
+    read_only_intent_ = login_.read_only_intent();
+    // SQL authentication against [[users]]: the same login opens the backends.
+    const config::User* user = shared.cfg.find_user(login_.user_name);
+    if (user == nullptr || !same_secret(user->password, login_.password) ||
+        (login_.option_flags2 & ptds::login7_flags::int_security)) {
+        spdlog::info("tds s={}: login failed for user '{}'", id_, login_.user_name);
+        co_await send_error(18456, 14, "Login failed for user '" + login_.user_name + "'.");
+        co_return false;
+    }
+    const std::size_t asked = login_.packet_size == 0 ? 4096 : login_.packet_size;
+    packet_size_ = std::clamp<std::size_t>(asked, ptds::min_packet_size, ptds::max_packet_size);
+    login_.packet_size = static_cast<std::uint32_t>(packet_size_);
+    login_.feature_ext.clear(); // Sluice acknowledges no feature: none is asked of backends
+    login_.option_flags3 &= static_cast<std::uint8_t>(~ptds::login7_flags::extension);
+    login_.sspi.clear();
+    login_.app_name = login_.app_name.empty() ? "sluice" : login_.app_name;
+
+    // The primary (or, for ApplicationIntent=ReadOnly, a secondary) answers the login: its
+    // database check and its values shape the reply.
+    std::optional<std::size_t> first;
+    if (read_only_intent_) first = choose_replica();
+    if (!first) first = worker_.tds_topology().primary;
+    if (!first) {
+        co_await send_error(983, 14,
+                            "No SQL Server backend takes writes now (failover in progress)");
+        co_return false;
+    }
+    tds::TdsBackend* b = co_await backend_for(*first);
+    if (b == nullptr) co_return false;
+    state_.start(b->database, 0);
+    ptds::LoginReply reply;
+    reply.tds_version = b->tds_version;
+    tds_version_ = b->tds_version;
+    reply.database = b->database;
+    reply.packet_size = static_cast<std::uint32_t>(packet_size_);
+    reply.old_packet_size = static_cast<std::uint32_t>(asked);
+    reply.server_name = b->login_ack.prog_name.empty() ? "sluice" : "sluice";
+    reply.prog_name = b->login_ack.prog_name;
+    reply.prog_version = b->login_ack.prog_version;
+    for (const auto& e : b->login_env) {
+        if (e.type == ptds::env_type::collation && e.new_bytes.size() == 5)
+            std::copy(e.new_bytes.begin(), e.new_bytes.end(), reply.collation.begin());
+        if (e.type == ptds::env_type::language) reply.language = e.new_value;
+    }
+    std::vector<std::uint8_t> payload;
+    ptds::write_login_reply(reply, payload);
+    const error_code wec = co_await send_client(ptds::PacketType::tabular_result, payload);
+    if (wec) co_return false;
+    assembler_.set_max_packet(packet_size_ + ptds::header_size);
+    spdlog::info("tds s={}: user '{}' logged in (TDS {:#x}, packet size {}{})", id_,
+                 login_.user_name, tds_version_, packet_size_,
+                 read_only_intent_ ? ", read-only intent" : "");
+    co_return true;
+}
+
+asio::awaitable<void> TdsSession::run() {
+    const bool ok = co_await login();
+    if (!ok) co_return;
+    while (!closing_) {
+        idle_ = true;
+        const bool got = co_await read_client_message();
+        idle_ = false;
+        if (!got || closing_) break;
+        const Outcome o = co_await handle_request();
+        if (o != Outcome::ok) break;
+    }
+}
+
+std::optional<std::size_t> TdsSession::choose_replica() {
+    const pool::Topology& t = worker_.tds_topology();
+    const auto& routing = worker_.shared().cfg.routing;
+    pool::ReplicaRequirements req;
+    req.max_lag = routing.max_lag;
+    req.zone = worker_.shared().cfg.zone;
+    req.tiebreak = id_;
+    // Read-your-writes: a secondary whose redone LSN does not cover the session's last
+    // write, or (without LSNs) whose lag is not shorter than the time since that write.
+    for (std::size_t i = 0; i < t.backends.size() && i < pool::max_backends; ++i) {
+        const auto& b = t.backends[i];
+        bool behind = false;
+        if (!write_lsn_.empty()) {
+            behind = pool::compare_lsn(b.gtid_position, write_lsn_) < 0;
+        } else if (write_time_) {
+            const auto since = clock::now() - *write_time_;
+            behind = !b.lag || *b.lag >= since;
+        }
+        if (behind) req.excluded |= std::uint64_t{1} << i;
+    }
+    return pool::choose_replica(t, req);
+}
+
+asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
+    if (auto it = conns_.find(index); it != conns_.end()) co_return it->second.get();
+    Shared& shared = worker_.shared();
+    if (index >= shared.tds_backends.size()) co_return nullptr;
+    const auto& sb = shared.tds_backends[index];
+    tds::TdsEndpoint ep{sb.name, sb.host, sb.port, sb.tls};
+    ptds::Login7 login = login_;
+    login.tds_version = tds_version_;
+    // Secondaries that admit read-intent connections only need the flag.
+    const bool replica =
+        !worker_.tds_topology().primary || *worker_.tds_topology().primary != index;
+    if (replica)
+        login.type_flags |= ptds::login7_flags::read_only_intent;
+    else if (!read_only_intent_)
+        login.type_flags &= static_cast<std::uint8_t>(~ptds::login7_flags::read_only_intent);
+    auto r = co_await tds::connect_tds_backend(ep, std::move(login), shared.cfg.connect_timeout);
+    if (auto* failure = std::get_if<tds::TdsConnectFailure>(&r)) {
+        spdlog::warn("tds s={}: cannot log in to {}: {}{}", id_, sb.name, failure->why,
+                     failure->server_error ? " (" + failure->server_error->message + ")" : "");
+        if (failure->server_error) {
+            std::vector<std::uint8_t> payload;
+            ptds::write_error_response(*failure->server_error, tds_version_, payload);
+            const error_code ignored =
+                co_await send_client(ptds::PacketType::tabular_result, payload);
+            (void)ignored;
+        } else {
+            co_await send_error(10054, 20,
+                                "Sluice cannot reach SQL Server backend " + sb.name + ": " +
+                                    failure->why);
+        }
+        co_return nullptr;
+    }
+    auto conn = std::move(std::get<0>(r));
+    conn->index = index;
+    conn->synced = state_.version();
+    auto* raw = conn.get();
+    conns_[index] = std::move(conn);
+    co_return raw;
+}
+
+asio::awaitable<bool> TdsSession::bring_up_to_date(tds::TdsBackend& b) {
+    if (b.reset_pending) {
+        // The client reset its session on another backend: this one resets too, with
+        // Sluice's own empty batch, whose acknowledgement stays here.
+        const auto r = co_await tds::run_own_batch(b, "", true);
+        if (!r.ok) co_return false;
+        b.reset_pending = false;
+        b.synced = 0;
+    }
+    if (b.synced == state_.version()) co_return true;
+    const auto plan = state_.replay_since(b.synced, b.database);
+    if (!plan.empty()) {
+        const auto r = co_await tds::run_own_batch(b, router::tsql::replay_batch(plan));
+        if (!r.ok) {
+            spdlog::info("tds s={}: replaying the session's settings failed: {}", id_, r.why);
+            co_return false;
+        }
+    }
+    b.synced = state_.version();
+    co_return true;
+}
+
+void TdsSession::learn(tds::TdsBackend& b, const ptds::TokenScanner& scan) {
+    for (const auto& e : scan.env_changes()) {
+        switch (e.type) {
+        case ptds::env_type::begin_tran:
+            b.descriptor = e.descriptor();
+            tx_backend_ = b.index;
+            break;
+        case ptds::env_type::commit_tran:
+        case ptds::env_type::rollback_tran:
+        case ptds::env_type::tran_ended:
+            b.descriptor = 0;
+            if (tx_backend_ == b.index) tx_backend_.reset();
+            break;
+        case ptds::env_type::database: {
+            b.database = e.new_value;
+            router::Classification use;
+            use.cls = router::StatementClass::use;
+            use.use_database = e.new_value;
+            state_.apply(use);
+            b.synced = state_.version();
+            break;
+        }
+        case ptds::env_type::reset_ack:
+            b.descriptor = 0;
+            break;
+        default:
+            break;
+        }
+    }
+    for (const auto& rv : scan.return_values()) {
+        // sp_prepare / sp_prepexec / sp_cursorprepare hand out a handle valid on this
+        // connection only.
+        if (rv.int_value && (rv.status & 0x01)) handles_[*rv.int_value] = b.index;
+    }
+}
+
+asio::awaitable<void> TdsSession::remember_write(tds::TdsBackend& primary) {
+    // The commit LSN of what the session just wrote: later reads go to secondaries that
+    // have redone it. Outside an availability group there is none: the time bound decides.
+    write_time_ = clock::now();
+    const auto r = co_await tds::run_own_batch(primary, router::tsql::commit_lsn_query());
+    write_lsn_ = r.ok && r.first_value ? *r.first_value : std::string{};
+}
+
+asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std::uint8_t type,
+                                                         std::uint8_t status,
+                                                         std::vector<std::uint8_t> payload) {
+    // The transaction descriptor the client echoes is one backend's: each request carries
+    // its own connection's (0 outside a transaction).
+    if (type != static_cast<std::uint8_t>(ptds::PacketType::attention)) {
+        auto patched = ptds::patch_transaction_descriptor(payload, b.descriptor);
+        (void)patched; // a 7.1 request has no ALL_HEADERS to patch
+    }
+    std::vector<std::uint8_t> out;
+    ptds::write_message(static_cast<ptds::PacketType>(type), status, payload, b.packet_size, 1,
+                        out);
+    const error_code wec = co_await b.stream.write(out);
+    if (wec) co_return Outcome::backend_lost;
+
+    ptds::PacketTokenScanner scan(std::max<std::size_t>(b.packet_size, 4096) + ptds::header_size);
+    scan.start(b.tds_version);
+    bool attention_sent = false;
+    std::vector<std::uint8_t> client_bytes;
+    for (;;) {
+        if (b.buf.empty()) {
+            // The backend's next bytes, or the client's (an ATTENTION) while it works.
+            auto r = co_await (b.stream.read_some(b.buf) ||
+                               client_.socket().async_wait(tcp::socket::wait_read, use_tuple));
+            if (r.index() == 1) {
+                const error_code cec = co_await client_.read_some(client_bytes);
+                if (cec) co_return Outcome::client_gone;
+                if (client_bytes.size() >= ptds::header_size &&
+                    client_bytes[0] == static_cast<std::uint8_t>(ptds::PacketType::attention) &&
+                    !attention_sent) {
+                    client_bytes.erase(client_bytes.begin(),
+                                       client_bytes.begin() + ptds::header_size);
+                    std::vector<std::uint8_t> attn;
+                    ptds::write_message(ptds::PacketType::attention, 0, {}, b.packet_size, 1, attn);
+                    const error_code aec = co_await b.stream.write(attn);
+                    if (aec) co_return Outcome::backend_lost;
+                    scan.expect_attention_ack();
+                    attention_sent = true;
+                }
+                continue;
+            }
+            const error_code rec = std::get<0>(r);
+            if (rec) co_return Outcome::backend_lost;
+            if (b.buf.empty()) co_return Outcome::backend_lost;
+        }
+        auto used = scan.feed(b.buf);
+        if (!used) {
+            spdlog::warn("tds s={}: bad response from backend {}: {}", id_, b.index,
+                         used.error().message());
+            co_return Outcome::backend_lost;
+        }
+        const error_code cw =
+            co_await client_.write(Bytes(b.buf.data(), static_cast<std::size_t>(*used)));
+        b.buf.erase(b.buf.begin(), b.buf.begin() + static_cast<std::ptrdiff_t>(*used));
+        if (cw) co_return Outcome::client_gone;
+        if (scan.state() == ptds::TokenScanner::State::done) break;
+    }
+    // Bytes the client sent meanwhile (after an ATTENTION) come before its next request.
+    inbuf_.insert(inbuf_.begin(), client_bytes.begin(), client_bytes.end());
+    learn(b, scan.tokens());
+    last_backend_ = b.index;
+    co_return Outcome::ok;
+}
+
+asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
+    using PT = ptds::PacketType;
+    const auto type = static_cast<PT>(message_type_);
+    if (type == PT::attention) {
+        // Nothing runs: acknowledge at once.
+        std::vector<std::uint8_t> payload;
+        ptds::write_attention_ack(tds_version_, payload);
+        const error_code ec = co_await send_client(PT::tabular_result, payload);
+        co_return ec ? Outcome::client_gone : Outcome::ok;
+    }
+    Need need;
+    const bool reset = message_status_ & (ptds::packet_status::reset_connection |
+                                          ptds::packet_status::reset_connection_skip_tran);
+    if (type == PT::sql_batch) {
+        auto batch = ptds::parse_sql_batch(message_);
+        if (!batch) {
+            co_await send_error(4014, 20, "Malformed SQLBatch: " + batch.error().message());
+            co_return Outcome::client_gone;
+        }
+        need.cls = router::tsql::classify(batch->text);
+        need.classified = true;
+    } else if (type == PT::rpc) {
+        auto rpc = ptds::parse_rpc(message_);
+        if (!rpc) {
+            co_await send_error(8009, 16,
+                                "The incoming tabular data stream (TDS) remote procedure call "
+                                "(RPC) protocol stream is incorrect: " +
+                                    rpc.error().message());
+            co_return Outcome::ok;
+        }
+        // A batch of calls is as strong as its strongest call.
+        bool all_reads = !rpc->calls.empty();
+        for (const auto& call : rpc->calls) {
+            const auto id = call.effective_proc_id();
+            if (id == ptds::proc_id::execute || id == ptds::proc_id::unprepare ||
+                id == ptds::proc_id::cursor_execute || id == ptds::proc_id::cursor_unprepare) {
+                if (auto h = call.handle(); h && handles_.count(*h)) need.backend = handles_[*h];
+                if (id == ptds::proc_id::unprepare && call.handle()) handles_.erase(*call.handle());
+                continue;
+            }
+            auto text = call.statement_text();
+            if ((id == ptds::proc_id::execute_sql || id == ptds::proc_id::prepare ||
+                 id == ptds::proc_id::prep_exec) &&
+                text) {
+                auto c = router::tsql::classify(*text);
+                const bool read = c.cls == router::StatementClass::read && !c.flags.locking_read &&
+                                  !c.flags.primary_function && !c.flags.select_into &&
+                                  !c.flags.runs_hidden_statements && !c.flags.opens_handler &&
+                                  c.hint.target != router::Hint::Target::primary;
+                if (!read) all_reads = false;
+                if (c.cls == router::StatementClass::write || c.cls == router::StatementClass::ddl)
+                    need.write = true;
+                continue;
+            }
+            // Named procedures, cursors: the primary (a procedure may write).
+            all_reads = false;
+            need.write = true;
+        }
+        need.primary = !all_reads;
+    } else if (type == PT::transaction_manager) {
+        need.primary = true;
+    } else {
+        need.primary = true; // bulk load and the rest
+    }
+    if (need.classified) {
+        const auto& c = need.cls;
+        using SC = router::StatementClass;
+        const bool read = c.cls == SC::read && !c.flags.locking_read && !c.flags.primary_function &&
+                          !c.flags.select_into && !c.flags.runs_hidden_statements &&
+                          !c.flags.reads_catalog && !c.flags.opens_handler &&
+                          c.hint.target != router::Hint::Target::primary;
+        need.primary = !read;
+        need.write = c.cls == SC::write || c.cls == SC::ddl || c.cls == SC::commit ||
+                     c.cls == SC::unknown || c.flags.runs_hidden_statements;
+        if (c.flags.reads_diagnostics && last_backend_) need.backend = last_backend_;
+    }
+    // Where it runs.
+    const pool::Topology& topo = worker_.tds_topology();
+    std::optional<std::size_t> target;
+    if (need.backend) {
+        target = need.backend;
+    } else if (tx_backend_) {
+        target = tx_backend_;
+    } else if (implicit_transactions_ || state_.pinned() || reset) {
+        target = topo.primary;
+    } else if (read_only_intent_ || !need.primary) {
+        target = choose_replica();
+        if (!target && !read_only_intent_) target = topo.primary;
+        if (!target && read_only_intent_) target = topo.primary;
+    } else {
+        target = topo.primary;
+    }
+    spdlog::debug("tds s={}: type {} {} -> backend {}", id_, message_type_,
+                  need.primary ? "primary" : "read", target ? std::to_string(*target) : "none");
+    if (!target) {
+        co_await send_error(983, 16,
+                            "No SQL Server backend takes writes now (failover in progress)");
+        co_return Outcome::ok;
+    }
+    tds::TdsBackend* b = co_await backend_for(*target);
+    if (b == nullptr) co_return Outcome::ok;
+    if (!reset) {
+        const bool ready = co_await bring_up_to_date(*b);
+        if (!ready) {
+            conns_.erase(*target);
+            co_await send_error(10054, 16,
+                                "Sluice could not bring a backend connection to the "
+                                "session's state");
+            co_return Outcome::ok;
+        }
+    } else {
+        // The client resets its session: this backend with its request, the others before
+        // their next use.
+        state_.reset();
+        handles_.clear();
+        tx_backend_.reset();
+        implicit_transactions_ = false;
+        for (auto& [i, c] : conns_) {
+            if (i != *target) c->reset_pending = true;
+        }
+        b->reset_pending = false;
+    }
+    const std::size_t index = *target;
+    const Outcome o = co_await forward(*b, message_type_, message_status_, std::move(message_));
+    if (o == Outcome::backend_lost) {
+        spdlog::warn("tds s={}: lost the connection to backend {}", id_, index);
+        conns_.erase(index);
+        co_return Outcome::backend_lost;
+    }
+    if (o != Outcome::ok) co_return o;
+    if (need.classified) {
+        const auto applied = state_.apply(need.cls);
+        if (applied.state_changed) b->synced = state_.version();
+        for (const auto& ch : need.cls.session_changes) {
+            if (ch.kind == router::SessionChange::Kind::autocommit)
+                implicit_transactions_ = !ch.value_bool;
+        }
+    }
+    const bool on_primary = topo.primary && *topo.primary == index;
+    if (need.write && on_primary && !tx_backend_) co_await remember_write(*b);
+    co_return Outcome::ok;
+}
+
+} // namespace sluice

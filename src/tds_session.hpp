@@ -1,0 +1,92 @@
+#pragma once
+// One SQL Server client connection (issue #11). Sluice terminates the login (PRELOGIN with
+// TLS as negotiated, LOGIN7 checked against [[users]]), logs in to the primary with the
+// same credentials, answers the client with a login reply forged from the backend's values,
+// and then routes each request by the contract of DESIGN.md in T-SQL words: transactions
+// (tracked from ENVCHANGE 8/9/10, not from DONE), writes, locking hints, @@IDENTITY and
+// friends, EXEC of procedures and whatever cannot be classified go to the primary; reads go
+// to a secondary that is up, within the allowed lag and has the session's last write (its
+// redone LSN covers the write's commit LSN; without LSNs, its lag is shorter than the time
+// since the write). Temporary tables, cursors and prepared handles keep their backend.
+// Responses stream back as the backend sends them; the token scanner finds their end and
+// what routing needs. ATTENTION reaches the backend running the request.
+//
+// Not yet (see the README): pooled backend connections shared across sessions, the cache,
+// and the session fuzzer for TDS; a session holds its own connections.
+
+#include "server.hpp"
+#include "sluice/protocol/tds/packet.hpp"
+#include "sluice/protocol/tds/request.hpp"
+#include "sluice/router/session_state.hpp"
+#include "tds_backend.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+class TdsSession final : public ClientSession {
+public:
+    TdsSession(tcp::socket socket, Worker& worker, ListenerShared& listener);
+    TdsSession(const TdsSession&) = delete;
+    TdsSession& operator=(const TdsSession&) = delete;
+    ~TdsSession() override;
+
+    asio::awaitable<void> run();
+    void close_if_idle() noexcept override;
+    void force_close() noexcept override;
+    std::uint32_t id() const noexcept override { return id_; }
+    void kill() noexcept override { force_close(); }
+    void check_client(std::chrono::steady_clock::time_point) noexcept override {}
+
+private:
+    enum class Outcome { ok, client_gone, backend_lost };
+
+    asio::awaitable<bool> login();
+    asio::awaitable<bool> read_client_message();
+    asio::awaitable<error_code> send_client(protocol::tds::PacketType type, Bytes payload);
+    asio::awaitable<void> send_error(int number, int severity, std::string text);
+    asio::awaitable<Outcome> handle_request();
+
+    /// The backend a request goes to; nullopt: the primary is unknown (failover) or the
+    /// connect failed (the client got an error).
+    asio::awaitable<tds::TdsBackend*> backend_for(std::size_t index);
+    std::optional<std::size_t> choose_replica();
+    asio::awaitable<bool> bring_up_to_date(tds::TdsBackend& b);
+    asio::awaitable<Outcome> forward(tds::TdsBackend& b, std::uint8_t type, std::uint8_t status,
+                                     std::vector<std::uint8_t> payload);
+    void learn(tds::TdsBackend& b, const protocol::tds::TokenScanner& scan);
+    asio::awaitable<void> remember_write(tds::TdsBackend& primary);
+
+    tds::TdsStream client_;
+    Worker& worker_;
+    ListenerShared& listener_;
+    std::uint32_t id_ = 0;
+    bool idle_ = false;
+    bool closing_ = false;
+
+    protocol::tds::Login7 login_; ///< the client's, password included (in memory only)
+    std::uint32_t tds_version_ = protocol::tds::tds_version::v7_4;
+    std::size_t packet_size_ = 4096;
+    protocol::tds::MessageAssembler assembler_{4096 + 8, 64u << 20};
+    std::vector<std::uint8_t> inbuf_;
+    std::vector<std::uint8_t> message_; ///< the client's current request payload
+    std::uint8_t message_type_ = 0, message_status_ = 0;
+
+    std::map<std::size_t, std::unique_ptr<tds::TdsBackend>> conns_; ///< by backend index
+    router::SessionState state_;
+    std::optional<std::size_t> tx_backend_; ///< where the open transaction runs
+    bool implicit_transactions_ = false;
+    std::map<std::int64_t, std::size_t> handles_; ///< prepared handle -> backend index
+    std::optional<std::size_t> last_backend_;     ///< ran the previous request
+    bool read_only_intent_ = false;
+    /// Read-your-writes: the commit LSN of the session's last write, or when it committed
+    /// (no LSN outside an availability group: the time-based bound).
+    std::string write_lsn_;
+    std::optional<std::chrono::steady_clock::time_point> write_time_;
+};
+
+} // namespace sluice
