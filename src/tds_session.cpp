@@ -206,7 +206,7 @@ asio::awaitable<bool> TdsSession::login() {
     // database check and its values shape the reply.
     std::optional<std::size_t> first;
     if (read_only_intent_) first = choose_replica();
-    if (!first) first = worker_.tds_topology().primary;
+    if (!first) first = co_await wait_for_primary();
     if (!first) {
         co_await send_error(983, 14,
                             "No SQL Server backend takes writes now (failover in progress)");
@@ -274,6 +274,19 @@ std::optional<std::size_t> TdsSession::choose_replica() {
         if (behind) req.excluded |= std::uint64_t{1} << i;
     }
     return pool::choose_replica(t, req);
+}
+
+asio::awaitable<std::optional<std::size_t>> TdsSession::wait_for_primary() {
+    const auto deadline = clock::now() + worker_.shared().cfg.routing.failover_hold;
+    asio::steady_timer timer(client_.socket().get_executor());
+    for (;;) {
+        const auto primary = worker_.tds_topology().primary;
+        if (primary || clock::now() >= deadline || closing_) co_return primary;
+        // A failover: writes wait for the monitor to find the new primary.
+        timer.expires_after(std::chrono::milliseconds(100));
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) co_return std::nullopt;
+    }
 }
 
 asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
@@ -400,6 +413,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     ptds::PacketTokenScanner scan(std::max<std::size_t>(b.packet_size, 4096) + ptds::header_size);
     scan.start(b.tds_version);
     bool attention_sent = false;
+    bool relayed = false; // part of the answer reached the client
     std::vector<std::uint8_t> client_bytes;
     for (;;) {
         if (b.buf.empty()) {
@@ -424,19 +438,19 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
                 continue;
             }
             const error_code rec = std::get<0>(r);
-            if (rec) co_return Outcome::backend_lost;
-            if (b.buf.empty()) co_return Outcome::backend_lost;
+            if (rec || b.buf.empty()) co_return relayed ? Outcome::broken : Outcome::backend_lost;
         }
         auto used = scan.feed(b.buf);
         if (!used) {
             spdlog::warn("tds s={}: bad response from backend {}: {}", id_, b.index,
                          used.error().message());
-            co_return Outcome::backend_lost;
+            co_return relayed ? Outcome::broken : Outcome::backend_lost;
         }
         const error_code cw =
             co_await client_.write(Bytes(b.buf.data(), static_cast<std::size_t>(*used)));
         b.buf.erase(b.buf.begin(), b.buf.begin() + static_cast<std::ptrdiff_t>(*used));
         if (cw) co_return Outcome::client_gone;
+        relayed = true;
         if (scan.state() == ptds::TokenScanner::State::done) break;
     }
     // Bytes the client sent meanwhile (after an ATTENTION) come before its next request.
@@ -507,6 +521,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         need.primary = !all_reads;
     } else if (type == PT::transaction_manager) {
         need.primary = true;
+        need.write = true; // a commit through TM_COMMIT_XACT: later reads must see it
     } else {
         need.primary = true; // bulk load and the rest
     }
@@ -523,21 +538,16 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         if (c.flags.reads_diagnostics && last_backend_) need.backend = last_backend_;
     }
     // Where it runs.
-    const pool::Topology& topo = worker_.tds_topology();
     std::optional<std::size_t> target;
     if (need.backend) {
         target = need.backend;
     } else if (tx_backend_) {
         target = tx_backend_;
-    } else if (implicit_transactions_ || state_.pinned() || reset) {
-        target = topo.primary;
-    } else if (read_only_intent_ || !need.primary) {
+    } else if (!implicit_transactions_ && !state_.pinned() && !reset &&
+               (read_only_intent_ || !need.primary)) {
         target = choose_replica();
-        if (!target && !read_only_intent_) target = topo.primary;
-        if (!target && read_only_intent_) target = topo.primary;
-    } else {
-        target = topo.primary;
     }
+    if (!target) target = co_await wait_for_primary();
     spdlog::debug("tds s={}: type {} {} -> backend {}", id_, message_type_,
                   need.primary ? "primary" : "read", target ? std::to_string(*target) : "none");
     if (!target) {
@@ -570,10 +580,21 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     }
     const std::size_t index = *target;
     const Outcome o = co_await forward(*b, message_type_, message_status_, std::move(message_));
-    if (o == Outcome::backend_lost) {
+    if (o == Outcome::backend_lost || o == Outcome::broken) {
         spdlog::warn("tds s={}: lost the connection to backend {}", id_, index);
         conns_.erase(index);
-        co_return Outcome::backend_lost;
+        const bool in_tx = tx_backend_ == index;
+        if (tx_backend_ == index) tx_backend_.reset();
+        handles_.clear();
+        if (o == Outcome::broken) co_return o;
+        // Nothing of the answer reached the client: it gets an error and keeps its session
+        // (a failover must not drop clients); the next request finds the new primary.
+        co_await send_error(in_tx ? 3971 : 10054, 16,
+                            in_tx ? "The connection running the transaction was lost; the "
+                                    "transaction is rolled back"
+                                  : "The backend connection was lost before it answered; the "
+                                    "request may or may not have run");
+        co_return Outcome::ok;
     }
     if (o != Outcome::ok) co_return o;
     if (need.classified) {
@@ -584,7 +605,8 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                 implicit_transactions_ = !ch.value_bool;
         }
     }
-    const bool on_primary = topo.primary && *topo.primary == index;
+    const auto primary_now = worker_.tds_topology().primary;
+    const bool on_primary = primary_now && *primary_now == index;
     if (need.write && on_primary && !tx_backend_) co_await remember_write(*b);
     co_return Outcome::ok;
 }

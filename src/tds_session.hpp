@@ -43,7 +43,9 @@ public:
     void check_client(std::chrono::steady_clock::time_point) noexcept override {}
 
 private:
-    enum class Outcome { ok, client_gone, backend_lost };
+    /// backend_lost: before any of its answer reached the client (it gets an error and the
+    /// session goes on); broken: in the middle of it (the session must end).
+    enum class Outcome { ok, client_gone, backend_lost, broken };
 
     asio::awaitable<bool> login();
     asio::awaitable<bool> read_client_message();
@@ -55,6 +57,8 @@ private:
     /// connect failed (the client got an error).
     asio::awaitable<tds::TdsBackend*> backend_for(std::size_t index);
     std::optional<std::size_t> choose_replica();
+    /// The primary, waiting up to [routing] failover_hold while the monitor knows none.
+    asio::awaitable<std::optional<std::size_t>> wait_for_primary();
     asio::awaitable<bool> bring_up_to_date(tds::TdsBackend& b);
     asio::awaitable<Outcome> forward(tds::TdsBackend& b, std::uint8_t type, std::uint8_t status,
                                      std::vector<std::uint8_t> payload);
