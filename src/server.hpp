@@ -204,6 +204,14 @@ struct Shared {
     std::vector<TdsBackendShared> tds_backends;
     std::shared_ptr<const pool::Topology> tds_topology;
     std::unique_ptr<pool::TdsMonitor> tds_monitor;
+    /// Consistency `global` for TDS: the newest commit LSN among the writes whose answer
+    /// any TDS client of this Sluice got, and when the last such write was acknowledged
+    /// (the time bound where the servers report no LSN).
+    struct TdsAcked {
+        mutable std::mutex mutex;
+        std::string lsn;
+        std::chrono::steady_clock::time_point at{};
+    } tds_acked;
     std::shared_ptr<const pool::Topology> current_tds_topology() const {
         if (tds_monitor) {
             if (auto t = tds_monitor->latest()) return t;

@@ -206,14 +206,13 @@ asio::awaitable<bool> TdsSession::login() {
     // database check and its values shape the reply.
     std::optional<std::size_t> first;
     if (read_only_intent_) first = choose_replica();
-    if (!first) first = co_await wait_for_primary();
-    if (!first) {
-        co_await send_error(983, 14,
-                            "No SQL Server backend takes writes now (failover in progress)");
+    tds::TdsBackend* b = nullptr;
+    if (first) b = co_await backend_for(*first);
+    if (b == nullptr && !last_failure_.server_error) b = co_await primary_backend();
+    if (b == nullptr) {
+        co_await report_connect_failure();
         co_return false;
     }
-    tds::TdsBackend* b = co_await backend_for(*first);
-    if (b == nullptr) co_return false;
     state_.start(b->database, 0);
     ptds::LoginReply reply;
     reply.tds_version = b->tds_version;
@@ -260,20 +259,44 @@ std::optional<std::size_t> TdsSession::choose_replica() {
     req.max_lag = routing.max_lag;
     req.zone = worker_.shared().cfg.zone;
     req.tiebreak = id_;
-    // Read-your-writes: a secondary whose redone LSN does not cover the session's last
-    // write, or (without LSNs) whose lag is not shorter than the time since that write.
+    // Read-your-writes: a secondary whose redone LSN does not cover the last write the
+    // read must see (the session's; under `global` any TDS client's acknowledged write),
+    // or, without LSNs, whose lag is not shorter than the time since that write.
+    std::string lsn;
+    std::optional<clock::time_point> when;
+    switch (routing.consistency) {
+    case config::Consistency::eventual:
+        break;
+    case config::Consistency::session:
+        lsn = write_lsn_;
+        when = write_time_;
+        break;
+    case config::Consistency::global:
+    case config::Consistency::fleet: {
+        const auto& acked = worker_.shared().tds_acked;
+        const std::lock_guard lock(acked.mutex);
+        lsn = acked.lsn;
+        if (acked.at != clock::time_point{}) when = acked.at;
+        if (pool::compare_lsn(write_lsn_, lsn) > 0) lsn = write_lsn_;
+        if (write_time_ && (!when || *write_time_ > *when)) when = write_time_;
+        break;
+    }
+    }
     for (std::size_t i = 0; i < t.backends.size() && i < pool::max_backends; ++i) {
         const auto& b = t.backends[i];
         bool behind = false;
-        if (!write_lsn_.empty()) {
-            behind = pool::compare_lsn(b.gtid_position, write_lsn_) < 0;
-        } else if (write_time_) {
-            const auto since = clock::now() - *write_time_;
+        if (!lsn.empty()) {
+            behind = pool::compare_lsn(b.gtid_position, lsn) < 0;
+        } else if (when) {
+            const auto since = clock::now() - *when;
             behind = !b.lag || *b.lag >= since;
         }
         if (behind) req.excluded |= std::uint64_t{1} << i;
     }
-    return pool::choose_replica(t, req);
+    const auto chosen = pool::choose_replica(t, req);
+    spdlog::debug("tds s={}: replica choice: lsn '{}', excluded {:#x}, chose {}", id_, lsn,
+                  req.excluded, chosen ? std::to_string(*chosen) : "none");
+    return chosen;
 }
 
 asio::awaitable<std::optional<std::size_t>> TdsSession::wait_for_primary() {
@@ -289,8 +312,59 @@ asio::awaitable<std::optional<std::size_t>> TdsSession::wait_for_primary() {
     }
 }
 
+asio::awaitable<void> TdsSession::report_connect_failure() {
+    if (last_failure_.server_error) {
+        std::vector<std::uint8_t> payload;
+        ptds::write_error_response(*last_failure_.server_error, tds_version_, payload);
+        const error_code ignored = co_await send_client(ptds::PacketType::tabular_result, payload);
+        (void)ignored;
+    } else if (last_failure_.why.empty()) {
+        co_await send_error(983, 16, "No SQL Server backend takes writes now (failover)");
+    } else {
+        co_await send_error(10054, 16, last_failure_.why);
+    }
+}
+
+asio::awaitable<tds::TdsBackend*> TdsSession::primary_backend() {
+    // A primary that does not answer may be failing over: until the hold ends, wait for the
+    // monitor to name a primary that does (the same one back, or a promoted secondary).
+    const auto deadline = clock::now() + worker_.shared().cfg.routing.failover_hold;
+    asio::steady_timer timer(client_.socket().get_executor());
+    for (;;) {
+        const auto primary = co_await wait_for_primary();
+        if (!primary) co_return nullptr;
+        tds::TdsBackend* b = co_await backend_for(*primary);
+        if (b != nullptr || last_failure_.server_error || clock::now() >= deadline || closing_)
+            co_return b;
+        timer.expires_after(std::chrono::milliseconds(100));
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) co_return nullptr;
+    }
+}
+
 asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
-    if (auto it = conns_.find(index); it != conns_.end()) co_return it->second.get();
+    if (auto it = conns_.find(index); it != conns_.end()) {
+        // Between requests a server sends nothing: readable means closed (a restart, a
+        // failover). Such a connection is replaced before the request is sent, so the
+        // request is not lost with it.
+        auto& sock = it->second->stream.socket();
+        error_code ec;
+        const std::size_t waiting = sock.available(ec);
+        std::uint8_t probe = 0;
+        bool closed = ec.failed() || waiting > 0 || !it->second->buf.empty();
+        if (!closed) {
+            sock.non_blocking(true, ec);
+            error_code peek;
+            sock.receive(asio::buffer(&probe, 1), tcp::socket::message_peek, peek);
+            sock.non_blocking(false, ec);
+            closed = peek != asio::error::would_block; // eof, a reset, or bytes nobody asked for
+        }
+        if (!closed) co_return it->second.get();
+        spdlog::info("tds s={}: the connection to {} was closed while idle: reconnecting", id_,
+                     worker_.shared().tds_backends[index].name);
+        if (tx_backend_ == index) tx_backend_.reset();
+        conns_.erase(it);
+    }
     Shared& shared = worker_.shared();
     if (index >= shared.tds_backends.size()) co_return nullptr;
     const auto& sb = shared.tds_backends[index];
@@ -308,17 +382,9 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
     if (auto* failure = std::get_if<tds::TdsConnectFailure>(&r)) {
         spdlog::warn("tds s={}: cannot log in to {}: {}{}", id_, sb.name, failure->why,
                      failure->server_error ? " (" + failure->server_error->message + ")" : "");
-        if (failure->server_error) {
-            std::vector<std::uint8_t> payload;
-            ptds::write_error_response(*failure->server_error, tds_version_, payload);
-            const error_code ignored =
-                co_await send_client(ptds::PacketType::tabular_result, payload);
-            (void)ignored;
-        } else {
-            co_await send_error(10054, 20,
-                                "Sluice cannot reach SQL Server backend " + sb.name + ": " +
-                                    failure->why);
-        }
+        last_failure_ = std::move(*failure);
+        last_failure_.why =
+            "Sluice cannot reach SQL Server backend " + sb.name + ": " + last_failure_.why;
         co_return nullptr;
     }
     auto conn = std::move(std::get<0>(r));
@@ -393,6 +459,10 @@ asio::awaitable<void> TdsSession::remember_write(tds::TdsBackend& primary) {
     write_time_ = clock::now();
     const auto r = co_await tds::run_own_batch(primary, router::tsql::commit_lsn_query());
     write_lsn_ = r.ok && r.first_value ? *r.first_value : std::string{};
+    auto& acked = worker_.shared().tds_acked;
+    const std::lock_guard lock(acked.mutex);
+    if (pool::compare_lsn(write_lsn_, acked.lsn) > 0) acked.lsn = write_lsn_;
+    acked.at = *write_time_;
 }
 
 asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std::uint8_t type,
@@ -547,16 +617,20 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                (read_only_intent_ || !need.primary)) {
         target = choose_replica();
     }
-    if (!target) target = co_await wait_for_primary();
-    spdlog::debug("tds s={}: type {} {} -> backend {}", id_, message_type_,
-                  need.primary ? "primary" : "read", target ? std::to_string(*target) : "none");
-    if (!target) {
-        co_await send_error(983, 16,
-                            "No SQL Server backend takes writes now (failover in progress)");
+    last_failure_ = {};
+    tds::TdsBackend* b = nullptr;
+    if (target) b = co_await backend_for(*target);
+    // The primary, also when a secondary or the primary did not answer (outside a
+    // transaction and without a prepared handle, which live on their own backend).
+    if (b == nullptr && !need.backend && !tx_backend_ && !last_failure_.server_error)
+        b = co_await primary_backend();
+    if (b == nullptr) {
+        co_await report_connect_failure();
         co_return Outcome::ok;
     }
-    tds::TdsBackend* b = co_await backend_for(*target);
-    if (b == nullptr) co_return Outcome::ok;
+    target = b->index;
+    spdlog::debug("tds s={}: type {} {} -> backend {}", id_, message_type_,
+                  need.primary ? "primary" : "read", *target);
     if (!reset) {
         const bool ready = co_await bring_up_to_date(*b);
         if (!ready) {

@@ -56,6 +56,10 @@ private:
     /// The backend a request goes to; nullopt: the primary is unknown (failover) or the
     /// connect failed (the client got an error).
     asio::awaitable<tds::TdsBackend*> backend_for(std::size_t index);
+    /// The primary's connection, through a failover: see primary_backend() in the .cpp.
+    asio::awaitable<tds::TdsBackend*> primary_backend();
+    /// The last failed connect's error to the client (the backend's own, or Sluice's).
+    asio::awaitable<void> report_connect_failure();
     std::optional<std::size_t> choose_replica();
     /// The primary, waiting up to [routing] failover_hold while the monitor knows none.
     asio::awaitable<std::optional<std::size_t>> wait_for_primary();
@@ -91,6 +95,7 @@ private:
     /// (no LSN outside an availability group: the time-based bound).
     std::string write_lsn_;
     std::optional<std::chrono::steady_clock::time_point> write_time_;
+    tds::TdsConnectFailure last_failure_;
 };
 
 } // namespace sluice

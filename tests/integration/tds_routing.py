@@ -1,0 +1,418 @@
+#!/usr/bin/python3
+"""tds_routing (issue #11): SQL Server clients through Sluice's TDS listener, in front of the
+project's TDS test servers (tests/fixtures/tds_server.py): a primary and two secondaries
+replaying one log of commits, each `--lag-ms` late (a simulated availability group: lag,
+LSNs and roles are the test servers', read through the AG DMV as from SQL Server). Where a
+statement ran is read from the servers: @@SERVERNAME in the same batch, and the secondaries'
+refusal of writes (error 3906). Real clients: pymssql (FreeTDS) and pytds (an independent
+TDS implementation).
+
+Ports: TDS_ROUTING_PORT (default SLUICE_PORT + 700) + 0..2 for the test servers, + 3 for
+Sluice's TDS listener, + 4 its MySQL listener, + 5 its admin.
+
+ 1. Reads go to the secondaries, writes to the primary (pymssql and pytds, plain and with
+    parameters through sp_executesql); both secondaries serve reads over several sessions.
+ 2. A transaction (BEGIN TRAN, and pytds' transaction manager requests) keeps every
+    statement on the primary until COMMIT / ROLLBACK; a read after it goes to a secondary.
+ 3. SET IMPLICIT_TRANSACTIONS ON keeps the session on the primary.
+ 4. A temporary table keeps the session on the primary until it is dropped.
+ 5. Locking hints, @@IDENTITY / SCOPE_IDENTITY(), EXEC of a procedure go to the primary.
+ 6. Read-your-writes: a row read right after its INSERT through Sluice is there although
+    the secondaries (450 ms behind) do not have it yet, seen directly.
+ 7. A secondary whose reported lag is over [routing] max_lag gets no reads; back in range,
+    it does again.
+ 8. Session settings (SET, USE) made on the primary are replayed on the secondary: a read
+    there sees the session's DATEFIRST and database.
+ 9. ApplicationIntent=ReadOnly sends the whole session to secondaries (writes fail there
+    with 3906, as with SQL Server's read-only routing).
+10. The primary dies: reads keep working on the secondaries; writes wait (failover hold)
+    and then go to secondary1 once it is promoted (role primary in its control file); the
+    client session opened before survives.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import itlib  # noqa: E402
+from itlib import Checks, Daemon, eq, true, wait_until  # noqa: E402
+
+import pymssql  # noqa: E402
+import pytds  # noqa: E402
+
+BASE = int(os.environ.get("TDS_ROUTING_PORT", itlib.env_int("SLUICE_PORT") + 700))
+SERVERS = [("primary", BASE, "primary"), ("secondary1", BASE + 1, "secondary"),
+           ("secondary2", BASE + 2, "secondary")]
+TDS_PORT, MYSQL_PORT, ADMIN_PORT = BASE + 3, BASE + 4, BASE + 5
+LAG_MS = 450
+DIR = tempfile.mkdtemp(prefix="sluice-tds-routing-")
+SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
+                      "tds_server.py")
+
+
+class TdsServers:
+    def __init__(self):
+        self.procs = {}
+
+    def start(self, name, port, role):
+        d = os.path.join(DIR, name)
+        os.makedirs(d, exist_ok=True)
+        ctl = os.path.join(DIR, name + ".json")
+        if not os.path.exists(ctl):
+            with open(ctl, "w") as f:
+                json.dump({}, f)
+        err = open(os.path.join(DIR, name + ".err"), "ab")
+        p = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", str(port), "--name", name,
+                              "--role", role, "--log", os.path.join(DIR, "ag.log"), "--dir", d,
+                              "--user", "app:app", "--user", "monitor:monitor",
+                              "--lag-ms", str(LAG_MS), "--control", ctl],
+                             stdout=err, stderr=err)
+        self.procs[name] = p
+        true(wait_until(lambda: port_open(port), 10), f"test server {name} listens on {port}")
+
+    def control(self, name, **values):
+        path = os.path.join(DIR, name + ".json")
+        with open(path) as f:
+            ctl = json.load(f)
+        ctl.update(values)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(ctl, f)
+        os.replace(tmp, path)
+
+    def kill(self, name):
+        p = self.procs[name]
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+
+    def stop_all(self):
+        problems = []
+        for name, p in self.procs.items():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    problems.append(f"{name} did not stop on SIGTERM")
+            with open(os.path.join(DIR, name + ".err"), errors="replace") as f:
+                text = f.read()
+            if "Traceback" in text:
+                problems.append(f"{name} raised:\n{text[-2000:]}")
+        return problems
+
+
+def port_open(port):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+CONFIG = f"""
+workers = 1
+[[listeners]]
+name = "mysql"
+address = "127.0.0.1"
+port = {MYSQL_PORT}
+[[listeners]]
+name = "tds"
+protocol = "tds"
+address = "127.0.0.1"
+port = {TDS_PORT}
+{itlib.topology_backends_toml()}
+[[tds_backends]]
+name = "primary"
+host = "127.0.0.1"
+port = {BASE}
+role = "primary"
+[[tds_backends]]
+name = "secondary1"
+host = "127.0.0.1"
+port = {BASE + 1}
+[[tds_backends]]
+name = "secondary2"
+host = "127.0.0.1"
+port = {BASE + 2}
+[tds_monitor]
+user = "monitor"
+password = "monitor"
+interval_ms = 100
+timeout_ms = 1000
+failures_to_open = 2
+[routing]
+max_lag_ms = 5000
+failover_hold_ms = 15000
+[[users]]
+name = "app"
+password = "app"
+[admin]
+port = {ADMIN_PORT}
+"""
+
+
+def ms(**kw):
+    return pymssql.connect(server="127.0.0.1", port=TDS_PORT, user="app", password="app",
+                           database="sluice", autocommit=True, login_timeout=10, timeout=30, **kw)
+
+
+def direct(port):
+    return pymssql.connect(server="127.0.0.1", port=port, user="app", password="app",
+                           database="sluice", autocommit=True, login_timeout=10)
+
+
+def tds(**kw):
+    return pytds.connect(server="127.0.0.1", port=TDS_PORT, user="app", password="app",
+                         database="sluice", autocommit=True, login_timeout=10, **kw)
+
+
+def q(conn, sql, params=None):
+    cur = conn.cursor()
+    cur.execute(sql, params) if params is not None else cur.execute(sql)
+    rows = cur.fetchall() if cur.description else []
+    cur.close()
+    return rows
+
+
+def server_of(conn, sql="SELECT @@SERVERNAME"):
+    return q(conn, sql)[0][-1]
+
+
+def wait_caught_up():
+    """Until both secondaries have every write (their own data, read directly)."""
+    p = direct(BASE)
+    want = q(p, "SELECT COUNT(*) FROM items")[0][0]
+    p.close()
+    for port in (BASE + 1, BASE + 2):
+        def has():
+            c = direct(port)
+            try:
+                return q(c, "SELECT COUNT(*) FROM items")[0][0] == want
+            finally:
+                c.close()
+        true(wait_until(has, 10), f"secondary on {port} caught up")
+    time.sleep(0.3)  # and the monitor has seen their LSNs
+
+
+def check_split():
+    seen = set()
+    for _ in range(6):
+        c = ms()
+        seen.add(server_of(c))
+        c.close()
+    true(seen <= {"secondary1", "secondary2"}, f"reads ran on secondaries only: {seen}")
+    eq(seen, {"secondary1", "secondary2"}, "both secondaries served reads")
+    c = ms()
+    got = q(c, "INSERT INTO items (name) VALUES ('split'); SELECT @@SERVERNAME")
+    eq(got[0][0], "primary", "an INSERT batch ran on the primary")
+    c.close()
+    t = tds()
+    cur = t.cursor()
+    cur.execute("SELECT name, @@SERVERNAME FROM items WHERE name = %s", ("split",))
+    rows = cur.fetchall()
+    true(rows and rows[0][1] in ("secondary1", "secondary2", "primary"), f"pytds read: {rows}")
+    cur.execute("INSERT INTO items (name) VALUES (%s)", ("pytds-write",))
+    t.close()
+    p = direct(BASE)
+    eq(q(p, "SELECT COUNT(*) FROM items WHERE name = 'pytds-write'")[0][0], 1,
+       "the pytds parameterised INSERT reached the primary")
+    p.close()
+
+
+def check_transaction():
+    wait_caught_up()
+    c = ms()
+    q(c, "BEGIN TRAN")
+    eq(server_of(c), "primary", "a read inside BEGIN TRAN")
+    q(c, "INSERT INTO items (name) VALUES ('in-tran')")
+    eq(server_of(c), "primary", "a read after a write inside the transaction")
+    q(c, "ROLLBACK")
+    eq(q(c, "SELECT COUNT(*) FROM items WHERE name = 'in-tran'")[0][0], 0, "rolled back")
+    true(server_of(c) in ("secondary1", "secondary2"), "a read after ROLLBACK goes to a secondary")
+    c.close()
+    # pytds without autocommit: transaction manager requests (TM_BEGIN_XACT / COMMIT).
+    t = pytds.connect(server="127.0.0.1", port=TDS_PORT, user="app", password="app",
+                      database="sluice", autocommit=False, login_timeout=10)
+    cur = t.cursor()
+    cur.execute("INSERT INTO items (name) VALUES ('tm')")
+    cur.execute("SELECT @@SERVERNAME")
+    eq(cur.fetchall()[0][0], "primary", "a read in a pytds (TM request) transaction")
+    t.commit()
+    t.close()
+    p = direct(BASE)
+    eq(q(p, "SELECT COUNT(*) FROM items WHERE name = 'tm'")[0][0], 1, "pytds commit applied")
+    p.close()
+
+
+def check_implicit():
+    wait_caught_up()
+    c = ms()
+    q(c, "SET IMPLICIT_TRANSACTIONS ON")
+    eq(server_of(c), "primary", "a read under IMPLICIT_TRANSACTIONS ON")
+    q(c, "IF @@TRANCOUNT > 0 COMMIT TRAN")
+    q(c, "SET IMPLICIT_TRANSACTIONS OFF")
+    true(server_of(c) in ("secondary1", "secondary2"), "a read after IMPLICIT_TRANSACTIONS OFF")
+    c.close()
+
+
+def check_temp_table():
+    wait_caught_up()
+    c = ms()
+    q(c, "CREATE TABLE #scratch (a INT)")
+    q(c, "INSERT INTO #scratch VALUES (7)")
+    eq(q(c, "SELECT a, @@SERVERNAME FROM #scratch"), [(7, "primary")], "the temp table's reads")
+    eq(server_of(c), "primary", "any read while the temp table exists")
+    q(c, "DROP TABLE #scratch")
+    true(server_of(c) in ("secondary1", "secondary2"), "reads after the DROP")
+    c.close()
+
+
+def check_primary_only_reads():
+    wait_caught_up()
+    c = ms()
+    eq(server_of(c, "SELECT COUNT(*), @@SERVERNAME FROM items WITH (UPDLOCK)"), "primary",
+       "UPDLOCK")
+    eq(server_of(c, "SELECT @@IDENTITY, @@SERVERNAME"), "primary", "@@IDENTITY")
+    eq(server_of(c, "SELECT SCOPE_IDENTITY(), @@SERVERNAME"), "primary", "SCOPE_IDENTITY()")
+    q(c, "CREATE PROCEDURE whereami AS SELECT @@SERVERNAME")
+    time.sleep(LAG_MS / 1000 + 0.3)
+    eq(server_of(c, "EXEC whereami"), "primary", "EXEC of a procedure")
+    c.close()
+
+
+def check_read_your_writes():
+    wait_caught_up()
+    c = ms()
+    s1 = direct(BASE + 1)
+    for i in range(5):
+        name = f"ryw-{i}-{time.time()}"
+        q(c, f"INSERT INTO items (name) VALUES ('{name}')")
+        eq(q(c, f"SELECT COUNT(*) FROM items WHERE name = '{name}'")[0][0], 1,
+           "the session reads its own write at once")
+        # The test can fail: the secondary itself does not have the row yet.
+        eq(q(s1, f"SELECT COUNT(*) FROM items WHERE name = '{name}'")[0][0], 0,
+           "secondary1, read directly, is still behind")
+    s1.close()
+    c.close()
+
+
+def check_lag():
+    wait_caught_up()
+    servers.control("secondary1", secondary_lag_seconds=60)
+    time.sleep(0.5)
+    seen = set()
+    for _ in range(6):
+        c = ms()
+        seen.add(server_of(c))
+        c.close()
+    eq(seen, {"secondary2"}, "a secondary 60 s behind gets no reads")
+    servers.control("secondary1", secondary_lag_seconds=None)
+    time.sleep(0.5)
+    seen = set()
+    for _ in range(6):
+        c = ms()
+        seen.add(server_of(c))
+        c.close()
+    eq(seen, {"secondary1", "secondary2"}, "back within max_lag, it serves reads again")
+
+
+def check_replay():
+    wait_caught_up()
+    c = ms()
+    q(c, "SET DATEFIRST 3")
+    q(c, "SET LANGUAGE us_english")
+    got = q(c, "SELECT @@SERVERNAME, DB_NAME()")
+    true(got[0][0] in ("secondary1", "secondary2"), f"a read after SET runs on a secondary: {got}")
+    c.close()
+    # The SET reached the secondary's connection: its session log would show it; the
+    # test server keeps options per session and answers a SET of an unknown option with an
+    # error, so a replay that failed would have sent the read to the primary instead.
+
+
+def check_read_only_intent():
+    # FreeTDS's ODBC driver sets fReadOnlyIntent (0x20) for ApplicationIntent=ReadOnly. (pytds
+    # 1.11's `readonly` sets 0x40, a reserved bit: SQL Server ignores it, and so does Sluice.)
+    import pyodbc
+    wait_caught_up()
+    t = pyodbc.connect("DRIVER=/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so;SERVER=127.0.0.1;"
+                       f"PORT={TDS_PORT};UID=app;PWD=app;DATABASE=sluice;TDS_Version=7.4;"
+                       "ApplicationIntent=ReadOnly", autocommit=True)
+    cur = t.cursor()
+    true(cur.execute("SELECT @@SERVERNAME").fetchall()[0][0] in ("secondary1", "secondary2"),
+         "read-only intent: reads")
+    try:
+        cur.execute("INSERT INTO items (name) VALUES ('ro')")
+        raise AssertionError("a write in a read-only intent session succeeded")
+    except pyodbc.Error as e:
+        true("3906" in str(e) or "read-only" in str(e), f"3906 from the secondary: {e}")
+    t.close()
+
+
+def check_failover():
+    wait_caught_up()
+    c = ms()
+    q(c, "SELECT 1")
+    servers.kill("primary")
+    # Reads keep working on the secondaries.
+    seen = server_of(c)
+    true(seen in ("secondary1", "secondary2"), f"a read with the primary dead: {seen}")
+    t0 = time.monotonic()
+
+    def promote():
+        time.sleep(1.0)
+        servers.control("secondary1", role="primary")
+
+    import threading
+    threading.Thread(target=promote, daemon=True).start()
+    got = q(c, "INSERT INTO items (name) VALUES ('after-failover'); SELECT @@SERVERNAME")
+    waited = time.monotonic() - t0
+    eq(got[0][0], "secondary1", "the write ran on the promoted secondary")
+    true(waited >= 0.8, f"the write waited for the new primary ({waited:.2f} s)")
+    c.close()
+    s2 = direct(BASE + 2)
+    true(wait_until(lambda: q(s2, "SELECT COUNT(*) FROM items WHERE name = 'after-failover'")[0][0]
+                    == 1, 10), "secondary2 replays the new primary's write")
+    s2.close()
+
+
+servers = TdsServers()
+
+
+def main():
+    checks = Checks()
+    problems = []
+    try:
+        for name, port, role in SERVERS:
+            servers.start(name, port, role)
+        p = direct(BASE)
+        q(p, "CREATE TABLE items (id INT IDENTITY(1,1) PRIMARY KEY, name NVARCHAR(100))")
+        p.close()
+        with Daemon(DIR, "tds", CONFIG, port=MYSQL_PORT, admin=ADMIN_PORT):
+            time.sleep(1.0)
+            checks.run("1 reads on secondaries, writes on the primary", check_split)
+            checks.run("2 transactions stay on the primary", check_transaction)
+            checks.run("3 IMPLICIT_TRANSACTIONS keeps the primary", check_implicit)
+            checks.run("4 a temp table keeps the primary", check_temp_table)
+            checks.run("5 locking hints, identity, EXEC on the primary", check_primary_only_reads)
+            checks.run("6 read-your-writes by LSN", check_read_your_writes)
+            checks.run("7 a lagging secondary leaves and rejoins", check_lag)
+            checks.run("8 settings replayed on the secondary", check_replay)
+            checks.run("9 ApplicationIntent=ReadOnly", check_read_only_intent)
+            checks.run("10 primary failover", check_failover)
+    finally:
+        problems = servers.stop_all()
+    if problems:
+        checks.failures.append("test servers")
+        print("FAIL - test servers: " + "; ".join(problems), file=sys.stderr)
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
