@@ -32,7 +32,8 @@ constexpr const char* usage = R"(Usage: sluice --config FILE
        sluice --check-config FILE
        sluice --version | --help
 
-Sluice is a read/write-splitting proxy for MySQL and MariaDB clients.
+Sluice is a read/write-splitting proxy for MySQL and MariaDB clients, and for SQL Server
+clients (TDS) in front of an availability group.
 
 Options:
   -c, --config FILE        run with the TOML configuration FILE
