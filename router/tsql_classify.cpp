@@ -491,6 +491,14 @@ private:
         std::size_t value = end - 1;
         if (value > k && toks_[value - 1].is_op('-')) --value; // SET LOCK_TIMEOUT -1
         if (value <= k) return StatementClass::unknown;
+        // Option names are words (STATISTICS IO, ANSI_NULLS) separated by commas, and the
+        // value one token: anything else is not a SET option, and is not replayed.
+        for (std::size_t o = k; o < value; ++o) {
+            if (toks_[o].kind != TokenKind::word && !toks_[o].is_op(','))
+                return StatementClass::unknown;
+        }
+        if (end - value > 2 || (end - value == 2 && !toks_[value].is_op('-')))
+            return StatementClass::unknown;
         const std::string value_text = join(toks_, value, end);
         bool constant = true;
         for (std::size_t v = value; v < end; ++v) {

@@ -70,7 +70,11 @@ TEST_CASE("the sample configuration loads and validates", "[config]") {
     CHECK(cfg.connect_timeout == std::chrono::milliseconds(3000));
     CHECK(cfg.client_handshake_timeout == std::chrono::milliseconds(10000));
     CHECK(cfg.shutdown_grace == std::chrono::milliseconds(10000));
-    REQUIRE(cfg.listeners.size() == 1);
+    REQUIRE(cfg.listeners.size() == 2);
+    CHECK(cfg.listeners[1].protocol == "tds");
+    CHECK(cfg.listeners[1].port == 11433);
+    CHECK(cfg.tds_backends.size() == 3);
+    CHECK(cfg.tds_monitor.enabled);
     CHECK(cfg.listeners[0].name == "mysql");
     CHECK(cfg.listeners[0].protocol == "mysql");
     CHECK(cfg.listeners[0].address == "127.0.0.1");
@@ -373,9 +377,9 @@ port = 2
 )" + backend + user) == "t.toml:5: listeners[1].name: name \"a\" is already used by listeners[0]");
 }
 
-TEST_CASE("the listener protocol must be mysql", "[config]") {
-    CHECK(error_of("[[listeners]]\nname = \"l\"\nprotocol = \"tds\"\n" + backend + user) ==
-          "t.toml:3: listeners[0].protocol: must be \"mysql\"");
+TEST_CASE("the listener protocol must be mysql or tds", "[config]") {
+    CHECK(error_of("[[listeners]]\nname = \"l\"\nprotocol = \"pgsql\"\n" + backend + user) ==
+          "t.toml:3: listeners[0].protocol: must be \"mysql\" or \"tds\"");
 }
 
 TEST_CASE("the auth plugin must be one Sluice speaks", "[config]") {
@@ -918,4 +922,37 @@ TEST_CASE("#10: [pool], per-backend overrides, user and listener pool modes and 
           "t.toml:3: pool.min_idle: must not exceed max_connections");
     CHECK(error_of("[pool]\nmax_connections = 0\n" + minimal).find("pool.max_connections") !=
           std::string::npos);
+}
+
+TEST_CASE("#11: TDS listeners, [[tds_backends]] and [tds_monitor]", "[config]") {
+    const std::string tds_listener =
+        "[[listeners]]\nname = \"t\"\nprotocol = \"tds\"\nport = 11433\n";
+    const std::string tds_backends = "[[tds_backends]]\nname = \"ag1\"\nhost = \"sql1\"\n"
+                                     "role = \"primary\"\n[[tds_backends]]\nname = \"ag2\"\n"
+                                     "host = \"sql2\"\nport = 14333\n";
+    const Config c = load(minimal + tds_listener + tds_backends +
+                          "[tds_monitor]\nuser = \"mon\"\npassword = \"pw\"\ninterval_ms = 250\n");
+    REQUIRE(c.listeners.size() == 2);
+    CHECK(c.listeners[1].protocol == "tds");
+    REQUIRE(c.tds_backends.size() == 2);
+    CHECK(c.tds_backends[0].port == 1433); // SQL Server's default port
+    CHECK(c.tds_backends[0].role == BackendRole::primary);
+    CHECK(c.tds_backends[1].port == 14333);
+    CHECK(c.tds_backends[1].role == BackendRole::replica);
+    CHECK(c.backends[0].port == 3306);
+    CHECK(c.tds_monitor.enabled);
+    CHECK(c.tds_monitor.user == "mon");
+    CHECK(c.tds_monitor.interval == std::chrono::milliseconds(250));
+    CHECK(c.tds_monitor.heartbeat_table.empty());
+    // A TDS listener needs SQL Server backends; they need one primary; no heartbeat there.
+    CHECK(error_of(minimal + tds_listener) ==
+          "t.toml:12: listeners[1].protocol: \"tds\" needs [[tds_backends]] (SQL Server backends)");
+    CHECK(error_of(minimal + "[[tds_backends]]\nname = \"x\"\nhost = \"h\"\n") ==
+          "t.toml:10: tds_backends: one backend must have role \"primary\"");
+    CHECK(error_of(minimal + tds_backends +
+                   "[tds_monitor]\nuser = \"m\"\npassword = \"p\"\n"
+                   "heartbeat_table = \"a.b\"\n")
+              .find("tds_monitor.heartbeat_table") != std::string::npos);
+    CHECK(error_of("[[listeners]]\nname = \"l\"\nprotocol = \"pg\"\n" + backend + user) ==
+          "t.toml:3: listeners[0].protocol: must be \"mysql\" or \"tds\"");
 }

@@ -2,6 +2,7 @@
 // health, and the topology entry made from it (issue #8, section 2).
 
 #include "sluice/pool/probe.hpp"
+#include "sluice/pool/tds_monitor.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -183,4 +184,50 @@ TEST_CASE("#8: the RTT average takes the shortest of the last four pings, so one
     // Four slow pings in a row: the backend did move away; the average follows.
     CHECK(ping(2600us) == 740us); // 300 + 0.2 x (2500 - 300)
     CHECK(ping(2600us) > 740us);
+}
+
+TEST_CASE("#11: a SQL Server probe row: role, lag and LSN position", "[pool][tds]") {
+    using sluice::pool::compare_lsn;
+    using sluice::pool::tds_probe_result;
+    using sluice::pool::TdsProbeRow;
+    // The primary replica of an availability group.
+    TdsProbeRow primary{"sql1",
+                        "READ_WRITE",
+                        "1",
+                        std::nullopt,
+                        "4200000000000012300001",
+                        "4200000000000012300001",
+                        "SYNCHRONIZED"};
+    auto p = tds_probe_result(primary);
+    CHECK(p.reachable);
+    CHECK_FALSE(p.read_only);
+    CHECK(p.gtid_position == "4200000000000012300001");
+    CHECK_FALSE(p.replication.has_value());
+    // A readable secondary, 3 s behind, at an older LSN.
+    TdsProbeRow secondary{
+        "sql2",         "READ_ONLY", "0", "3", "4200000000000012300001", "4200000000000011900001",
+        "SYNCHRONIZING"};
+    auto s = tds_probe_result(secondary);
+    CHECK(s.read_only);
+    CHECK(s.gtid_position == "4200000000000011900001");
+    REQUIRE(s.replication.has_value());
+    CHECK(s.replication->io_running);
+    CHECK(s.replication->sql_running);
+    CHECK(s.replication->seconds_behind == 3);
+    // Not synchronizing: out of rotation like a replica whose threads stopped.
+    secondary.synchronization_state = "NOT SYNCHRONIZING";
+    CHECK_FALSE(tds_probe_result(secondary).replication->sql_running);
+    // Outside an availability group: no replication to judge; updateability decides.
+    TdsProbeRow standalone{"sql3",       "READ_WRITE", std::nullopt, std::nullopt,
+                           std::nullopt, std::nullopt, std::nullopt};
+    auto n = tds_probe_result(standalone);
+    CHECK_FALSE(n.read_only);
+    CHECK_FALSE(n.replication.has_value());
+    CHECK(n.gtid_position.empty());
+    // LSNs are numeric(25,0): compared as numbers, not as text.
+    CHECK(compare_lsn("9", "10") < 0);
+    CHECK(compare_lsn("0010", "10") == 0);
+    CHECK(compare_lsn("4200000000000012300001", "4200000000000011900001") > 0);
+    CHECK(compare_lsn("", "1") < 0);
+    CHECK(compare_lsn("abc", "") == 0);
 }

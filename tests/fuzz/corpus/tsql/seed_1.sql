@@ -1,0 +1,1 @@
+SELECT TOP (10) * FROM [dbo].[t] WITH (NOLOCK) WHERE a = N'x''y'

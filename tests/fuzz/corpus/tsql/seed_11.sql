@@ -1,0 +1,1 @@
+MERGE t USING u ON t.a = u.a WHEN MATCHED THEN UPDATE SET b = 1;

@@ -1,0 +1,1 @@
+set textsize 2147483647 set quoted_identifier on set implicit_transactions off

@@ -1,0 +1,1 @@
+EXEC sp_executesql N'SELECT a FROM t WHERE b = @b', N'@b int', @b = 1
