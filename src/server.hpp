@@ -12,6 +12,7 @@
 #include "sluice/protocol/mysql/gtid.hpp"
 #include "sluice/router/route.hpp"
 #include "stats.hpp"
+#include "tds_pool.hpp"
 
 #include <array>
 #include <atomic>
@@ -266,7 +267,10 @@ public:
     Worker& operator=(const Worker&) = delete;
     /// Closes the pool's idle connections while io_ still exists (their sockets belong to it);
     /// sessions io_ destroys after give theirs back to a closed pool, which closes them.
-    ~Worker() { pool_.close_all(); }
+    ~Worker() {
+        pool_.close_all();
+        tds_pool_.close_all();
+    }
 
     /// Opens this worker's acceptors (throws std::system_error: the daemon cannot start).
     void listen();
@@ -286,6 +290,8 @@ public:
     WorkerCache& cache() noexcept { return cache_; }
     /// Backend connection pools of this worker (transaction mode).
     pool::ConnPool& pool() noexcept { return pool_; }
+    /// Pooled SQL Server connections of this worker.
+    tds::TdsPool& tds_pool() noexcept { return tds_pool_; }
     /// A number no backend connection of this worker had: its prepared statements' identity.
     std::uint32_t next_generation() noexcept { return ++generation_; }
     unsigned index() const noexcept { return index_; }
@@ -345,6 +351,7 @@ private:
     Shared& shared_;
     // Before io_: sessions (coroutine frames io_ destroys last) give connections back to it.
     pool::ConnPool pool_;
+    tds::TdsPool tds_pool_;
     std::uint32_t generation_ = 0;
     asio::io_context io_{1};
     std::vector<std::pair<tcp::acceptor, ListenerShared*>> acceptors_;

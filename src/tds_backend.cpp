@@ -116,7 +116,7 @@ connect_once(std::string host, std::uint16_t port, const TdsEndpoint& ep, ptds::
     for (const auto& e : scan.env_changes()) {
         if (e.type == ptds::env_type::packet_size && e.packet_size() != 0)
             b->packet_size = e.packet_size();
-        if (e.type == ptds::env_type::database) b->database = e.new_value;
+        if (e.type == ptds::env_type::database) b->database = b->login_database = e.new_value;
         if (e.type == ptds::env_type::routing && e.routing_port != 0)
             route = std::make_pair(e.routing_server, e.routing_port);
     }
@@ -182,7 +182,10 @@ asio::awaitable<OwnResult> run_own_batch(TdsBackend& b, std::string_view sql, bo
             e.type == ptds::env_type::tran_ended)
             b.descriptor = 0;
         if (e.type == ptds::env_type::database) b.database = e.new_value;
-        if (e.type == ptds::env_type::reset_ack) b.descriptor = 0;
+        if (e.type == ptds::env_type::reset_ack) {
+            b.descriptor = 0;
+            b.database = b.login_database;
+        }
     }
     if (scan.first_error()) {
         out.why = scan.first_error()->message;

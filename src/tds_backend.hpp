@@ -34,11 +34,14 @@ struct TdsBackend {
     std::size_t index = 0; ///< in [[tds_backends]]
     std::uint32_t tds_version = ptds::tds_version::v7_4;
     std::size_t packet_size = 4096;
-    std::uint64_t descriptor = 0;           ///< the open transaction's, from ENVCHANGE 8; 0: none
-    std::uint64_t synced = 0;               ///< the session state version this connection has
-    std::string database;                   ///< its current database
-    bool reset_pending = false;             ///< the client reset its session: reset before use
-    ptds::LoginAck login_ack;               ///< what it said at login
+    std::uint64_t descriptor = 0; ///< the open transaction's, from ENVCHANGE 8; 0: none
+    std::uint64_t synced = 0;     ///< the session state version this connection has
+    std::string database;         ///< its current database
+    std::string login_database;   ///< the login's: where a reset takes it back
+    std::uint32_t owner = 0;      ///< the session that used it last (pooling)
+    bool reset_pending = false;   ///< the client reset its session: reset before use
+    bool doomed = false;      ///< answered with a fatal error (severity >= 20): the server ends it
+    ptds::LoginAck login_ack; ///< what it said at login
     std::vector<ptds::EnvChange> login_env; ///< the login reply's ENVCHANGEs
     std::vector<std::uint8_t> buf;          ///< bytes read past the end of a response
 };
@@ -48,6 +51,8 @@ struct TdsBackend {
 struct TdsConnectFailure {
     std::string why;
     std::optional<ptds::ServerMessage> server_error;
+    /// false: waiting for another primary would not help (Sluice's own pool is exhausted).
+    bool retry = true;
 };
 
 /// Connects and logs in as `login` says (its tds_version and packet_size are asked for;
@@ -62,6 +67,10 @@ struct OwnResult {
     std::optional<std::string> first_value;   ///< the first column of the first row, as text
     std::vector<ptds::EnvChange> env_changes; ///< what it changed (database, transaction)
 };
+
+/// The text of a batch whose only work is its RESETCONNECTION bit: a space, not nothing (a
+/// TDS 7.1 batch has no ALL_HEADERS, and an empty one would be a bare packet header).
+inline constexpr std::string_view reset_text = " ";
 
 /// Runs `sql` on `b` and reads the whole answer (which stays in Sluice). `reset`: with the
 /// RESETCONNECTION bit, which resets the connection first.

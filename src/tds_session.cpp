@@ -47,11 +47,26 @@ TdsSession::TdsSession(tcp::socket socket, Worker& worker, ListenerShared& liste
 }
 
 TdsSession::~TdsSession() {
-    for (auto& [i, c] : conns_)
+    // Connections that hold nothing of the session serve others; the rest are closed.
+    if (pooling_ && idle_ && !closing_) {
+        sticky_.reset();
+        release_connections();
+    }
+    for (auto& [i, c] : conns_) {
         c->stream.close();
+        if (pooled_[i]) worker_.tds_pool().forget(i);
+    }
     client_.close();
     worker_.stats().connections_active.sub();
     worker_.remove_session(this);
+}
+
+void TdsSession::check_client(std::chrono::steady_clock::time_point now) noexcept {
+    // Idle for a second after a write: what it left is no longer worth a connection.
+    if (pooling_ && idle_ && sticky_ && !closing_ && now - last_done_ >= std::chrono::seconds(1)) {
+        sticky_.reset();
+        release_connections();
+    }
 }
 
 void TdsSession::close_if_idle() noexcept {
@@ -71,12 +86,12 @@ asio::awaitable<error_code> TdsSession::send_client(ptds::PacketType type, Bytes
     co_return co_await client_.write(out);
 }
 
-asio::awaitable<void> TdsSession::send_error(int number, int severity, std::string text) {
+asio::awaitable<void> TdsSession::send_error(int number, int severity, std::string_view text) {
     ptds::ServerMessage m;
     m.number = number;
     m.state = 1;
     m.severity = static_cast<std::uint8_t>(severity);
-    m.message = std::move(text);
+    m.message = std::string(text);
     m.server = "sluice";
     std::vector<std::uint8_t> payload;
     ptds::write_error_response(m, tds_version_, payload);
@@ -91,10 +106,13 @@ asio::awaitable<bool> TdsSession::read_client_message() {
             if (!used) {
                 spdlog::info("tds s={}: bad packet from the client: {}", id_,
                              used.error().message());
-                co_await send_error(4014, 20,
-                                    "A fatal error occurred while reading the input stream from "
-                                    "the network: " +
-                                        used.error().message());
+                {
+                    const std::string message =
+                        "A fatal error occurred while reading the input stream from "
+                        "the network: " +
+                        used.error().message();
+                    co_await send_error(4014, 20, message);
+                }
                 co_return false;
             }
             inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(*used));
@@ -140,7 +158,10 @@ asio::awaitable<bool> TdsSession::login() {
     if (message_type_ == static_cast<std::uint8_t>(ptds::PacketType::prelogin)) {
         auto pre = ptds::parse_prelogin(message_);
         if (!pre) {
-            co_await send_error(4014, 20, "Malformed PRELOGIN: " + pre.error().message());
+            {
+                const std::string message = "Malformed PRELOGIN: " + pre.error().message();
+                co_await send_error(4014, 20, message);
+            }
             co_return false;
         }
         const ptds::ServerEncryption offer = !listener_.tls    ? ptds::ServerEncryption::not_sup
@@ -166,20 +187,32 @@ asio::awaitable<bool> TdsSession::login() {
         got = co_await read_client_message();
         if (!got) co_return false;
         if (message_type_ != static_cast<std::uint8_t>(ptds::PacketType::login7)) {
-            co_await send_error(4014, 20, "Expected LOGIN7 after PRELOGIN");
+            {
+                const std::string message = "Expected LOGIN7 after PRELOGIN";
+                co_await send_error(4014, 20, message);
+            }
             co_return false;
         }
         if (decision.mode == ptds::EncryptionMode::login_only) client_.drop_tls();
     } else if (message_type_ != static_cast<std::uint8_t>(ptds::PacketType::login7)) {
-        co_await send_error(4014, 20, "Expected PRELOGIN or LOGIN7");
+        {
+            const std::string message = "Expected PRELOGIN or LOGIN7";
+            co_await send_error(4014, 20, message);
+        }
         co_return false;
     } else if (cfg.require_tls && !strict) {
-        co_await send_error(18456, 14, "Encryption is required to connect to this server.");
+        {
+            const std::string message = "Encryption is required to connect to this server.";
+            co_await send_error(18456, 14, message);
+        }
         co_return false;
     }
     auto parsed = ptds::parse_login7(message_);
     if (!parsed) {
-        co_await send_error(4014, 20, "Malformed LOGIN7: " + parsed.error().message());
+        {
+            const std::string message = "Malformed LOGIN7: " + parsed.error().message();
+            co_await send_error(4014, 20, message);
+        }
         co_return false;
     }
     login_ = std::move(*parsed);
@@ -191,7 +224,10 @@ asio::awaitable<bool> TdsSession::login() {
     if (user == nullptr || !same_secret(user->password, login_.password) ||
         (login_.option_flags2 & ptds::login7_flags::int_security)) {
         spdlog::info("tds s={}: login failed for user '{}'", id_, login_.user_name);
-        co_await send_error(18456, 14, "Login failed for user '" + login_.user_name + "'.");
+        {
+            const std::string message = "Login failed for user '" + login_.user_name + "'.";
+            co_await send_error(18456, 14, message);
+        }
         co_return false;
     }
     const std::size_t asked = login_.packet_size == 0 ? 4096 : login_.packet_size;
@@ -201,6 +237,12 @@ asio::awaitable<bool> TdsSession::login() {
     login_.option_flags3 &= static_cast<std::uint8_t>(~ptds::login7_flags::extension);
     login_.sspi.clear();
     login_.app_name = login_.app_name.empty() ? "sluice" : login_.app_name;
+    config::PoolMode mode = shared.cfg.pool.mode;
+    if (user->pool_mode)
+        mode = *user->pool_mode;
+    else if (cfg.pool_mode)
+        mode = *cfg.pool_mode;
+    pooling_ = mode == config::PoolMode::transaction;
 
     // The primary (or, for ApplicationIntent=ReadOnly, a secondary) answers the login: its
     // database check and its values shape the reply.
@@ -212,6 +254,25 @@ asio::awaitable<bool> TdsSession::login() {
     if (b == nullptr) {
         co_await report_connect_failure();
         co_return false;
+    }
+    for (int attempt = 0; b->reset_pending; ++attempt) {
+        // A pooled connection: reset to its login's state before its values are told. One
+        // that died while idle is replaced.
+        const auto r = co_await tds::run_own_batch(*b, tds::reset_text, true);
+        if (r.ok) {
+            b->reset_pending = false;
+            break;
+        }
+        const std::size_t index = b->index;
+        drop_connection(index);
+        if (attempt == 0) b = co_await backend_for(index);
+        if (attempt > 0 || b == nullptr) {
+            {
+                const std::string message = "Sluice could not reset a pooled connection: " + r.why;
+                co_await send_error(10054, 14, message);
+            }
+            co_return false;
+        }
     }
     state_.start(b->database, 0);
     ptds::LoginReply reply;
@@ -240,8 +301,16 @@ asio::awaitable<bool> TdsSession::login() {
 }
 
 asio::awaitable<void> TdsSession::run() {
-    const bool ok = co_await login();
-    if (!ok) co_return;
+    // The login has a deadline, as a MySQL client's handshake has.
+    asio::steady_timer timer{client_.socket().get_executor(),
+                             worker_.shared().cfg.client_handshake_timeout};
+    auto outcome = co_await (login() || timer.async_wait(use_tuple));
+    if (outcome.index() == 1) {
+        worker_.stats().count_error(ClientError::handshake_timeout);
+        spdlog::info("tds s={}: login timed out", id_);
+        co_return;
+    }
+    if (!std::get<0>(outcome)) co_return;
     while (!closing_) {
         idle_ = true;
         const bool got = co_await read_client_message();
@@ -319,9 +388,15 @@ asio::awaitable<void> TdsSession::report_connect_failure() {
         const error_code ignored = co_await send_client(ptds::PacketType::tabular_result, payload);
         (void)ignored;
     } else if (last_failure_.why.empty()) {
-        co_await send_error(983, 16, "No SQL Server backend takes writes now (failover)");
+        {
+            const std::string message = "No SQL Server backend takes writes now (failover)";
+            co_await send_error(983, 16, message);
+        }
     } else {
-        co_await send_error(10054, 16, last_failure_.why);
+        {
+            const std::string message = last_failure_.why;
+            co_await send_error(10054, 16, message);
+        }
     }
 }
 
@@ -334,7 +409,8 @@ asio::awaitable<tds::TdsBackend*> TdsSession::primary_backend() {
         const auto primary = co_await wait_for_primary();
         if (!primary) co_return nullptr;
         tds::TdsBackend* b = co_await backend_for(*primary);
-        if (b != nullptr || last_failure_.server_error || clock::now() >= deadline || closing_)
+        if (b != nullptr || last_failure_.server_error || !last_failure_.retry ||
+            clock::now() >= deadline || closing_)
             co_return b;
         timer.expires_after(std::chrono::milliseconds(100));
         auto [ec] = co_await timer.async_wait(use_tuple);
@@ -363,7 +439,48 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
         spdlog::info("tds s={}: the connection to {} was closed while idle: reconnecting", id_,
                      worker_.shared().tds_backends[index].name);
         if (tx_backend_ == index) tx_backend_.reset();
-        conns_.erase(it);
+        drop_connection(index);
+    }
+    if (pooling_) {
+        auto& pool = worker_.tds_pool();
+        const auto key = pool_key(index);
+        // A pooled connection of the same login, alive; it is reset before its first use.
+        // Else a new one, within [pool] max_connections per backend, waiting up to
+        // queue_timeout_ms for either.
+        const auto deadline = clock::now() + worker_.shared().cfg.pool.queue_timeout;
+        asio::steady_timer timer(client_.socket().get_executor());
+        for (;;) {
+            if (auto conn = pool.take(key, id_)) {
+                auto& sock = conn->stream.socket();
+                error_code ec;
+                sock.non_blocking(true, ec);
+                std::uint8_t probe = 0;
+                error_code peek;
+                sock.receive(asio::buffer(&probe, 1), tcp::socket::message_peek, peek);
+                sock.non_blocking(false, ec);
+                if (peek != asio::error::would_block || !conn->buf.empty()) {
+                    conn->stream.close(); // closed while idle
+                    pool.forget(index);
+                    continue;
+                }
+                auto* raw = conn.get();
+                conns_[index] = std::move(conn);
+                pooled_[index] = true;
+                co_return raw;
+            }
+            if (pool.reserve(index)) break;
+            if (clock::now() >= deadline || closing_) {
+                last_failure_ = {};
+                last_failure_.retry = false;
+                last_failure_.why = "Sluice's pool for " +
+                                    worker_.shared().tds_backends[index].name +
+                                    " is exhausted (pool max_connections)";
+                co_return nullptr;
+            }
+            timer.expires_after(std::chrono::milliseconds(5));
+            auto [ec] = co_await timer.async_wait(use_tuple);
+            if (ec) co_return nullptr;
+        }
     }
     Shared& shared = worker_.shared();
     if (index >= shared.tds_backends.size()) co_return nullptr;
@@ -380,6 +497,7 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
         login.type_flags &= static_cast<std::uint8_t>(~ptds::login7_flags::read_only_intent);
     auto r = co_await tds::connect_tds_backend(ep, std::move(login), shared.cfg.connect_timeout);
     if (auto* failure = std::get_if<tds::TdsConnectFailure>(&r)) {
+        if (pooling_) worker_.tds_pool().forget(index);
         spdlog::warn("tds s={}: cannot log in to {}: {}{}", id_, sb.name, failure->why,
                      failure->server_error ? " (" + failure->server_error->message + ")" : "");
         last_failure_ = std::move(*failure);
@@ -389,25 +507,83 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
     }
     auto conn = std::move(std::get<0>(r));
     conn->index = index;
-    conn->synced = state_.version();
+    conn->owner = id_;
+    conn->synced = 0; // the login's state only: every change of the session is replayed
     auto* raw = conn.get();
     conns_[index] = std::move(conn);
+    pooled_[index] = pooling_;
     co_return raw;
+}
+
+tds::PoolKey TdsSession::pool_key(std::size_t index) const {
+    return {index,
+            login_.user_name,
+            login_.database,
+            tds_version_,
+            static_cast<std::uint32_t>(packet_size_),
+            read_only_intent_ || !worker_.tds_topology().primary ||
+                *worker_.tds_topology().primary != index};
+}
+
+void TdsSession::drop_connection(std::size_t index) {
+    auto it = conns_.find(index);
+    if (it == conns_.end()) return;
+    it->second->stream.close();
+    if (pooled_[index]) worker_.tds_pool().forget(index);
+    pooled_.erase(index);
+    conns_.erase(it);
+}
+
+void TdsSession::release_connections() {
+    const auto primary = worker_.tds_topology().primary;
+    for (auto it = conns_.begin(); it != conns_.end();) {
+        const std::size_t i = it->first;
+        if (it->second->doomed) {
+            // The server ends a connection after a fatal error: never handed to another.
+            it->second->stream.close();
+            if (pooled_[i]) worker_.tds_pool().forget(i);
+            pooled_.erase(i);
+            it = conns_.erase(it);
+            continue;
+        }
+        bool keep = tx_backend_ == i || it->second->descriptor != 0 || sticky_ == i || !pooled_[i];
+        // Temporary tables, cursors and IMPLICIT_TRANSACTIONS live on the primary connection.
+        if ((state_.pinned() || implicit_transactions_) && primary && *primary == i) keep = true;
+        for (const auto& [h, b] : handles_)
+            if (b == i) keep = true;
+        if (keep) {
+            ++it;
+            continue;
+        }
+        worker_.tds_pool().give_back(pool_key(i), std::move(it->second));
+        pooled_.erase(i);
+        it = conns_.erase(it);
+    }
 }
 
 asio::awaitable<bool> TdsSession::bring_up_to_date(tds::TdsBackend& b) {
     if (b.reset_pending) {
-        // The client reset its session on another backend: this one resets too, with
-        // Sluice's own empty batch, whose acknowledgement stays here.
-        const auto r = co_await tds::run_own_batch(b, "", true);
-        if (!r.ok) co_return false;
+        // A pooled connection another session used, or one the client's reset did not
+        // reach: reset, then the session's settings, in one batch of Sluice's own whose
+        // answer (the reset acknowledgement) stays here.
+        const auto plan = state_.replay_since(0, b.login_database);
+        const std::string text = router::tsql::replay_batch(plan);
+        const std::string_view batch = text.empty() ? tds::reset_text : std::string_view(text);
+        const auto r = co_await tds::run_own_batch(b, batch, true);
+        if (!r.ok) {
+            spdlog::info("tds s={}: resetting a connection for the session failed: {}", id_, r.why);
+            co_return false;
+        }
         b.reset_pending = false;
-        b.synced = 0;
+        b.synced = state_.version();
+        co_return true;
     }
     if (b.synced == state_.version()) co_return true;
     const auto plan = state_.replay_since(b.synced, b.database);
     if (!plan.empty()) {
-        const auto r = co_await tds::run_own_batch(b, router::tsql::replay_batch(plan));
+        // Named: a temporary in a co_await expression is destroyed twice by GCC 12.
+        const std::string text = router::tsql::replay_batch(plan);
+        const auto r = co_await tds::run_own_batch(b, text);
         if (!r.ok) {
             spdlog::info("tds s={}: replaying the session's settings failed: {}", id_, r.why);
             co_return false;
@@ -418,6 +594,7 @@ asio::awaitable<bool> TdsSession::bring_up_to_date(tds::TdsBackend& b) {
 }
 
 void TdsSession::learn(tds::TdsBackend& b, const ptds::TokenScanner& scan) {
+    if (scan.first_error() && scan.first_error()->severity >= 20) b.doomed = true;
     for (const auto& e : scan.env_changes()) {
         switch (e.type) {
         case ptds::env_type::begin_tran:
@@ -541,12 +718,16 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         co_return ec ? Outcome::client_gone : Outcome::ok;
     }
     Need need;
+    sticky_.reset(); // the previous request's backend is released after this one
     const bool reset = message_status_ & (ptds::packet_status::reset_connection |
                                           ptds::packet_status::reset_connection_skip_tran);
     if (type == PT::sql_batch) {
         auto batch = ptds::parse_sql_batch(message_);
         if (!batch) {
-            co_await send_error(4014, 20, "Malformed SQLBatch: " + batch.error().message());
+            {
+                const std::string message = "Malformed SQLBatch: " + batch.error().message();
+                co_await send_error(4014, 20, message);
+            }
             co_return Outcome::client_gone;
         }
         need.cls = router::tsql::classify(batch->text);
@@ -554,10 +735,13 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     } else if (type == PT::rpc) {
         auto rpc = ptds::parse_rpc(message_);
         if (!rpc) {
-            co_await send_error(8009, 16,
-                                "The incoming tabular data stream (TDS) remote procedure call "
-                                "(RPC) protocol stream is incorrect: " +
-                                    rpc.error().message());
+            {
+                const std::string message =
+                    "The incoming tabular data stream (TDS) remote procedure call "
+                    "(RPC) protocol stream is incorrect: " +
+                    rpc.error().message();
+                co_await send_error(8009, 16, message);
+            }
             co_return Outcome::ok;
         }
         // A batch of calls is as strong as its strongest call.
@@ -580,7 +764,12 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                                   !c.flags.runs_hidden_statements && !c.flags.opens_handler &&
                                   c.hint.target != router::Hint::Target::primary;
                 if (!read) all_reads = false;
-                if (c.cls == router::StatementClass::write || c.cls == router::StatementClass::ddl)
+                // As for a batch: a COMMIT in sp_executesql or sp_prepexec (tdsodbc sends every
+                // statement so) ends a transaction whose commit LSN later reads must wait for.
+                if (c.cls == router::StatementClass::write ||
+                    c.cls == router::StatementClass::ddl ||
+                    c.cls == router::StatementClass::commit ||
+                    c.cls == router::StatementClass::unknown || c.flags.runs_hidden_statements)
                     need.write = true;
                 continue;
             }
@@ -622,7 +811,10 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     if (target) b = co_await backend_for(*target);
     // The primary, also when a secondary or the primary did not answer (outside a
     // transaction and without a prepared handle, which live on their own backend).
-    if (b == nullptr && !need.backend && !tx_backend_ && !last_failure_.server_error)
+    const auto primary_index = worker_.tds_topology().primary;
+    const bool target_is_primary = target && primary_index && *target == *primary_index;
+    if (b == nullptr && !need.backend && !tx_backend_ && !last_failure_.server_error &&
+        (last_failure_.retry || !target_is_primary))
         b = co_await primary_backend();
     if (b == nullptr) {
         co_await report_connect_failure();
@@ -632,12 +824,22 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     spdlog::debug("tds s={}: type {} {} -> backend {}", id_, message_type_,
                   need.primary ? "primary" : "read", *target);
     if (!reset) {
-        const bool ready = co_await bring_up_to_date(*b);
+        const bool from_pool = b->reset_pending;
+        bool ready = co_await bring_up_to_date(*b);
+        if (!ready && from_pool) {
+            // A pooled connection that died while idle: the request has not been sent, so
+            // another connection takes it.
+            drop_connection(*target);
+            b = co_await backend_for(*target);
+            if (b != nullptr) ready = co_await bring_up_to_date(*b);
+        }
         if (!ready) {
-            conns_.erase(*target);
-            co_await send_error(10054, 16,
-                                "Sluice could not bring a backend connection to the "
-                                "session's state");
+            drop_connection(*target);
+            {
+                const std::string message = "Sluice could not bring a backend connection to the "
+                                            "session's state";
+                co_await send_error(10054, 16, message);
+            }
             co_return Outcome::ok;
         }
     } else {
@@ -656,18 +858,21 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     const Outcome o = co_await forward(*b, message_type_, message_status_, std::move(message_));
     if (o == Outcome::backend_lost || o == Outcome::broken) {
         spdlog::warn("tds s={}: lost the connection to backend {}", id_, index);
-        conns_.erase(index);
+        drop_connection(index);
         const bool in_tx = tx_backend_ == index;
         if (tx_backend_ == index) tx_backend_.reset();
         handles_.clear();
         if (o == Outcome::broken) co_return o;
         // Nothing of the answer reached the client: it gets an error and keeps its session
         // (a failover must not drop clients); the next request finds the new primary.
-        co_await send_error(in_tx ? 3971 : 10054, 16,
-                            in_tx ? "The connection running the transaction was lost; the "
-                                    "transaction is rolled back"
-                                  : "The backend connection was lost before it answered; the "
-                                    "request may or may not have run");
+        {
+            const std::string message =
+                in_tx ? "The connection running the transaction was lost; the "
+                        "transaction is rolled back"
+                      : "The backend connection was lost before it answered; the "
+                        "request may or may not have run";
+            co_await send_error(in_tx ? 3971 : 10054, 16, message);
+        }
         co_return Outcome::ok;
     }
     if (o != Outcome::ok) co_return o;
@@ -682,6 +887,13 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     const auto primary_now = worker_.tds_topology().primary;
     const bool on_primary = primary_now && *primary_now == index;
     if (need.write && on_primary && !tx_backend_) co_await remember_write(*b);
+    // The backend that just wrote stays for the next request (@@IDENTITY, @@ROWCOUNT); not
+    // after COMMIT or ROLLBACK, which leave nothing to ask about.
+    const bool ends_tx = need.classified && (need.cls.cls == router::StatementClass::commit ||
+                                             need.cls.cls == router::StatementClass::rollback);
+    if (need.write && !ends_tx && type != PT::transaction_manager) sticky_ = index;
+    last_done_ = clock::now();
+    if (pooling_) release_connections();
     co_return Outcome::ok;
 }
 

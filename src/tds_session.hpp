@@ -40,7 +40,7 @@ public:
     void force_close() noexcept override;
     std::uint32_t id() const noexcept override { return id_; }
     void kill() noexcept override { force_close(); }
-    void check_client(std::chrono::steady_clock::time_point) noexcept override {}
+    void check_client(std::chrono::steady_clock::time_point now) noexcept override;
 
 private:
     /// backend_lost: before any of its answer reached the client (it gets an error and the
@@ -50,7 +50,8 @@ private:
     asio::awaitable<bool> login();
     asio::awaitable<bool> read_client_message();
     asio::awaitable<error_code> send_client(protocol::tds::PacketType type, Bytes payload);
-    asio::awaitable<void> send_error(int number, int severity, std::string text);
+    /// `text`: a named string (GCC 12 destroys a temporary argument of a co_await call twice).
+    asio::awaitable<void> send_error(int number, int severity, std::string_view text);
     asio::awaitable<Outcome> handle_request();
 
     /// The backend a request goes to; nullopt: the primary is unknown (failover) or the
@@ -68,6 +69,13 @@ private:
                                      std::vector<std::uint8_t> payload);
     void learn(tds::TdsBackend& b, const protocol::tds::TokenScanner& scan);
     asio::awaitable<void> remember_write(tds::TdsBackend& primary);
+    /// Transaction pooling: the connections that hold nothing of the session go back to the
+    /// worker's pool (a transaction, temporary tables, cursors, prepared handles and the
+    /// backend that just wrote keep theirs).
+    void release_connections();
+    tds::PoolKey pool_key(std::size_t index) const;
+    /// A connection of conns_ is gone (lost, closed while idle).
+    void drop_connection(std::size_t index);
 
     tds::TdsStream client_;
     Worker& worker_;
@@ -96,6 +104,10 @@ private:
     std::string write_lsn_;
     std::optional<std::chrono::steady_clock::time_point> write_time_;
     tds::TdsConnectFailure last_failure_;
+    bool pooling_ = false;              ///< [pool] mode transaction (user, listener)
+    std::optional<std::size_t> sticky_; ///< ran the last write: kept for @@IDENTITY & co.
+    std::map<std::size_t, bool> pooled_;
+    std::chrono::steady_clock::time_point last_done_{}; ///< conns_ entries lent by the pool
 };
 
 } // namespace sluice

@@ -92,6 +92,11 @@ error_code TdsStream::decrypt_into(std::vector<std::uint8_t>& out) {
 
 asio::awaitable<error_code> TdsStream::read_some(std::vector<std::uint8_t>& out) {
     if (ssl_ == nullptr) co_return co_await read_raw(out);
+    if (!plain_pending_.empty()) {
+        out.insert(out.end(), plain_pending_.begin(), plain_pending_.end());
+        plain_pending_.clear();
+        co_return error_code{};
+    }
     const std::size_t before = out.size();
     while (out.size() == before) {
         raw_.clear();
@@ -217,10 +222,8 @@ asio::awaitable<error_code> TdsStream::handshake_in_prelogin(asio::ssl::context&
     // Bytes read past the last handshake message are TLS records already.
     if (!buf.empty()) {
         BIO_write(in, buf.data(), static_cast<int>(buf.size()));
-        std::vector<std::uint8_t> plain;
-        const error_code dec = decrypt_into(plain);
+        const error_code dec = decrypt_into(plain_pending_);
         if (dec) co_return dec;
-        pending_.insert(pending_.begin(), plain.begin(), plain.end());
     }
     co_return error_code{};
 }
@@ -256,7 +259,9 @@ asio::awaitable<error_code> TdsStream::handshake_direct(asio::ssl::context& ctx,
         if (ec) co_return ec;
         BIO_write(in, buf.data(), static_cast<int>(buf.size()));
     }
-    co_return error_code{};
+    // Records that came with the peer's last handshake flight (a TLS 1.3 client's first
+    // message may share its Finished's segment) are in OpenSSL already.
+    co_return decrypt_into(plain_pending_);
 }
 
 } // namespace sluice::tds

@@ -68,6 +68,7 @@ private:
     void* in_bio_ = nullptr;  // BIO*: bytes from the peer, for OpenSSL
     void* out_bio_ = nullptr; // BIO*: OpenSSL's bytes, for the peer
     std::vector<std::uint8_t> pending_;
+    std::vector<std::uint8_t> plain_pending_; // decrypted with the peer's last handshake flight
     std::vector<std::uint8_t> raw_;
     std::string tls_error_;
 };

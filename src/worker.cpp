@@ -147,6 +147,7 @@ std::vector<pool::PoolLimits> pool_limits(const config::Config& cfg) {
 
 Worker::Worker(unsigned index, Shared& shared)
     : index_(index), shared_(shared), pool_(pool_limits(shared.cfg)),
+      tds_pool_(shared.cfg.pool.max_connections, shared.cfg.pool.idle_timeout),
       cache_(shared.cache, shared.cache.enabled ? shared.cfg.cache.l1_max_bytes : 0),
       topology_(shared.topology), tds_topology_(shared.tds_topology) {}
 
@@ -309,6 +310,7 @@ asio::awaitable<void> Worker::sweep() {
         for (auto* s : sessions)
             s->check_client(now);
         pool_.sweep(now);
+        tds_pool_.sweep(now);
         if (!draining_) {
             // min_idle: connections opened ahead of use, with logins sessions taught the pool.
             for (auto& opening : pool_.to_open())

@@ -6,6 +6,14 @@
 // the session. For each run one JSON line is printed with what the server answered; tds_gate.py
 // compares it with the values it chose. Nothing is judged here, so the comparison lives in one
 // place.
+//
+// Optional keys (tests/integration/tds_clients.py, the same sessions through Sluice): .tx_where,
+// a query run inside the committed transaction; .settle_ms, a pause once the rows reached the
+// secondary (Sluice may send the next read to either secondary); .many_sql (one int parameter),
+// .many_n, .many_write and .many_plain: a PreparedStatement executed many_n times in the second
+// session, each execution followed by the write (its "{i}" replaced) and the plain query. Each
+// run's output has t0_us and t1_us, the wall clock (microseconds) around it, for the packet
+// capture.
 import java.io.FileInputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -16,6 +24,7 @@ import java.sql.ResultSet;
 import java.sql.ResultSetMetaData;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
@@ -84,13 +93,27 @@ public class JtdsGate {
     }
 
     static String run(Properties spec, String p) {
+        final long t0 = micros();
         StringBuilder out = new StringBuilder("{\"label\":" + json(spec.getProperty(p + "label")));
+        out.append(",\"t0_us\":").append(t0);
+        out.append(body(spec, p));
+        return out.append(",\"t1_us\":").append(micros()).append('}').toString();
+    }
+
+    // Sessions follow each other closely: milliseconds would not tell them apart.
+    static long micros() {
+        Instant now = Instant.now();
+        return now.getEpochSecond() * 1000000L + now.getNano() / 1000;
+    }
+
+    static String body(Properties spec, String p) {
+        StringBuilder out = new StringBuilder();
         String port = spec.getProperty(p + "port");
         Connection c;
         try {
             c = connect(spec, p, port, "app");
         } catch (SQLException e) {
-            return out.append(",\"connect_error\":").append(error(e)).append('}').toString();
+            return out.append(",\"connect_error\":").append(error(e)).toString();
         }
         try {
             exec(c, spec.getProperty(p + "create"));
@@ -108,6 +131,9 @@ public class JtdsGate {
             exec(c, spec.getProperty(p + "tx_rollback"));
             c.rollback();
             exec(c, spec.getProperty(p + "tx_commit"));
+            if (spec.getProperty(p + "tx_where") != null)
+                out.append(",\"tx_where\":")
+                    .append(json(query(c, spec.getProperty(p + "tx_where"))));
             c.commit();
             c.setAutoCommit(true);
             out.append(",\"tx\":").append(json(query(c, spec.getProperty(p + "tx_check"))));
@@ -141,9 +167,11 @@ public class JtdsGate {
                 }
                 Thread.sleep(50);
             }
+            Thread.sleep(Long.parseLong(spec.getProperty(p + "settle_ms", "0")));
             out.append(",\"secondary_rows\":")
                 .append(json(query(s, spec.getProperty(p + "select"))));
             out.append(",\"secondary_env\":").append(json(query(s, spec.getProperty(p + "env"))));
+            if (spec.getProperty(p + "many_sql") != null) many(spec, p, s, out);
             try {
                 exec(s, spec.getProperty(p + "secondary_write"));
                 out.append(",\"secondary_write_error\":null");
@@ -155,7 +183,25 @@ public class JtdsGate {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        return out.append('}').toString();
+        return out.toString();
+    }
+
+    // jTDS prepares on the first execution (sp_prepare, then sp_execute on the handle).
+    static void many(Properties spec, String p, Connection s, StringBuilder out)
+        throws SQLException {
+        List<Object> runs = new ArrayList<>();
+        List<Object> plain = new ArrayList<>();
+        int n = Integer.parseInt(spec.getProperty(p + "many_n"));
+        try (PreparedStatement ps = s.prepareStatement(spec.getProperty(p + "many_sql"))) {
+            for (int i = 0; i < n; i++) {
+                ps.setInt(1, i);
+                runs.add(rows(ps.executeQuery()));
+                exec(s, spec.getProperty(p + "many_write").replace("{i}", Integer.toString(i)));
+                plain.add(query(s, spec.getProperty(p + "many_plain")));
+            }
+        }
+        out.append(",\"many_runs\":").append(json(runs));
+        out.append(",\"many_plain\":").append(json(plain));
     }
 
     public static void main(String[] args) throws Exception {

@@ -122,7 +122,9 @@ def free_port(port):
 
 
 class TdsServer:
-    def __init__(self, work, name, port, role, log, encrypt, certs):
+    """One test server; EXTRA: more command-line arguments (tds_clients.py: --user, --lag-ms)."""
+
+    def __init__(self, work, name, port, role, log, encrypt, certs, extra=()):
         self.name, self.port, self.role, self.encrypt = name, port, role, encrypt
         self.dir = os.path.join(work, name)
         self.stderr_path = os.path.join(work, name + ".stderr")
@@ -131,6 +133,7 @@ class TdsServer:
                "--dir", self.dir, "--user", "app:app", "--encrypt", encrypt]
         if certs:
             cmd += ["--cert", os.path.join(certs, "server.pem"), "--key", os.path.join(certs, "server.key")]
+        cmd += list(extra)
         self.err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.err, stderr=self.err, stdin=subprocess.DEVNULL)
 
@@ -295,22 +298,23 @@ def error_has(text, number, by_text=False):
 FREETDS_MODES = {"off": E_NOT_SUP, "request": E_OFF, "require": E_ON}  # login.c 1319-1337
 
 
-def write_freetds_conf(work, groups, certs):
+def write_freetds_conf(work, targets, certs):
+    """freetds.conf and odbc.ini with an entry per target (role, mode, port), client encryption
+    setting and TDS version, named as entry() names them."""
     conf = os.path.join(work, "freetds.conf")
     odbc_dir = os.path.join(work, "odbc")
     os.makedirs(odbc_dir, exist_ok=True)
     lines = ["[global]", "  tds version = 7.4", "  client charset = UTF-8",
              "  ca file = %s" % os.path.join(certs, "ca.pem"), "  connect timeout = 5", ""]
     odbc = []
-    for g in groups.values():
-        for role, srv in (("p", g.primary), ("s", g.secondary)):
-            for enc in FREETDS_MODES:
-                for ver in ("7.4", "7.1", "7.2", "7.3"):
-                    name = "%s_%s_%s_%s" % (role, g.mode, enc, ver.replace(".", ""))
-                    lines += ["[%s]" % name, "  host = 127.0.0.1", "  port = %d" % srv.port,
-                              "  encryption = %s" % enc, "  tds version = %s" % ver, ""]
-                    odbc += ["[%s]" % name, "Driver = FreeTDS", "Servername = %s" % name,
-                             "Database = sluice", ""]
+    for role, mode, port in targets:
+        for enc in FREETDS_MODES:
+            for ver in ("7.4", "7.1", "7.2", "7.3"):
+                name = "%s_%s_%s_%s" % (role, mode, enc, ver.replace(".", ""))
+                lines += ["[%s]" % name, "  host = 127.0.0.1", "  port = %d" % port,
+                          "  encryption = %s" % enc, "  tds version = %s" % ver, ""]
+                odbc += ["[%s]" % name, "Driver = FreeTDS", "Servername = %s" % name,
+                         "Database = sluice", ""]
     with open(conf, "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(odbc_dir, "odbcinst.ini"), "w") as f:
@@ -408,7 +412,7 @@ class DbApi:
             return {"plain": E_NOT_SUP, "login": E_OFF, "full": E_ON}[mode]
         return FREETDS_MODES[mode]
 
-    def connect(self, srv, group, role, mode, password="app", ver="7.4"):
+    def connect(self, srv, group, role, mode, password="app", ver="7.4", autocommit=False):
         if self.name == "pytds":
             import pytds
             kw = {}
@@ -416,16 +420,16 @@ class DbApi:
                 kw = {"cafile": os.path.join(self.certs, "ca.pem"), "validate_host": True,
                       "enc_login_only": mode == "login"}
             return pytds.connect(server="localhost", port=srv.port, user="app", password=password,
-                                 database="sluice", autocommit=False, login_timeout=5, timeout=20, **kw)
+                                 database="sluice", autocommit=autocommit, login_timeout=5, timeout=20, **kw)
         if self.name == "pymssql":
             import pymssql
             # pymssql passes its own port (default 1433) over freetds.conf's; 7.4 is the entry's.
             return pymssql.connect(server=entry(role, group, mode, ver), port=str(srv.port), user="app",
-                                   password=password, database="sluice", autocommit=False, login_timeout=5,
+                                   password=password, database="sluice", autocommit=autocommit, login_timeout=5,
                                    timeout=20, tds_version=None if ver == "7.4" else ver)
         import pyodbc
         return pyodbc.connect("DSN=%s;UID=app;PWD=%s" % (entry(role, group, mode, ver), password),
-                              autocommit=False, timeout=5)
+                              autocommit=autocommit, timeout=5)
 
     def param_query(self, conn, plan):
         if self.name == "pytds":  # sp_executesql
@@ -777,92 +781,100 @@ def node_matrix(checks, groups, work, certs):
 
 
 # --- ATTENTION and large messages from the Python clients ----------------------------------------
+# Each takes the port to use (tds_clients.py points them at Sluice) and returns its note.
+LONG_ROWS = 2000000
+
+
+def pymssql_cancel(server, port):
+    """SERVER: the freetds.conf entry (or host) pymssql connects to, on PORT."""
+    import pymssql
+    conn = pymssql.connect(server=server, port=str(port), user="app", password="app", database="sluice",
+                           autocommit=True, login_timeout=5)
+    try:
+        cur = conn.cursor()
+        t0 = time.monotonic()
+        cur.execute(long_result_sql(LONG_ROWS))
+        rows = cur.fetchmany(100)
+        expect([r[0] for r in rows] == list(range(1, 101)), "first rows: %r" % rows[:3])
+        conn._conn.cancel()  # dbcancel(): ATTENTION, then reads up to DONE_ATTN
+        took = time.monotonic() - t0
+        want = rnd.randrange(10**9)
+        cur.execute("SELECT %d" % want)
+        expect(cur.fetchall() == [(want,)], "query after the cancel")
+        return "cancelled after 100 of %d rows in %.2fs" % (LONG_ROWS, took)
+    finally:
+        conn.close()
+
+
+def pytds_cancel(port):
+    import pytds
+    conn = pytds.connect(server="127.0.0.1", port=port, user="app", password="app",
+                         database="sluice", autocommit=True, login_timeout=5, timeout=20)
+    try:
+        cur = conn.cursor()
+        t0 = time.monotonic()
+        cur.execute(long_result_sql(LONG_ROWS))
+        expect(len(cur.fetchmany(100)) == 100, "first rows")
+        cur.cancel()
+        took = time.monotonic() - t0
+        want = rnd.randrange(10**9)
+        cur.execute("SELECT %d" % want)
+        expect(cur.fetchall() == [(want,)], "query after the cancel")
+        return "cancelled after 100 of %d rows in %.2fs" % (LONG_ROWS, took)
+    finally:
+        conn.close()
+
+
+def pytds_multi(port, table, cafile=None):
+    """A batch, an sp_executesql parameter and a response far larger than a packet; TLS (full,
+    the certificate checked against CAFILE) when CAFILE is given."""
+    import pytds
+    kw = {} if cafile is None else {"cafile": cafile}
+    conn = pytds.connect(server="localhost", port=port, user="app", password="app",
+                         database="sluice", autocommit=True, login_timeout=5, timeout=20, **kw)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE %s (id INT, v NVARCHAR(MAX))" % table)
+        big1, big2 = random_text(50000), random_text(70000)
+        cur.execute("INSERT INTO %s (id, v) VALUES (1, %s)" % (table, sql_str(big1)))  # batch
+        cur.execute("INSERT INTO %s (id, v) VALUES (2, %%s)" % table, (big2,))  # sp_executesql
+        cur.execute("SELECT id, v FROM %s ORDER BY id" % table)
+        got = cur.fetchall()
+        expect([tuple(r) for r in got] == [(1, big1), (2, big2)], "large values differ")
+        return "50,000 and 70,000 characters through 4,096-byte packets"
+    finally:
+        conn.close()
+
+
+def pytds_long_response(port):
+    # More than 256 packets in one message: PacketID wraps (modulo 256, MS-TDS 2.2.3.1.5).
+    import pytds
+    rows = rnd.randrange(30000, 40000)
+    conn = pytds.connect(server="127.0.0.1", port=port, user="app", password="app",
+                         database="sluice", autocommit=True, login_timeout=5, timeout=30)
+    try:
+        cur = conn.cursor()
+        cur.execute(long_result_sql(rows))
+        got = cur.fetchall()
+        expect(len(got) == rows and sum(r[0] for r in got) == rows * (rows + 1) // 2,
+               "%d rows, want %d" % (len(got), rows))
+        return "%d rows, about %d packets of 4,096 bytes" % (rows, rows * 95 // 4088)
+    finally:
+        conn.close()
+
+
 def python_extras(checks, groups, certs):
     g = groups["not_supported"]  # plaintext: the capture sees the ATTENTION and the large packets
-    n = 2000000
-
-    def pymssql_cancel():
-        import pymssql
-        conn = pymssql.connect(server=entry("p", g, "off"), port=str(g.primary.port), user="app",
-                               password="app", database="sluice", autocommit=True, login_timeout=5)
-        try:
-            cur = conn.cursor()
-            t0 = time.monotonic()
-            cur.execute(long_result_sql(n))
-            rows = cur.fetchmany(100)
-            expect([r[0] for r in rows] == list(range(1, 101)), "first rows: %r" % rows[:3])
-            conn._conn.cancel()  # dbcancel(): ATTENTION, then reads up to DONE_ATTN
-            took = time.monotonic() - t0
-            want = rnd.randrange(10**9)
-            cur.execute("SELECT %d" % want)
-            expect(cur.fetchall() == [(want,)], "query after the cancel")
-            return "cancelled after 100 of %d rows in %.2fs" % (n, took)
-        finally:
-            conn.close()
-
     checks.run("pymssql ATTENTION: cancel() of a long result, then a query (server=not_supported)",
-               pymssql_cancel)
-
-    def pytds_cancel():
-        import pytds
-        conn = pytds.connect(server="127.0.0.1", port=g.primary.port, user="app", password="app",
-                             database="sluice", autocommit=True, login_timeout=5, timeout=20)
-        try:
-            cur = conn.cursor()
-            t0 = time.monotonic()
-            cur.execute(long_result_sql(n))
-            expect(len(cur.fetchmany(100)) == 100, "first rows")
-            cur.cancel()
-            took = time.monotonic() - t0
-            want = rnd.randrange(10**9)
-            cur.execute("SELECT %d" % want)
-            expect(cur.fetchall() == [(want,)], "query after the cancel")
-            return "cancelled after 100 of %d rows in %.2fs" % (n, took)
-        finally:
-            conn.close()
-
-    checks.run("pytds ATTENTION: cancel() of a long result, then a query (server=not_supported)", pytds_cancel)
-
-    def pytds_multi(mode):
-        import pytds
-        kw = {} if mode == "plain" else {"cafile": os.path.join(certs, "ca.pem")}
-        grp = g if mode == "plain" else groups["on"]
-        conn = pytds.connect(server="localhost", port=grp.primary.port, user="app", password="app",
-                             database="sluice", autocommit=True, login_timeout=5, timeout=20, **kw)
-        try:
-            table = "g_pytds_multi_" + mode
-            cur = conn.cursor()
-            cur.execute("CREATE TABLE %s (id INT, v NVARCHAR(MAX))" % table)
-            big1, big2 = random_text(50000), random_text(70000)
-            cur.execute("INSERT INTO %s (id, v) VALUES (1, %s)" % (table, sql_str(big1)))  # batch
-            cur.execute("INSERT INTO %s (id, v) VALUES (2, %%s)" % table, (big2,))  # sp_executesql
-            cur.execute("SELECT id, v FROM %s ORDER BY id" % table)
-            got = cur.fetchall()
-            expect([tuple(r) for r in got] == [(1, big1), (2, big2)], "large values differ")
-            return "50,000 and 70,000 characters through 4,096-byte packets"
-        finally:
-            conn.close()
-
-    def pytds_long_response():
-        # More than 256 packets in one message: PacketID wraps (modulo 256, MS-TDS 2.2.3.1.5).
-        import pytds
-        rows = rnd.randrange(30000, 40000)
-        conn = pytds.connect(server="127.0.0.1", port=g.primary.port, user="app", password="app",
-                             database="sluice", autocommit=True, login_timeout=5, timeout=30)
-        try:
-            cur = conn.cursor()
-            cur.execute(long_result_sql(rows))
-            got = cur.fetchall()
-            expect(len(got) == rows and sum(r[0] for r in got) == rows * (rows + 1) // 2,
-                   "%d rows, want %d" % (len(got), rows))
-            return "%d rows, about %d packets of 4,096 bytes" % (rows, rows * 95 // 4088)
-        finally:
-            conn.close()
-
-    checks.run("pytds response of more than 256 packets (server=not_supported)", pytds_long_response)
+               pymssql_cancel, entry("p", g, "off"), g.primary.port)
+    checks.run("pytds ATTENTION: cancel() of a long result, then a query (server=not_supported)", pytds_cancel,
+               g.primary.port)
+    checks.run("pytds response of more than 256 packets (server=not_supported)", pytds_long_response,
+               g.primary.port)
     checks.run("pytds multi-packet batch, RPC parameter and response (server=not_supported, plain)",
-               pytds_multi, "plain")
-    checks.run("pytds multi-packet batch, RPC parameter and response (server=on, full TLS)", pytds_multi, "full")
+               pytds_multi, g.primary.port, "g_pytds_multi_plain")
+    checks.run("pytds multi-packet batch, RPC parameter and response (server=on, full TLS)", pytds_multi,
+               groups["on"].primary.port, "g_pytds_multi_full", os.path.join(certs, "ca.pem"))
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -916,7 +928,8 @@ def main():
             servers += [g.primary, g.secondary]
         for s in servers:
             s.wait_ready()
-        write_freetds_conf(work, groups, certs)
+        write_freetds_conf(work, [(role, g.mode, srv.port) for g in groups.values()
+                                  for role, srv in (("p", g.primary), ("s", g.secondary))], certs)
         ns = groups["not_supported"]
         capture = Capture(work, [ns.primary.port, ns.secondary.port])
         freetds_matrix(checks, groups)

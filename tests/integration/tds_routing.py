@@ -30,16 +30,15 @@ Sluice's TDS listener, + 4 its MySQL listener, + 5 its admin.
     client session opened before survives.
 """
 
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import itlib  # noqa: E402
+import tdslib  # noqa: E402
+from tdslib import q  # noqa: E402
 from itlib import Checks, Daemon, eq, true, wait_until  # noqa: E402
 
 import pymssql  # noqa: E402
@@ -51,111 +50,10 @@ SERVERS = [("primary", BASE, "primary"), ("secondary1", BASE + 1, "secondary"),
 TDS_PORT, MYSQL_PORT, ADMIN_PORT = BASE + 3, BASE + 4, BASE + 5
 LAG_MS = 450
 DIR = tempfile.mkdtemp(prefix="sluice-tds-routing-")
-SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
-                      "tds_server.py")
 
 
-class TdsServers:
-    def __init__(self):
-        self.procs = {}
-
-    def start(self, name, port, role):
-        d = os.path.join(DIR, name)
-        os.makedirs(d, exist_ok=True)
-        ctl = os.path.join(DIR, name + ".json")
-        if not os.path.exists(ctl):
-            with open(ctl, "w") as f:
-                json.dump({}, f)
-        err = open(os.path.join(DIR, name + ".err"), "ab")
-        p = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", str(port), "--name", name,
-                              "--role", role, "--log", os.path.join(DIR, "ag.log"), "--dir", d,
-                              "--user", "app:app", "--user", "monitor:monitor",
-                              "--lag-ms", str(LAG_MS), "--control", ctl],
-                             stdout=err, stderr=err)
-        self.procs[name] = p
-        true(wait_until(lambda: port_open(port), 10), f"test server {name} listens on {port}")
-
-    def control(self, name, **values):
-        path = os.path.join(DIR, name + ".json")
-        with open(path) as f:
-            ctl = json.load(f)
-        ctl.update(values)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(ctl, f)
-        os.replace(tmp, path)
-
-    def kill(self, name):
-        p = self.procs[name]
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-
-    def stop_all(self):
-        problems = []
-        for name, p in self.procs.items():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    problems.append(f"{name} did not stop on SIGTERM")
-            with open(os.path.join(DIR, name + ".err"), errors="replace") as f:
-                text = f.read()
-            if "Traceback" in text:
-                problems.append(f"{name} raised:\n{text[-2000:]}")
-        return problems
-
-
-def port_open(port):
-    import socket
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-CONFIG = f"""
-workers = 1
-[[listeners]]
-name = "mysql"
-address = "127.0.0.1"
-port = {MYSQL_PORT}
-[[listeners]]
-name = "tds"
-protocol = "tds"
-address = "127.0.0.1"
-port = {TDS_PORT}
-{itlib.topology_backends_toml()}
-[[tds_backends]]
-name = "primary"
-host = "127.0.0.1"
-port = {BASE}
-role = "primary"
-[[tds_backends]]
-name = "secondary1"
-host = "127.0.0.1"
-port = {BASE + 1}
-[[tds_backends]]
-name = "secondary2"
-host = "127.0.0.1"
-port = {BASE + 2}
-[tds_monitor]
-user = "monitor"
-password = "monitor"
-interval_ms = 100
-timeout_ms = 1000
-failures_to_open = 2
-[routing]
-max_lag_ms = 5000
-failover_hold_ms = 15000
-[[users]]
-name = "app"
-password = "app"
-[admin]
-port = {ADMIN_PORT}
-"""
+CONFIG = tdslib.tds_config(BASE, TDS_PORT, MYSQL_PORT, ADMIN_PORT, itlib.topology_backends_toml(),
+                           "[routing]\nmax_lag_ms = 5000\nfailover_hold_ms = 15000\n")
 
 
 def ms(**kw):
@@ -171,14 +69,6 @@ def direct(port):
 def tds(**kw):
     return pytds.connect(server="127.0.0.1", port=TDS_PORT, user="app", password="app",
                          database="sluice", autocommit=True, login_timeout=10, **kw)
-
-
-def q(conn, sql, params=None):
-    cur = conn.cursor()
-    cur.execute(sql, params) if params is not None else cur.execute(sql)
-    rows = cur.fetchall() if cur.description else []
-    cur.close()
-    return rows
 
 
 def server_of(conn, sql="SELECT @@SERVERNAME"):
@@ -382,7 +272,7 @@ def check_failover():
     s2.close()
 
 
-servers = TdsServers()
+servers = tdslib.TdsServers(DIR, LAG_MS)
 
 
 def main():

@@ -7,6 +7,14 @@
 // (ATTENTION, RESETCONNECTION, multi-packet messages). One JSON line is printed per session and
 // per extra with what the server answered; tds_gate.py judges them, so the comparison with the
 // values it chose lives in one place. Exits 0 unless the script itself broke.
+//
+// tests/integration/tds_clients.py runs the same sessions through Sluice, with optional keys:
+// tx_where (a query inside the committed transaction), settle_ms (a pause once the rows reached
+// the secondary), and the extras 'many' (one prepared handle executed many times between
+// writes), 'collide' (two handles with the same number on two backends) and 'readonly'
+// (ApplicationIntent=ReadOnly). Every session's output has t0 and t1, the wall clock (ms, with
+// a fraction: sessions follow each other within a millisecond) around it, for the packet
+// capture.
 'use strict';
 
 const fs = require('fs');
@@ -21,6 +29,8 @@ try {
     process.exit(1);
 }
 const {Connection, Request, TYPES} = tedious;
+const {performance} = require('perf_hooks');
+const now = () => performance.timeOrigin + performance.now();
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const ca = spec.ca ? fs.readFileSync(spec.ca) : undefined;
@@ -39,8 +49,9 @@ function errorOf(e) {
 }
 
 // ---- tedious, callbacks wrapped in promises ----------------------------------------------------
-function tediousConfig(port, encrypt, password) {
+function tediousConfig(port, encrypt, password, extra = {}) {
     const options = {
+        ...extra,
         port,
         database : 'sluice',
         encrypt,
@@ -63,9 +74,9 @@ function tediousConfig(port, encrypt, password) {
     };
 }
 
-function connect(port, encrypt, password = 'app') {
+function connect(port, encrypt, password = 'app', extra = {}) {
     return new Promise((resolve, reject) => {
-        const conn = new Connection(tediousConfig(port, encrypt, password));
+        const conn = new Connection(tediousConfig(port, encrypt, password, extra));
         conn.on('error', () => {}); // a closed socket after a test is not this script's failure
         if (process.env.TDS_GATE_DEBUG) conn.on('debug', (m) => console.error(m));
         // tedious's login error has no number; the server's ERROR token (18456) has.
@@ -108,9 +119,9 @@ function close(conn) {
     });
 }
 
-async function prepared(conn, sql, params) {
-    // sp_prepare (ends with the 'prepared' event), sp_execute twice on the handle, sp_unprepare
-    // (each ends with the request's callback).
+// sp_prepare (ends with the 'prepared' event); then execute(args) (sp_execute on the handle) and
+// unprepare() (sp_unprepare), each ending with the request's callback.
+async function prepare(conn, sql, params) {
     let step;
     const next = () => new Promise((resolve, reject) => (step = {resolve, reject}));
     const req = new Request(sql, (err, _count, rows) =>
@@ -121,18 +132,31 @@ async function prepared(conn, sql, params) {
     let done = next();
     conn.prepare(req);
     await done;
+    return {
+        handle : req.handle,
+        execute : (args) => {
+            done = next();
+            conn.execute(req, args);
+            return done;
+        },
+        unprepare : () => {
+            done = next();
+            conn.unprepare(req);
+            return done;
+        },
+    };
+}
+
+async function prepared(conn, sql, params) {
+    // Twice on the one handle.
+    const ps = await prepare(conn, sql, params);
     const args = {};
     for (const [name, , value] of params)
         args[name] = value;
     const results = [];
-    for (let i = 0; i < 2; i++) {
-        done = next();
-        conn.execute(req, args);
-        results.push(await done);
-    }
-    done = next();
-    conn.unprepare(req);
-    await done;
+    for (let i = 0; i < 2; i++)
+        results.push(await ps.execute(args));
+    await ps.unprepare();
     return results;
 }
 
@@ -146,18 +170,26 @@ async function waitReplicated(conn, table) {
             // 208 until the CREATE TABLE has been replayed
         }
         if (Number(rows[0][0]) === 1 || Date.now() > deadline) return;
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
     }
 }
 
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
 async function tediousSession(run) {
-    const out = {label : run.label};
+    const out = {label : run.label, t0 : now()};
+    await tediousSteps(run, out);
+    out.t1 = now();
+    return out;
+}
+
+async function tediousSteps(run, out) {
     let conn;
     try {
         conn = await connect(run.port, run.encrypt);
     } catch (e) {
         out.connect_error = errorOf(e);
-        return out;
+        return;
     }
     const params =
         [ [ 's', TYPES.NVarChar, run.param_s ], [ 'n', TYPES.BigInt, BigInt(run.param_n) ] ];
@@ -172,6 +204,7 @@ async function tediousSession(run) {
         await tx(conn, 'rollbackTransaction');
         await tx(conn, 'beginTransaction');
         await exec(conn, run.tx_commit);
+        if (run.tx_where) out.tx_where = await exec(conn, run.tx_where);
         await tx(conn, 'commitTransaction');
         out.tx = await exec(conn, run.tx_check);
         out.env = await exec(conn, run.env);
@@ -188,6 +221,7 @@ async function tediousSession(run) {
     try {
         const s = await connect(run.secondary_port, run.encrypt);
         await waitReplicated(s, run.table);
+        await sleep(run.settle_ms || 0);
         out.secondary_rows = await exec(s, run.select);
         out.secondary_env = await exec(s, run.env);
         try {
@@ -200,7 +234,6 @@ async function tediousSession(run) {
     } catch (e) {
         out.secondary_error = errorOf(e);
     }
-    return out;
 }
 
 // ---- mssql (a pool over tedious) ---------------------------------------------------------------
@@ -237,13 +270,19 @@ async function mq(target, sql, inputs = []) {
 }
 
 async function mssqlSession(run) {
-    const out = {label : run.label};
+    const out = {label : run.label, t0 : now()};
+    await mssqlSteps(run, out);
+    out.t1 = now();
+    return out;
+}
+
+async function mssqlSteps(run, out) {
     let pool;
     try {
         pool = await mssqlConnect(run.port, run.encrypt);
     } catch (e) {
         out.connect_error = errorOf(e);
-        return out;
+        return;
     }
     const inputs =
         [ [ 's', mssql.NVarChar(200), run.param_s ], [ 'n', mssql.BigInt, BigInt(run.param_n) ] ];
@@ -268,6 +307,7 @@ async function mssqlSession(run) {
         t = new mssql.Transaction(pool);
         await t.begin();
         await mq(t, run.tx_commit);
+        if (run.tx_where) out.tx_where = await mq(t, run.tx_where);
         await t.commit();
         out.tx = await mq(pool, run.tx_check);
         out.env = await mq(pool, run.env);
@@ -292,8 +332,9 @@ async function mssqlSession(run) {
                 // 208 until the CREATE TABLE has been replayed
             }
             if (Number(rows[0][0]) === 1 || Date.now() > deadline) break;
-            await new Promise((res) => setTimeout(res, 50));
+            await sleep(50);
         }
+        await sleep(run.settle_ms || 0);
         out.secondary_rows = await mq(s, run.select);
         out.secondary_env = await mq(s, run.env);
         try {
@@ -306,7 +347,6 @@ async function mssqlSession(run) {
     } catch (e) {
         out.secondary_error = errorOf(e);
     }
-    return out;
 }
 
 // ---- extras: ATTENTION, RESETCONNECTION, multi-packet messages ---------------------------------
@@ -369,6 +409,92 @@ async function multiPacket(ex) {
     return out;
 }
 
+async function manyExecutions(ex) {
+    // One handle (a read, so Sluice prepares it where reads go) executed ex.n times; after each
+    // execution a write batch and a plain read, which read-your-writes may send elsewhere.
+    const out = {label : ex.label, runs : [], plain : []};
+    const conn = await connect(ex.port, ex.encrypt);
+    const ps = await prepare(conn, ex.sql, [ [ 'i', TYPES.Int ] ]);
+    for (let i = 0; i < ex.n; i++) {
+        out.runs.push(await ps.execute({i}));
+        await exec(conn, ex.write.replace('{i}', String(i)));
+        out.plain.push(await exec(conn, ex.plain));
+    }
+    await ps.unprepare();
+    out.after = await exec(conn, ex.plain);
+    await close(conn);
+    return out;
+}
+
+async function collidingHandles(ex) {
+    // Handles are numbered by each server: one prepared on a secondary and one on the primary
+    // can carry the same number. The test servers number handles per server, so every
+    // server's counter is first brought to the same value (directly, not through Sluice);
+    // then through Sluice a read is prepared (on a secondary) and a write (on the primary).
+    const out = {label : ex.label, direct_ports : []};
+    try {
+        await collide(ex, out);
+    } catch (e) {
+        out.failed = errorOf(e); // direct_ports still reach the capture's judge
+    }
+    return out;
+}
+
+async function collide(ex, out) {
+    const direct = [];
+    for (const port of ex.server_ports) {
+        const d = await connect(port, false);
+        direct.push(d);
+        // The capture tells these connections from Sluice's own to the servers by their ports.
+        out.direct_ports.push(d.socket ? d.socket.localPort : null);
+    }
+    await exec(direct[0], ex.setup);
+    const now = [];
+    for (const d of direct) {
+        const ps = await prepare(d, 'SELECT 1', []);
+        now.push(ps.handle);
+    }
+    const top = Math.max(...now);
+    out.top = top; // the next handle of every server is top + 1
+    for (let i = 0; i < direct.length; i++)
+        for (let h = now[i]; h < top; h++)
+            await prepare(direct[i], 'SELECT 1', []);
+    for (const d of direct)
+        await close(d);
+    await sleep(ex.settle_ms);
+    const conn = await connect(ex.port, ex.encrypt);
+    const read = await prepare(conn, ex.read, []);
+    const write = await prepare(conn, ex.write, []);
+    out.handles = [ read.handle, write.handle ];
+    try {
+        out.read = await read.execute({});
+    } catch (e) {
+        out.read_error = errorOf(e);
+    }
+    try {
+        out.write = await write.execute({});
+    } catch (e) {
+        out.write_error = errorOf(e);
+    }
+    await close(conn);
+}
+
+async function readOnlyIntent(ex) {
+    // ApplicationIntent=ReadOnly: the whole session on secondaries; a write there fails (3906).
+    const out = {label : ex.label};
+    const conn = await connect(ex.port, ex.encrypt, 'app', {readOnlyIntent : true});
+    out.where = await exec(conn, ex.where);
+    try {
+        await exec(conn, ex.write);
+        out.write_error = null;
+    } catch (e) {
+        out.write_error = errorOf(e);
+    }
+    out.after = await exec(conn, ex.where);
+    await close(conn);
+    return out;
+}
+
 // One JSON line, written before the next step: process.exit() would cut a pipe's pending output.
 function print(obj) {
     return new Promise((resolve) => process.stdout.write(JSON.stringify(obj) + '\n', resolve));
@@ -386,6 +512,12 @@ async function main() {
                 r = await cancelLongResult(ex);
             else if (ex.kind === 'reset')
                 r = await resetConnection(ex);
+            else if (ex.kind === 'many')
+                r = await manyExecutions(ex);
+            else if (ex.kind === 'collide')
+                r = await collidingHandles(ex);
+            else if (ex.kind === 'readonly')
+                r = await readOnlyIntent(ex);
             else
                 r = await multiPacket(ex);
         } catch (e) {
