@@ -142,25 +142,6 @@ sluice::pool::MonitorOptions monitor_options(const sluice::config::Monitor& m) {
     return o;
 }
 
-std::vector<sluice::pool::MonitoredBackend>
-monitored_tds_backends(const sluice::config::Config& cfg) {
-    std::vector<sluice::pool::MonitoredBackend> out;
-    for (const auto& b : cfg.tds_backends) {
-        sluice::pool::MonitoredBackend m;
-        m.name = b.name;
-        m.host = b.host;
-        m.port = b.port;
-        m.role = b.role == sluice::config::BackendRole::primary ? sluice::pool::Role::primary
-                                                                : sluice::pool::Role::replica;
-        m.zone = b.zone;
-        m.weight = b.weight;
-        m.tls = b.tls;
-        m.ca_file = cfg.backend_tls.ca_file;
-        out.push_back(std::move(m));
-    }
-    return out;
-}
-
 /// The SQL Server backends every worker reaches, and their topology as configured until
 /// the TDS monitor measures it.
 void setup_tds(const sluice::config::Config& cfg, sluice::Shared& shared) {
@@ -181,9 +162,12 @@ void setup_tds(const sluice::config::Config& cfg, sluice::Shared& shared) {
     shared.tds_topology = std::move(topology);
 }
 
-std::vector<sluice::pool::MonitoredBackend> monitored_backends(const sluice::config::Config& cfg) {
+/// What a monitor probes: `backends` ([[backends]] or [[tds_backends]]) with [backend_tls].
+std::vector<sluice::pool::MonitoredBackend>
+monitored_backends(const sluice::config::Config& cfg,
+                   const std::vector<sluice::config::Backend>& backends) {
     std::vector<sluice::pool::MonitoredBackend> out;
-    for (const auto& b : cfg.backends) {
+    for (const auto& b : backends) {
         sluice::pool::MonitoredBackend m;
         m.name = b.name;
         m.host = b.host;
@@ -317,7 +301,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
         binlog = std::make_unique<sluice::BinlogSync>(shared, *workers.front());
     if (cfg.monitor.enabled) {
         shared.monitor = std::make_unique<sluice::pool::Monitor>(
-            monitor_options(cfg.monitor), monitored_backends(cfg),
+            monitor_options(cfg.monitor), monitored_backends(cfg, cfg.backends),
             [&workers, &shared, &binlog](std::shared_ptr<const sluice::pool::Topology> t) {
                 if (binlog && t->primary) binlog->follow(*t->primary);
                 // A backend that went down may come back from an older copy: what it was
@@ -337,7 +321,7 @@ int run(const sluice::config::Config& cfg, sluice::router::RuleSet rules,
                           std::to_string(::getpid());
         std::filesystem::create_directories(dir);
         shared.tds_monitor = std::make_unique<sluice::pool::TdsMonitor>(
-            monitor_options(cfg.tds_monitor), monitored_tds_backends(cfg),
+            monitor_options(cfg.tds_monitor), monitored_backends(cfg, cfg.tds_backends),
             [&workers](std::shared_ptr<const sluice::pool::Topology> t) {
                 for (auto& w : workers)
                     asio::post(w->io(), [worker = w.get(), t] { worker->set_tds_topology(t); });

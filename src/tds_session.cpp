@@ -363,8 +363,8 @@ std::optional<std::size_t> TdsSession::choose_replica() {
         if (behind) req.excluded |= std::uint64_t{1} << i;
     }
     const auto chosen = pool::choose_replica(t, req);
-    spdlog::debug("tds s={}: replica choice: lsn '{}', excluded {:#x}, chose {}", id_, lsn,
-                  req.excluded, chosen ? std::to_string(*chosen) : "none");
+    spdlog::debug("tds s={}: replica choice: lsn '{}', excluded {:#x}, chose {} (-1: none)", id_,
+                  lsn, req.excluded, chosen ? static_cast<long>(*chosen) : -1L);
     return chosen;
 }
 
