@@ -281,7 +281,7 @@ asio::awaitable<bool> TdsSession::login() {
     reply.database = b->database;
     reply.packet_size = static_cast<std::uint32_t>(packet_size_);
     reply.old_packet_size = static_cast<std::uint32_t>(asked);
-    reply.server_name = b->login_ack.prog_name.empty() ? "sluice" : "sluice";
+    reply.server_name = "sluice"; // in the INFO messages: the proxy, not a backend
     reply.prog_name = b->login_ack.prog_name;
     reply.prog_version = b->login_ack.prog_version;
     for (const auto& e : b->login_env) {
