@@ -61,7 +61,8 @@ TEST_CASE("write_sql_batch writes the ALL_HEADERS real 7.2+ clients send", "[pro
     write_sql_batch("select 1", 0, out);
     // As in the captured RPCs: descriptor 0, one outstanding request.
     CHECK(to_hex(Bytes{out}.first(22)) == "16000000120000000200000000000000000001000000");
-    auto real = parse_rpc(read_payload("real-rpc-sp_prepexec-request"));
+    const auto real_payload = read_payload("real-rpc-sp_prepexec-request");
+    auto real = parse_rpc(real_payload);
     REQUIRE(real.has_value());
     CHECK(real->headers->transaction_descriptor == 0u);
     CHECK(real->headers->outstanding_requests == 1);
@@ -164,7 +165,8 @@ TEST_CASE("patch_transaction_descriptor works in place and says when it cannot",
 }
 
 TEST_CASE("parse_rpc reads the MS-TDS 4.8 call by name with a NULL INTN", "[protocol][tds]") {
-    auto r = parse_rpc(read_payload("mstds-4.8-rpc-request"));
+    const auto r_payload = read_payload("mstds-4.8-rpc-request");
+    auto r = parse_rpc(r_payload);
     REQUIRE(r.has_value());
     REQUIRE(r->headers);
     REQUIRE(r->calls.size() == 1);
@@ -183,7 +185,8 @@ TEST_CASE("parse_rpc reads the MS-TDS 4.8 call by name with a NULL INTN", "[prot
 
 TEST_CASE("parse_rpc reads sp_prepexec: handle OUTPUT, parameter list, statement",
           "[protocol][tds]") {
-    auto r = parse_rpc(read_payload("real-rpc-sp_prepexec-request"));
+    const auto r_payload = read_payload("real-rpc-sp_prepexec-request");
+    auto r = parse_rpc(r_payload);
     REQUIRE(r.has_value());
     REQUIRE(r->calls.size() == 1);
     const RpcCall& c = r->calls[0];
@@ -204,7 +207,8 @@ TEST_CASE("parse_rpc reads sp_prepexec: handle OUTPUT, parameter list, statement
 }
 
 TEST_CASE("parse_rpc splits batched sp_execute calls at the 0xFF separator", "[protocol][tds]") {
-    auto r = parse_rpc(read_payload("real-rpc-batched-sp_execute-request"));
+    const auto r_payload = read_payload("real-rpc-batched-sp_execute-request");
+    auto r = parse_rpc(r_payload);
     REQUIRE(r.has_value());
     REQUIRE(r->calls.size() == 2);
     CHECK(r->calls[0].separator == rpc_separator::batch);
@@ -217,7 +221,8 @@ TEST_CASE("parse_rpc splits batched sp_execute calls at the 0xFF separator", "[p
 
 TEST_CASE("parse_rpc reads named parameters of a call sent with RESETCONNECTION",
           "[protocol][tds]") {
-    auto r = parse_rpc(read_payload("real-rpc-named-proc-resetconnection-request"));
+    const auto r_payload = read_payload("real-rpc-named-proc-resetconnection-request");
+    auto r = parse_rpc(r_payload);
     REQUIRE(r.has_value());
     REQUIRE(r->calls.size() == 1);
     const RpcCall& c = r->calls[0];

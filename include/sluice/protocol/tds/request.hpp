@@ -142,7 +142,9 @@ struct RpcRequest {
 /// Parses an RPC payload: one or more calls, separated by 0x80/0xFF (batch) or 0xFE (no-exec),
 /// a final separator allowed. codec_errc::malformed for encrypted parameters, a TVP or an
 /// unknown type; codec_errc::truncated when a length points past the end.
+/// The result's values view into `payload`, so a temporary buffer is refused at compile time.
 result<RpcRequest> parse_rpc(Bytes payload);
+result<RpcRequest> parse_rpc(std::vector<std::uint8_t>&&) = delete;
 
 /// Transaction manager request types.
 enum class TmRequestType : std::uint16_t {
@@ -167,7 +169,9 @@ struct TmRequest {
 };
 
 /// Parses a transaction manager request; codec_errc::malformed for an unknown request type.
+/// propagate_cookie views into `payload`: a temporary buffer is refused at compile time.
 result<TmRequest> parse_tm_request(Bytes payload);
+result<TmRequest> parse_tm_request(std::vector<std::uint8_t>&&) = delete;
 
 /// An ATTENTION message has no payload: codec_errc::trailing_bytes otherwise.
 result<void> parse_attention(Bytes payload) noexcept;
