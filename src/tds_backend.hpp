@@ -68,9 +68,11 @@ struct OwnResult {
     std::vector<ptds::EnvChange> env_changes; ///< what it changed (database, transaction)
 };
 
-/// The text of a batch whose only work is its RESETCONNECTION bit: a space, not nothing (a
-/// TDS 7.1 batch has no ALL_HEADERS, and an empty one would be a bare packet header).
-inline constexpr std::string_view reset_text = " ";
+/// The text of a batch whose only work is its RESETCONNECTION bit: a comment, not nothing. A
+/// TDS 7.1 batch has no ALL_HEADERS: an empty one would be a bare packet header, and one of
+/// fewer than 4 bytes is malformed to dissectors that look for ALL_HEADERS' length first
+/// (tshark did so with a single space).
+inline constexpr std::string_view reset_text = "/**/";
 
 /// Runs `sql` on `b` and reads the whole answer (which stays in Sluice). `reset`: with the
 /// RESETCONNECTION bit, which resets the connection first.

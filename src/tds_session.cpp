@@ -6,10 +6,12 @@
 #include "sluice/protocol/tds/tokens.hpp"
 #include "sluice/router/tsql.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <limits>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
@@ -35,6 +37,22 @@ struct Need {
     router::Classification cls;         ///< of the statement text, when there is one
     bool classified = false;
 };
+
+/// A statement a secondary may answer. A batch's statements may read the catalog there; an
+/// RPC's (sp_executesql, sp_prepare, sp_prepexec) go to the primary then, as before.
+bool secondary_may_answer(const router::Classification& c, bool batch) noexcept {
+    return c.cls == router::StatementClass::read && !c.flags.locking_read &&
+           !c.flags.primary_function && !c.flags.select_into && !c.flags.runs_hidden_statements &&
+           !(batch && c.flags.reads_catalog) && !c.flags.opens_handler &&
+           c.hint.target != router::Hint::Target::primary;
+}
+
+/// A statement whose effect the session's later reads must see.
+bool is_write(const router::Classification& c) noexcept {
+    using SC = router::StatementClass;
+    return c.cls == SC::write || c.cls == SC::ddl || c.cls == SC::commit || c.cls == SC::unknown ||
+           c.flags.runs_hidden_statements;
+}
 
 } // namespace
 
@@ -532,6 +550,8 @@ void TdsSession::drop_connection(std::size_t index) {
     if (pooled_[index]) worker_.tds_pool().forget(index);
     pooled_.erase(index);
     conns_.erase(it);
+    // Its handles died with it (a new connection could reuse their numbers).
+    forget_handles_of(index);
 }
 
 void TdsSession::release_connections() {
@@ -549,8 +569,8 @@ void TdsSession::release_connections() {
         bool keep = tx_backend_ == i || it->second->descriptor != 0 || sticky_ == i || !pooled_[i];
         // Temporary tables, cursors and IMPLICIT_TRANSACTIONS live on the primary connection.
         if ((state_.pinned() || implicit_transactions_) && primary && *primary == i) keep = true;
-        for (const auto& [h, b] : handles_)
-            if (b == i) keep = true;
+        for (const auto& [mine, h] : handles_)
+            if (h.backend == i) keep = true;
         if (keep) {
             ++it;
             continue;
@@ -623,11 +643,45 @@ void TdsSession::learn(tds::TdsBackend& b, const ptds::TokenScanner& scan) {
             break;
         }
     }
-    for (const auto& rv : scan.return_values()) {
-        // sp_prepare / sp_prepexec / sp_cursorprepare hand out a handle valid on this
-        // connection only.
-        if (rv.int_value && (rv.status & 0x01)) handles_[*rv.int_value] = b.index;
+}
+
+std::int32_t TdsSession::adopt_handle(std::size_t backend, std::int64_t backend_handle,
+                                      bool writes) {
+    do {
+        last_handle_ =
+            last_handle_ == std::numeric_limits<std::int32_t>::max() ? 1 : last_handle_ + 1;
+    } while (handles_.count(last_handle_) != 0);
+    handles_[last_handle_] = Handle{backend, backend_handle, writes};
+    return last_handle_;
+}
+
+bool TdsSession::rewrite_handles(const ptds::PacketTokenScanner& scan, std::size_t& seen,
+                                 std::vector<std::uint8_t>& held, std::size_t held_start,
+                                 std::size_t backend) {
+    const auto& values = scan.tokens().return_values();
+    for (; seen < values.size(); ++seen) {
+        const auto& rv = values[seen];
+        // 0 or NULL: the prepare failed, nothing to name.
+        if (!(rv.status & ptds::param_status::by_ref) || !rv.int_value || *rv.int_value == 0 ||
+            rv.value_size == 0)
+            continue;
+        const auto out = std::find_if(handle_outs_.begin(), handle_outs_.end(), [&](const auto& h) {
+            return h.call == rv.call && h.ordinal == rv.ordinal;
+        });
+        if (out == handle_outs_.end()) continue;
+        const auto mine =
+            static_cast<std::uint32_t>(adopt_handle(backend, *rv.int_value, out->writes));
+        for (std::size_t i = 0; i < rv.value_size; ++i) {
+            const auto raw = scan.raw_offset_of(rv.value_offset + i);
+            if (!raw || *raw < held_start || *raw - held_start >= held.size()) return false;
+            held[*raw - held_start] = static_cast<std::uint8_t>(i < 4 ? mine >> (8 * i) : 0);
+        }
     }
+    return true;
+}
+
+void TdsSession::forget_handles_of(std::size_t backend) {
+    std::erase_if(handles_, [&](const auto& h) { return h.second.backend == backend; });
 }
 
 asio::awaitable<void> TdsSession::remember_write(tds::TdsBackend& primary) {
@@ -662,6 +716,11 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     bool attention_sent = false;
     bool relayed = false; // part of the answer reached the client
     std::vector<std::uint8_t> client_bytes;
+    // A request that makes handles: its RETURNVALUEs are held until complete and get
+    // Sluice's numbers (held: the unrelayed bytes from raw offset held_start).
+    const bool rewrite = !handle_outs_.empty();
+    std::vector<std::uint8_t> held;
+    std::size_t held_start = 0, seen = 0;
     for (;;) {
         if (b.buf.empty()) {
             // The backend's next bytes, or the client's (an ATTENTION) while it works.
@@ -693,10 +752,26 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
                          used.error().message());
             co_return relayed ? Outcome::broken : Outcome::backend_lost;
         }
-        const error_code cw =
-            co_await client_.write(Bytes(b.buf.data(), static_cast<std::size_t>(*used)));
-        b.buf.erase(b.buf.begin(), b.buf.begin() + static_cast<std::ptrdiff_t>(*used));
-        if (cw) co_return Outcome::client_gone;
+        const auto n = static_cast<std::ptrdiff_t>(*used);
+        if (rewrite) {
+            held.insert(held.end(), b.buf.begin(), b.buf.begin() + n);
+            b.buf.erase(b.buf.begin(), b.buf.begin() + n);
+            if (!rewrite_handles(scan, seen, held, held_start, b.index)) {
+                spdlog::warn("tds s={}: a handle from backend {} could not be renumbered", id_,
+                             b.index);
+                co_return relayed ? Outcome::broken : Outcome::backend_lost;
+            }
+            if (scan.tokens().inside_return_value()) continue;
+            const error_code cw = co_await client_.write(held);
+            if (cw) co_return Outcome::client_gone;
+            held_start += held.size();
+            held.clear();
+        } else {
+            const error_code cw = co_await client_.write(Bytes(b.buf.data(), *used));
+            b.buf.erase(b.buf.begin(), b.buf.begin() + n);
+            if (cw) co_return Outcome::client_gone;
+        }
+        scan.forget_packets();
         relayed = true;
         if (scan.state() == ptds::TokenScanner::State::done) break;
     }
@@ -718,6 +793,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         co_return ec ? Outcome::client_gone : Outcome::ok;
     }
     Need need;
+    handle_outs_.clear();
     sticky_.reset(); // the previous request's backend is released after this one
     const bool reset = message_status_ & (ptds::packet_status::reset_connection |
                                           ptds::packet_status::reset_connection_skip_tran);
@@ -746,37 +822,62 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         }
         // A batch of calls is as strong as its strongest call.
         bool all_reads = !rpc->calls.empty();
-        for (const auto& call : rpc->calls) {
+        std::vector<std::int64_t> released;
+        for (std::size_t ci = 0; ci < rpc->calls.size(); ++ci) {
+            const auto& call = rpc->calls[ci];
             const auto id = call.effective_proc_id();
-            if (id == ptds::proc_id::execute || id == ptds::proc_id::unprepare ||
-                id == ptds::proc_id::cursor_execute || id == ptds::proc_id::cursor_unprepare) {
-                if (auto h = call.handle(); h && handles_.count(*h)) need.backend = handles_[*h];
-                if (id == ptds::proc_id::unprepare && call.handle()) handles_.erase(*call.handle());
-                continue;
+            bool read = false, writes = false;
+            if (auto text = call.statement_text()) {
+                const auto c = router::tsql::classify(*text);
+                // Cursors are opened on the primary.
+                read = (id == ptds::proc_id::execute_sql || id == ptds::proc_id::prepare ||
+                        id == ptds::proc_id::prep_exec) &&
+                       secondary_may_answer(c, false);
+                // As for a batch: a COMMIT in sp_executesql or sp_prepexec (tdsodbc sends
+                // every statement so) ends a transaction whose commit LSN later reads must
+                // wait for.
+                writes = is_write(c);
+            } else if (auto h = call.handle()) {
+                // Sluice's number: the backend that made it, and its own number there.
+                const auto it = handles_.find(*h);
+                if (it == handles_.end() || (need.backend && *need.backend != it->second.backend)) {
+                    const bool cursor =
+                        id != ptds::proc_id::execute && id != ptds::proc_id::unprepare;
+                    const std::string message =
+                        it == handles_.end()
+                            ? (cursor ? "Could not find cursor or prepared statement with handle "
+                                      : "Could not find prepared statement with handle ") +
+                                  std::to_string(*h) + "."
+                            : std::string("Sluice cannot run handles of two backend "
+                                          "connections in one RPC batch");
+                    co_await send_error(8179, 16, message);
+                    co_return Outcome::ok;
+                }
+                need.backend = it->second.backend;
+                const auto& v = call.params[0].value;
+                const auto at = static_cast<std::size_t>(v.data.data() - message_.data());
+                const auto backend_handle = static_cast<std::uint64_t>(it->second.backend_handle);
+                for (std::size_t i = 0; i < v.data.size() && i < 8; ++i)
+                    message_[at + i] = static_cast<std::uint8_t>(backend_handle >> (8 * i));
+                read = id != ptds::proc_id::cursor;
+                writes = id == ptds::proc_id::cursor ||
+                         ((id == ptds::proc_id::execute || id == ptds::proc_id::cursor_execute) &&
+                          it->second.writes);
+                if (id == ptds::proc_id::unprepare || id == ptds::proc_id::cursor_unprepare ||
+                    id == ptds::proc_id::cursor_close)
+                    released.push_back(*h);
+            } else {
+                // Named procedures: the primary (a procedure may write).
+                writes = true;
             }
-            auto text = call.statement_text();
-            if ((id == ptds::proc_id::execute_sql || id == ptds::proc_id::prepare ||
-                 id == ptds::proc_id::prep_exec) &&
-                text) {
-                auto c = router::tsql::classify(*text);
-                const bool read = c.cls == router::StatementClass::read && !c.flags.locking_read &&
-                                  !c.flags.primary_function && !c.flags.select_into &&
-                                  !c.flags.runs_hidden_statements && !c.flags.opens_handler &&
-                                  c.hint.target != router::Hint::Target::primary;
-                if (!read) all_reads = false;
-                // As for a batch: a COMMIT in sp_executesql or sp_prepexec (tdsodbc sends every
-                // statement so) ends a transaction whose commit LSN later reads must wait for.
-                if (c.cls == router::StatementClass::write ||
-                    c.cls == router::StatementClass::ddl ||
-                    c.cls == router::StatementClass::commit ||
-                    c.cls == router::StatementClass::unknown || c.flags.runs_hidden_statements)
-                    need.write = true;
-                continue;
+            for (std::uint16_t o = 0; o < 8; ++o) {
+                if (call.handle_outputs() & (1u << o)) handle_outs_.push_back({ci, o, writes});
             }
-            // Named procedures, cursors: the primary (a procedure may write).
-            all_reads = false;
-            need.write = true;
+            if (!read) all_reads = false;
+            if (writes) need.write = true;
         }
+        for (const auto h : released)
+            handles_.erase(h);
         need.primary = !all_reads;
     } else if (type == PT::transaction_manager) {
         need.primary = true;
@@ -786,14 +887,8 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     }
     if (need.classified) {
         const auto& c = need.cls;
-        using SC = router::StatementClass;
-        const bool read = c.cls == SC::read && !c.flags.locking_read && !c.flags.primary_function &&
-                          !c.flags.select_into && !c.flags.runs_hidden_statements &&
-                          !c.flags.reads_catalog && !c.flags.opens_handler &&
-                          c.hint.target != router::Hint::Target::primary;
-        need.primary = !read;
-        need.write = c.cls == SC::write || c.cls == SC::ddl || c.cls == SC::commit ||
-                     c.cls == SC::unknown || c.flags.runs_hidden_statements;
+        need.primary = !secondary_may_answer(c, true);
+        need.write = is_write(c);
         if (c.flags.reads_diagnostics && last_backend_) need.backend = last_backend_;
     }
     // Where it runs.
@@ -861,7 +956,6 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         drop_connection(index);
         const bool in_tx = tx_backend_ == index;
         if (tx_backend_ == index) tx_backend_.reset();
-        handles_.clear();
         if (o == Outcome::broken) co_return o;
         // Nothing of the answer reached the client: it gets an error and keeps its session
         // (a failover must not drop clients); the next request finds the new primary.

@@ -96,8 +96,32 @@ private:
     router::SessionState state_;
     std::optional<std::size_t> tx_backend_; ///< where the open transaction runs
     bool implicit_transactions_ = false;
-    std::map<std::int64_t, std::size_t> handles_; ///< prepared handle -> backend index
-    std::optional<std::size_t> last_backend_;     ///< ran the previous request
+    /// Prepared and cursor handles. Backends number them per connection, so two backends
+    /// can give one session the same number: the client sees Sluice's own numbers, and each
+    /// names the backend and the backend's number (rewritten both ways in place).
+    struct Handle {
+        std::size_t backend = 0;
+        std::int64_t backend_handle = 0;
+        bool writes = false; ///< its statement writes (executing it is a write)
+    };
+    std::map<std::int64_t, Handle> handles_;
+    std::int32_t last_handle_ = 0;
+    /// The current request's calls that hand out a handle: RPC call index, OUTPUT ordinal.
+    struct HandleOut {
+        std::size_t call = 0;
+        std::uint16_t ordinal = 0;
+        bool writes = false;
+    };
+    std::vector<HandleOut> handle_outs_;
+    /// A new handle from a backend's RETURNVALUE: Sluice's number for it.
+    std::int32_t adopt_handle(std::size_t backend, std::int64_t backend_handle, bool writes);
+    /// Rewrites the new handles of the return values scan found since `seen` inside `held`
+    /// (the unrelayed bytes from raw offset held_start); false if one lies outside it.
+    bool rewrite_handles(const protocol::tds::PacketTokenScanner& scan, std::size_t& seen,
+                         std::vector<std::uint8_t>& held, std::size_t held_start,
+                         std::size_t backend);
+    void forget_handles_of(std::size_t backend);
+    std::optional<std::size_t> last_backend_; ///< ran the previous request
     bool read_only_intent_ = false;
     /// Read-your-writes: the commit LSN of the session's last write, or when it committed
     /// (no LSN outside an availability group: the time-based bound).

@@ -253,6 +253,23 @@ std::optional<std::int64_t> RpcCall::handle() const {
     return value_as_int(params[0].type, params[0].value);
 }
 
+std::uint8_t RpcCall::handle_outputs() const noexcept {
+    switch (effective_proc_id()) {
+    case proc_id::prepare:
+    case proc_id::prep_exec:
+    case proc_id::prep_exec_rpc:
+    case proc_id::cursor_prepare:
+    case proc_id::cursor_open:
+        return 0x01;
+    case proc_id::cursor_execute:
+        return 0x02;
+    case proc_id::cursor_prep_exec:
+        return 0x03;
+    default:
+        return 0;
+    }
+}
+
 result<RpcRequest> parse_rpc(Bytes payload) {
     wire::Reader r{payload};
     RpcRequest req;

@@ -171,6 +171,7 @@ void TokenScanner::start(std::uint32_t tds_version) noexcept {
     login_ack_.reset();
     return_status_.reset();
     return_values_.clear();
+    procs_done_ = 0;
     rows_ = 0;
 }
 
@@ -313,6 +314,7 @@ error_code TokenScanner::on_done_body() noexcept {
     done_.row_count = le_of(buf_, 4, wide ? 8 : 4);
     if (done_.status & (done_status::error | done_status::srv_error)) done_error_ = true;
     if (done_.status & done_status::attn) attn_ = true;
+    if (token_ == token::done_proc) ++procs_done_;
     bool end;
     if (want_attn_) {
         end = token_ == token::done && (done_.status & done_status::attn);
@@ -402,6 +404,7 @@ error_code TokenScanner::begin_value(const TypeInfo& t) noexcept {
         if (in_retval_) {
             retval_.is_null = t.type == data_type::null;
             capture_ok_ = t.length <= sizeof capture_;
+            retval_.value_offset = offset_;
         }
         unit_ = Unit::value_prefix;
         skip_then(t.length, After::value);
@@ -426,9 +429,13 @@ error_code TokenScanner::begin_value(const TypeInfo& t) noexcept {
 error_code TokenScanner::value_finished() noexcept {
     if (in_retval_) {
         in_retval_ = false;
-        if (!retval_.is_null && capture_ok_)
+        if (!retval_.is_null && capture_ok_) {
             retval_.int_value =
                 value_as_int(retval_.type, ValueView{false, {capture_, capture_len_}});
+            if (retval_.int_value) retval_.value_size = capture_len_;
+        }
+        if (!retval_.value_size) retval_.value_offset = 0;
+        retval_.call = procs_done_;
         return_values_.push_back(std::move(retval_));
         capture_ok_ = false;
         expect(Unit::token_type, 1);
@@ -594,6 +601,7 @@ error_code TokenScanner::on_unit() noexcept {
         }
         capture_ok_ = in_retval_ && len <= sizeof capture_;
         capture_len_ = 0;
+        if (in_retval_) retval_.value_offset = offset_;
         skip_then(len, After::value);
         return {};
     }
@@ -627,6 +635,21 @@ void PacketTokenScanner::start(std::uint32_t tds_version) noexcept {
     in_packet_ = false;
     eom_ = false;
     want_attn_ = false;
+    raw_offset_ = 0;
+    packets_.clear();
+}
+
+std::optional<std::size_t>
+PacketTokenScanner::raw_offset_of(std::size_t payload_offset) const noexcept {
+    // The last packet starting at or before it (empty packets share a payload offset).
+    for (auto it = packets_.rbegin(); it != packets_.rend(); ++it) {
+        if (it->payload <= payload_offset) return it->raw + (payload_offset - it->payload);
+    }
+    return std::nullopt;
+}
+
+void PacketTokenScanner::forget_packets() noexcept {
+    if (packets_.size() > 1) packets_.erase(packets_.begin(), packets_.end() - 1);
 }
 
 void PacketTokenScanner::expect_attention_ack() noexcept {
@@ -650,6 +673,7 @@ result<std::size_t> PacketTokenScanner::feed(Bytes in) noexcept {
             packet_left_ = h->length - header_size;
             eom_ = h->status & packet_status::eom;
             in_packet_ = true;
+            packets_.push_back({tokens_.offset(), raw_offset_ + pos});
         }
         if (packet_left_ > 0) {
             if (tokens_.state() == TokenScanner::State::done) return codec_errc::trailing_bytes;
@@ -670,6 +694,7 @@ result<std::size_t> PacketTokenScanner::feed(Bytes in) noexcept {
             return codec_errc::malformed; // the message ended, the response did not
         }
     }
+    raw_offset_ += pos;
     return pos;
 }
 

@@ -664,9 +664,11 @@ def judge_extra(ex, res, want, servers, problem):
         expect([r[0] for r in ids] == list(range(MANY)), "the writes between the executions: %r" % ids)
         return note
     if kind == "collide":
-        # Both servers answered handle top + 1; what the client sees may differ if Sluice maps
-        # handles to numbers of its own.
+        # Both servers answered handle top + 1; the client sees Sluice's own numbers, which
+        # differ.
         hr, hw = res["handles"]
+        expect(hr != hw, "the client was given handle %d twice (a secondary and the primary both made %d)"
+               % (hr, res["top"] + 1))
         written = gate.sqlite_rows(servers.primary.db, "SELECT count(*) FROM c_collide")[0][0]
         read = res.get("read") or res.get("read_error")
         expect(res.get("read") and res["read"][0][0] == "read" and res["read"][0][1] in SECONDARIES,

@@ -193,6 +193,56 @@ def check_read_your_writes():
     c.close()
 
 
+def check_prepared_handles():
+    """Sluice's own handle numbers: a read prepared on a secondary and a write prepared on the
+    primary (each server numbers its own handles), executed by the numbers the client was
+    given; an unknown or unprepared number is refused with 8179 and runs nothing; executing a
+    prepared INSERT counts as a write for read-your-writes."""
+    wait_caught_up()
+    t = tds()
+    cur = t.cursor()
+    out = pytds.output(param_type=int)
+    hr = cur.callproc("sp_prepare", (out, "", "SELECT @@SERVERNAME", 1))[0]
+    hw = cur.callproc("sp_prepare", (pytds.output(param_type=int), "@n nvarchar(100)",
+                                     "INSERT INTO items (name) VALUES (@n)", 1))[0]
+    true(isinstance(hr, int) and isinstance(hw, int) and hr != hw,
+         f"two distinct handles given to the client: {hr}, {hw}")
+    s1 = direct(BASE + 1)
+    for i in range(3):
+        cur.callproc("sp_execute", (hr,))
+        where = cur.fetchall()[0][0]
+        true(where in ("secondary1", "secondary2"), f"the prepared read ran on a secondary: {where}")
+        name = f"handle-{i}-{time.time()}"
+        cur.callproc("sp_execute", (hw, name))
+        cur.execute("SELECT COUNT(*) FROM items WHERE name = %s", (name,))
+        eq(cur.fetchall()[0][0], 1, "the session reads what its prepared INSERT wrote, at once")
+        # The test can fail: secondary1 itself does not have the row yet.
+        eq(q(s1, f"SELECT COUNT(*) FROM items WHERE name = '{name}'")[0][0], 0,
+           "secondary1, read directly, is still behind")
+    s1.close()
+    p = direct(BASE)
+    eq(q(p, "SELECT COUNT(*) FROM items WHERE name LIKE 'handle-%'")[0][0], 3,
+       "the prepared INSERT ran on the primary three times")
+    for bad in (987654, hw + 1000):
+        try:
+            cur.callproc("sp_execute", (bad, "never"))
+            true(False, f"handle {bad} was executed")
+        except pytds.OperationalError as e:
+            eq(e.msg_no, 8179, f"an unknown handle is refused: {e}")
+    cur.callproc("sp_unprepare", (hw,))
+    try:
+        cur.callproc("sp_execute", (hw, "never"))
+        true(False, "an unprepared handle was executed")
+    except pytds.OperationalError as e:
+        eq(e.msg_no, 8179, f"an unprepared handle is refused: {e}")
+    eq(q(p, "SELECT COUNT(*) FROM items WHERE name = 'never'")[0][0], 0,
+       "no refused execution ran anywhere")
+    p.close()
+    cur.callproc("sp_execute", (hr,))
+    true(cur.fetchall()[0][0] in ("secondary1", "secondary2"), "the read's handle still works")
+    t.close()
+
+
 def check_lag():
     wait_caught_up()
     servers.control("secondary1", secondary_lag_seconds=60)
@@ -292,6 +342,8 @@ def main():
             checks.run("4 a temp table keeps the primary", check_temp_table)
             checks.run("5 locking hints, identity, EXEC on the primary", check_primary_only_reads)
             checks.run("6 read-your-writes by LSN", check_read_your_writes)
+            checks.run("6b prepared handles: Sluice's numbers, unknown ones refused",
+                       check_prepared_handles)
             checks.run("7 a lagging secondary leaves and rejoins", check_lag)
             checks.run("8 settings replayed on the secondary", check_replay)
             checks.run("9 ApplicationIntent=ReadOnly", check_read_only_intent)

@@ -204,6 +204,7 @@ TEST_CASE("parse_rpc reads sp_prepexec: handle OUTPUT, parameter list, statement
     CHECK(value_as_text(c.params[3].type, c.params[3].value) == "zzz");
     CHECK(value_as_int(c.params[4].type, c.params[4].value) == 2);
     CHECK_FALSE(c.handle());
+    CHECK(c.handle_outputs() == 0x01);
 }
 
 TEST_CASE("parse_rpc splits batched sp_execute calls at the 0xFF separator", "[protocol][tds]") {
@@ -215,6 +216,7 @@ TEST_CASE("parse_rpc splits batched sp_execute calls at the 0xFF separator", "[p
     CHECK(r->calls[1].separator == 0);
     for (const auto& c : r->calls) {
         CHECK(c.proc_id == proc_id::execute);
+        CHECK(c.handle_outputs() == 0);
         CHECK(c.handle() == 2);
     }
 }

@@ -591,3 +591,64 @@ TEST_CASE("PacketTokenScanner: multi-packet replies, a message ending early, tra
         CHECK(s.tokens().attention_acked());
     }
 }
+
+TEST_CASE("RETURNVALUE: where its integer lies, which call it answers, raw offsets across packets",
+          "[protocol][tds]") {
+    const ByteVec one = read_payload("real-rpc-sp_prepexec-response");
+    // Two calls of a batched RPC: the first DONEPROC gets DONE_MORE | DONE_RPCINBATCH.
+    ByteVec first = one;
+    const std::size_t status_at = first.size() - 12; // DONEPROC (7.2+): 0xFE, status, ...
+    REQUIRE(first[status_at - 1] == token::done_proc);
+    first[status_at] = done_status::more | done_status::rpc_in_batch;
+    ByteVec two = first;
+    append(two, one);
+    // The second call's handle is 7.
+    TokenScanner whole;
+    REQUIRE(scan_response(two, whole, tds_version::v7_4));
+    REQUIRE(whole.return_values().size() == 2);
+    const ReturnValue& a = whole.return_values()[0];
+    const ReturnValue& b = whole.return_values()[1];
+    CHECK(a.call == 0);
+    CHECK(b.call == 1);
+    REQUIRE(a.value_size == 4);
+    REQUIRE(b.value_size == 4);
+    CHECK(b.value_offset == a.value_offset + one.size());
+    CHECK(two[a.value_offset] == 1);
+    CHECK(two[a.value_offset + 1] == 0);
+    ByteVec changed = two;
+    changed[b.value_offset] = 7;
+    REQUIRE(scan_response(changed, whole, tds_version::v7_4));
+    CHECK(whole.return_values()[1].int_value == 7);
+
+    // In packets of 64 bytes fed in odd chunks, each of the value's bytes maps to its raw
+    // offset; the value is held back while the token is incomplete.
+    ByteVec wire;
+    write_message(PacketType::tabular_result, 0x00, changed, 64, 1, wire);
+    for (std::size_t chunk : {1, 5, 13, 64, 4096}) {
+        INFO("chunk " << chunk);
+        PacketTokenScanner s;
+        s.start(tds_version::v7_4);
+        std::size_t pos = 0, seen = 0;
+        bool held_mid_token = false;
+        while (pos < wire.size() && s.state() == State::running) {
+            auto used = s.feed(Bytes{wire}.subspan(pos, std::min(chunk, wire.size() - pos)));
+            REQUIRE(used.has_value());
+            pos += *used;
+            if (s.tokens().inside_return_value()) held_mid_token = true;
+            const auto& rvs = s.tokens().return_values();
+            for (; seen < rvs.size(); ++seen) {
+                for (std::size_t i = 0; i < rvs[seen].value_size; ++i) {
+                    auto raw = s.raw_offset_of(rvs[seen].value_offset + i);
+                    REQUIRE(raw);
+                    REQUIRE(*raw < pos);
+                    CHECK(wire[*raw] == changed[rvs[seen].value_offset + i]);
+                }
+                s.forget_packets();
+            }
+        }
+        CHECK(s.state() == State::done);
+        CHECK(seen == 2);
+        CHECK(s.raw_offset() == wire.size());
+        if (chunk < 64) CHECK(held_mid_token);
+    }
+}

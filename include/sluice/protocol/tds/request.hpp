@@ -132,6 +132,11 @@ struct RpcCall {
     /// sp_cursorunprepare, sp_cursorfetch, sp_cursoroption, sp_cursorclose and sp_cursor
     /// pass as their first parameter; std::nullopt otherwise.
     std::optional<std::int64_t> handle() const;
+    /// The OUTPUT parameters (bit i: ordinal i) through which the server hands out a new
+    /// prepared or cursor handle: 0 of sp_prepare, sp_prepexec, sp_prepexecrpc,
+    /// sp_cursorprepare and sp_cursoropen; 1 of sp_cursorexecute; 0 and 1 of
+    /// sp_cursorprepexec.
+    std::uint8_t handle_outputs() const noexcept;
 };
 
 struct RpcRequest {

@@ -62,6 +62,9 @@ public:
     /// The last RETURNSTATUS.
     const std::optional<std::int32_t>& return_status() const noexcept { return return_status_; }
     const std::vector<ReturnValue>& return_values() const noexcept { return return_values_; }
+    /// A RETURNVALUE token has begun and is not complete: a proxy rewriting its value holds
+    /// the bytes back until it is.
+    bool inside_return_value() const noexcept { return unit_ == Unit::retval_head || in_retval_; }
     /// Columns of the current result set (empty before any COLMETADATA).
     const std::vector<TypeInfo>& columns() const noexcept { return columns_; }
     std::uint64_t rows() const noexcept { return rows_; }
@@ -127,6 +130,7 @@ private:
     std::optional<LoginAck> login_ack_;
     std::optional<std::int32_t> return_status_;
     std::vector<ReturnValue> return_values_;
+    std::size_t procs_done_ = 0; // DONEPROC tokens: the RPC call a RETURNVALUE answers
     std::vector<TypeInfo> columns_, pending_columns_;
     std::uint64_t rows_ = 0;
 };
@@ -147,9 +151,22 @@ public:
     result<std::size_t> feed(Bytes in) noexcept;
     TokenScanner::State state() const noexcept { return state_; }
     const TokenScanner& tokens() const noexcept { return tokens_; }
+    /// Raw bytes consumed since start().
+    std::size_t raw_offset() const noexcept { return raw_offset_; }
+    /// The raw offset (since start()) of the token stream's byte at `payload_offset`, when it
+    /// is in a packet begun since the last forget_packets(); nullopt otherwise.
+    std::optional<std::size_t> raw_offset_of(std::size_t payload_offset) const noexcept;
+    /// Forgets all packets but the current one (raw_offset_of() needs one entry per packet
+    /// it can map: call this once the bytes before the current packet are relayed).
+    void forget_packets() noexcept;
 
 private:
+    struct PacketStart {
+        std::size_t payload = 0, raw = 0;
+    };
     TokenScanner tokens_;
+    std::size_t raw_offset_ = 0;
+    std::vector<PacketStart> packets_;
     std::size_t max_packet_;
     TokenScanner::State state_ = TokenScanner::State::done;
     std::uint8_t header_[header_size] = {};

@@ -132,6 +132,11 @@ struct ReturnValue {
     TypeInfo type;
     bool is_null = false;
     std::optional<std::int64_t> int_value; ///< for integer types
+    /// Where int_value's bytes are in the response payload (TokenScanner offsets), for a
+    /// proxy that rewrites them in place; value_size 0 when there is no int_value.
+    std::size_t value_offset = 0, value_size = 0;
+    /// The RPC call of a batched request it answers: DONEPROCs seen before it.
+    std::size_t call = 0;
     bool operator==(const ReturnValue&) const = default;
 };
 
