@@ -142,8 +142,8 @@ asio::awaitable<error_code> open_stream(const RedisEndpoint& ep, asio::ssl::cont
             co_await stream.socket.async_connect(tcp::endpoint{address, ep.port}, use_tuple);
         if (cec) co_return cec;
     } else {
-        auto [rec, results] =
-            co_await stream.resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+        const std::string service = std::to_string(ep.port); // named: see check-coroutines.py
+        auto [rec, results] = co_await stream.resolver.async_resolve(ep.host, service, use_tuple);
         if (rec) co_return rec;
         auto [cec, peer] = co_await asio::async_connect(stream.socket, results, use_tuple);
         if (cec) co_return cec;

@@ -58,8 +58,8 @@ asio::awaitable<error_code> send_payload(Transport& t, Bytes payload, std::uint8
 asio::awaitable<std::pair<error_code, Transport>> open_socket(const BackendEndpoint& endpoint) {
     auto ex = co_await asio::this_coro::executor;
     tcp::resolver resolver{ex};
-    auto [rec, results] =
-        co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), use_tuple);
+    const std::string service = std::to_string(endpoint.port); // named: see check-coroutines.py
+    auto [rec, results] = co_await resolver.async_resolve(endpoint.host, service, use_tuple);
     tcp::socket socket{ex};
     if (rec) co_return std::pair{rec, Transport{std::move(socket)}};
     auto [cec, ep] = co_await asio::async_connect(socket, results, use_tuple);

@@ -147,17 +147,18 @@ asio::awaitable<ProbeResult> Monitor::State::probe_once(std::size_t i,
                     " (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL, "
                     "written TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE "
                     "CURRENT_TIMESTAMP(6)) ENGINE=InnoDB";
-                const auto db = co_await conn.query(
-                    "CREATE DATABASE IF NOT EXISTS `" + options.heartbeat_database + "`", deadline);
+                const std::string create_db =
+                    "CREATE DATABASE IF NOT EXISTS `" + options.heartbeat_database + "`";
+                const auto db = co_await conn.query(create_db, deadline);
                 const auto table = co_await conn.query(create, deadline);
                 const auto track = co_await conn.query(
                     mariadb ? "SET SESSION session_track_system_variables = 'last_gtid'"
                             : "SET SESSION session_track_gtids = OWN_GTID",
                     deadline);
                 // Rows of Sluice processes gone for a day.
-                const auto old = co_await conn.query("DELETE FROM " + heartbeat_name() +
-                                                         " WHERE written < NOW(6) - INTERVAL 1 DAY",
-                                                     deadline);
+                const std::string purge =
+                    "DELETE FROM " + heartbeat_name() + " WHERE written < NOW(6) - INTERVAL 1 DAY";
+                const auto old = co_await conn.query(purge, deadline);
                 if (!conn.connected()) co_return fail("heartbeat table: " + table.error);
                 table_ready = db.ok && table.ok && old.ok && track.ok;
                 if (!table_ready && !warned_heartbeat) {
@@ -173,11 +174,11 @@ asio::awaitable<ProbeResult> Monitor::State::probe_once(std::size_t i,
             }
             if (table_ready) {
                 const std::uint64_t seq = heartbeats.next_seq();
-                const auto beat =
-                    co_await conn.query("INSERT INTO " + heartbeat_name() + " (id, seq) VALUES (" +
-                                            std::to_string(instance) + ", " + std::to_string(seq) +
-                                            ") ON DUPLICATE KEY UPDATE seq = VALUES(seq)",
-                                        deadline);
+                const std::string insert = "INSERT INTO " + heartbeat_name() +
+                                           " (id, seq) VALUES (" + std::to_string(instance) + ", " +
+                                           std::to_string(seq) +
+                                           ") ON DUPLICATE KEY UPDATE seq = VALUES(seq)";
+                const auto beat = co_await conn.query(insert, deadline);
                 if (beat.ok)
                     heartbeats.acknowledged(seq, conn.tracked_gtid(), clock::now());
                 else if (!conn.connected())

@@ -542,7 +542,8 @@ private:
                     f.reads_diagnostics = true;
                 break;
             case TokenKind::variable:
-                f.non_deterministic = true;
+                // A batch's variable may hold anything; an RPC's are its parameters.
+                f.reads_user_variable = true;
                 break;
             case TokenKind::temp_table:
                 if (t.text.starts_with("##")) f.primary_function = true;

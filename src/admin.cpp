@@ -2,6 +2,7 @@
 
 #include "backends_view.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -47,8 +48,32 @@ public:
             f.metric.push_back(std::move(m));
             out.push_back(std::move(f));
         };
+        // The SQL Server side shares the families: its series carry protocol="tds" (the
+        // unlabeled and backend-labeled ones are MySQL's, as before TDS existed). Only with
+        // [[tds_backends]], so a MySQL-only Sluice's page is unchanged.
+        const bool tds = !shared_.tds_backends.empty();
+        auto tds_sum = [this](auto field) {
+            std::uint64_t total = 0;
+            for (const auto& w : workers_)
+                total += field(w->stats().tds).get();
+            return static_cast<double>(total);
+        };
+        auto tds_series = [](prometheus::MetricFamily& f, double v,
+                             std::vector<prometheus::ClientMetric::Label> labels = {}) {
+            prometheus::ClientMetric m;
+            m.label = std::move(labels);
+            m.label.push_back({"protocol", "tds"});
+            if (f.type == prometheus::MetricType::Gauge)
+                m.gauge.value = v;
+            else
+                m.counter.value = v;
+            f.metric.push_back(std::move(m));
+        };
         counter("sluice_client_connections_total", "Client connections accepted",
                 [](WorkerStats& s) -> Counter& { return s.connections_total; });
+        if (tds)
+            tds_series(out.back(),
+                       tds_sum([](TdsStats& s) -> Counter& { return s.connections_total; }));
         counter("sluice_client_tls_connections_total", "Client connections upgraded to TLS",
                 [](WorkerStats& s) -> Counter& { return s.tls_connections_total; });
         counter("sluice_client_bytes_received_total", "Bytes received from clients",
@@ -57,15 +82,28 @@ public:
                 [](WorkerStats& s) -> Counter& { return s.bytes_to_clients; });
         counter("sluice_backend_connects_total", "Backend connections attempted",
                 [](WorkerStats& s) -> Counter& { return s.backend_connects_total; });
+        if (tds)
+            tds_series(out.back(),
+                       tds_sum([](TdsStats& s) -> Counter& { return s.backend_connects_total; }));
         counter("sluice_backend_connect_errors_total",
                 "Backend connections that failed (unreachable, timeout, protocol)",
                 [](WorkerStats& s) -> Counter& { return s.backend_connect_errors_total; });
+        if (tds)
+            tds_series(out.back(), tds_sum([](TdsStats& s) -> Counter& {
+                           return s.backend_connect_errors_total;
+                       }));
         counter("sluice_pool_queue_timeouts_total",
                 "Statements that waited queue_timeout_ms for a pooled connection and got 1040",
                 [](WorkerStats& s) -> Counter& { return s.pool_timeouts_total; });
         counter("sluice_pool_resets_total",
                 "Pooled connections reset to drop another session's settings",
                 [](WorkerStats& s) -> Counter& { return s.pool_resets_total; });
+        if (tds) {
+            std::uint64_t resets = 0;
+            for (const auto& w : workers_)
+                resets += w->tds_pool().resets();
+            tds_series(out.back(), static_cast<double>(resets));
+        }
         counter("sluice_pool_replaced_total",
                 "Idle pooled connections found closed by their server and replaced",
                 [](WorkerStats& s) -> Counter& { return s.pool_replaced_total; });
@@ -77,6 +115,9 @@ public:
             prometheus::ClientMetric m;
             m.gauge.value = sum([](WorkerStats& s) -> Counter& { return s.connections_active; });
             f.metric.push_back(std::move(m));
+            if (tds)
+                tds_series(f,
+                           tds_sum([](TdsStats& s) -> Counter& { return s.connections_active; }));
             out.push_back(std::move(f));
         }
         {
@@ -108,6 +149,9 @@ public:
                     sum([i](WorkerStats& s) -> Counter& { return s.client_errors[i]; });
                 f.metric.push_back(std::move(m));
             }
+            for (std::size_t i = 0; tds && i < static_cast<std::size_t>(ClientError::count_); ++i)
+                tds_series(f, tds_sum([i](TdsStats& s) -> Counter& { return s.client_errors[i]; }),
+                           {{"reason", client_error_name(static_cast<ClientError>(i))}});
             out.push_back(std::move(f));
         }
         // One family with a label per index; series that are still 0 are left out unless
@@ -138,6 +182,16 @@ public:
             [this](std::size_t i) { return shared_.backends[i]->endpoint.name; },
             [](WorkerStats& s, std::size_t i) -> Counter& { return s.backend_statements[i]; },
             true);
+        // TDS requests by backend and destination: the primary, or a secondary.
+        for (std::size_t i = 0; i < shared_.tds_backends.size() && i < pool::max_backends; ++i) {
+            const std::string& name = shared_.tds_backends[i].name;
+            tds_series(out.back(),
+                       tds_sum([i](TdsStats& s) -> Counter& { return s.to_primary[i]; }),
+                       {{"backend", name}, {"destination", "primary"}});
+            tds_series(out.back(),
+                       tds_sum([i](TdsStats& s) -> Counter& { return s.to_secondary[i]; }),
+                       {{"backend", name}, {"destination", "secondary"}});
+        }
         {
             // Pooled connections per backend (all workers; sampled once a second).
             prometheus::MetricFamily conns{"sluice_pool_connections",
@@ -165,6 +219,20 @@ public:
                 w.label.push_back({"backend", name});
                 w.gauge.value = sum([&](WorkerStats& s) -> Counter& { return s.pool_waiting[i]; });
                 waiting.metric.push_back(std::move(w));
+            }
+            // TDS: every open connection (lent, held by a session, idle in the pool).
+            for (std::size_t i = 0; i < shared_.tds_backends.size() && i < pool::max_backends;
+                 ++i) {
+                double open = 0, idle = 0;
+                for (const auto& w : workers_) {
+                    const std::uint64_t o = w->stats().tds.open[i].get();
+                    const std::uint64_t d = w->tds_pool().idle_now(i);
+                    open += static_cast<double>(o);
+                    idle += static_cast<double>(std::min(o, d));
+                }
+                const std::string& name = shared_.tds_backends[i].name;
+                tds_series(conns, idle, {{"backend", name}, {"state", "idle"}});
+                tds_series(conns, open - idle, {{"backend", name}, {"state", "busy"}});
             }
             out.push_back(std::move(conns));
             out.push_back(std::move(waiting));
@@ -198,6 +266,10 @@ public:
             m.counter.value =
                 shared_.monitor ? static_cast<double>(shared_.monitor->failovers()) : 0.0;
             f.metric.push_back(std::move(m));
+            if (tds)
+                tds_series(f, shared_.tds_monitor
+                                  ? static_cast<double>(shared_.tds_monitor->failovers())
+                                  : 0.0);
             out.push_back(std::move(f));
         }
         // A histogram summed over the workers: `buckets(stats, i)` and `sum_ns(stats)`.
@@ -340,16 +412,23 @@ private:
         out.push_back(std::move(bytes));
     }
 
-    /// sluice_backend_{up,role,replicating,lag_seconds,rtt_seconds,outstanding}{backend}.
+    /// sluice_backend_{up,role,replicating,lag_seconds,rtt_seconds,outstanding}{backend}, and
+    /// the same of the [[tds_backends]] with protocol="tds".
     void backend_gauges(std::vector<prometheus::MetricFamily>& out) const {
-        const auto views = backend_views(shared_, workers_);
+        auto views = backend_views(shared_, workers_);
+        for (auto& v : tds_backend_views(shared_, workers_))
+            views.push_back(std::move(v));
+        auto labels = [](const BackendView& v, prometheus::ClientMetric& m) {
+            m.label.push_back({"backend", v.name});
+            if (v.protocol != "mysql") m.label.push_back({"protocol", v.protocol});
+        };
         auto family = [&](const char* name, const char* help, auto value) {
             prometheus::MetricFamily f{name, help, prometheus::MetricType::Gauge, {}};
             for (const BackendView& v : views) {
                 const std::optional<double> x = value(v);
                 if (!x) continue;
                 prometheus::ClientMetric m;
-                m.label.push_back({"backend", v.name});
+                labels(v, m);
                 m.gauge.value = *x;
                 f.metric.push_back(std::move(m));
             }
@@ -361,7 +440,7 @@ private:
                });
         family("sluice_backend_replicating", "1 while a replica's replication threads run",
                [](const BackendView& v) -> std::optional<double> {
-                   if (v.role != "replica") return std::nullopt;
+                   if (v.role == "primary") return std::nullopt;
                    return v.replicating ? 1.0 : 0.0;
                });
         family("sluice_backend_lag_seconds", "Replication lag the monitor measured",
@@ -384,7 +463,7 @@ private:
                                        {}};
         for (const BackendView& v : views) {
             prometheus::ClientMetric m;
-            m.label.push_back({"backend", v.name});
+            labels(v, m);
             m.label.push_back({"role", v.role});
             m.gauge.value = 1;
             roles.metric.push_back(std::move(m));
@@ -445,7 +524,10 @@ struct AdminServer::Impl {
             } else if (path == "/backends") {
                 res.result(http::status::ok);
                 res.set(http::field::content_type, "application/json");
-                res.body() = backends_json(shared, backend_views(shared, workers));
+                auto views = backend_views(shared, workers);
+                for (auto& v : tds_backend_views(shared, workers))
+                    views.push_back(std::move(v));
+                res.body() = backends_json(shared, views);
             } else if (path == "/cache") {
                 res.result(http::status::ok);
                 res.set(http::field::content_type, "application/json");

@@ -86,12 +86,64 @@ std::vector<BackendView> backend_views(const Shared& shared,
     return out;
 }
 
+std::vector<BackendView> tds_backend_views(const Shared& shared,
+                                           const std::vector<std::unique_ptr<Worker>>& workers) {
+    const auto topology = shared.current_tds_topology();
+    const bool monitored = shared.tds_monitor != nullptr && shared.tds_monitor->latest() != nullptr;
+    std::vector<BackendView> out;
+    for (std::size_t i = 0; i < shared.tds_backends.size(); ++i) {
+        BackendView v;
+        v.name = shared.tds_backends[i].name;
+        v.protocol = "tds";
+        v.monitored = monitored;
+        const pool::BackendState* s =
+            topology && i < topology->backends.size() ? &topology->backends[i] : nullptr;
+        const bool secondary = s == nullptr || s->role == pool::Role::replica;
+        v.role = secondary ? "secondary" : "primary";
+        v.state = "up";
+        if (s) {
+            v.replicating = s->replicating;
+            v.read_only = s->read_only;
+            if (s->lag) v.lag_ms = static_cast<double>(s->lag->count());
+            if (s->rtt.count() > 0) v.rtt_ms = static_cast<double>(s->rtt.count()) / 1000.0;
+            v.zone = s->zone;
+            v.lsn = s->gtid_position;
+            if (!s->up)
+                v.state = "down";
+            else if (secondary &&
+                     (!s->replicating || (s->lag && *s->lag > shared.cfg.routing.max_lag)))
+                v.state = "lagging";
+        }
+        if (i < pool::max_backends) {
+            for (const auto& w : workers) {
+                const TdsStats& t = w->stats().tds;
+                v.outstanding += t.outstanding[i].get();
+                v.reads += t.reads[i].get();
+                v.statements += t.to_primary[i].get() + t.to_secondary[i].get();
+                // Read apart from each other: a connection given back between the two reads
+                // must not make the difference wrap.
+                const std::uint64_t open = t.open[i].get(), idle = w->tds_pool().idle_now(i);
+                v.sessions += open > idle ? open - idle : 0;
+            }
+        }
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
 std::string backends_json(const Shared& shared, const std::vector<BackendView>& views) {
     const auto topology = shared.current_topology();
     std::string out = "{\"topology_version\": ";
     out += std::to_string(topology ? topology->version : 0);
     out += ", \"monitor\": ";
     out += shared.monitor ? "true" : "false";
+    if (!shared.tds_backends.empty()) {
+        const auto tds = shared.current_tds_topology();
+        out += ", \"tds_topology_version\": ";
+        out += std::to_string(tds ? tds->version : 0);
+        out += ", \"tds_monitor\": ";
+        out += shared.tds_monitor ? "true" : "false";
+    }
     out += ", \"backends\": [";
     for (std::size_t i = 0; i < views.size(); ++i) {
         const BackendView& v = views[i];
@@ -119,7 +171,14 @@ std::string backends_json(const Shared& shared, const std::vector<BackendView>& 
         out += ", \"outstanding\": " + std::to_string(v.outstanding);
         out += ", \"sessions\": " + std::to_string(v.sessions);
         out += ", \"reads\": " + std::to_string(v.reads);
-        out += ", \"statements\": " + std::to_string(v.statements) + "}";
+        out += ", \"statements\": " + std::to_string(v.statements);
+        out += ", \"protocol\": ";
+        json_string(out, v.protocol);
+        if (v.protocol == "tds") {
+            out += ", \"lsn\": ";
+            json_string(out, v.lsn);
+        }
+        out += "}";
     }
     out += "\n]}\n";
     return out;

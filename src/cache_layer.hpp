@@ -129,6 +129,10 @@ enum class CacheBypass : std::uint8_t {
 };
 const char* cache_bypass_name(CacheBypass b) noexcept;
 
+/// What a TDS write's bump carries where a MySQL write's carries its GTID: this tag, then
+/// the write's commit LSN (empty outside an availability group).
+inline constexpr std::string_view tds_write_tag = "tds:";
+
 /// A worker's part of the cache. Its thread only.
 class WorkerCache {
 public:
@@ -184,6 +188,9 @@ public:
     /// PUBLISH of the new versions, in one round trip, awaited (the write's answer waits for
     /// it); the other regions' in the background. Adopts the new versions with `needs`.
     /// Without Redis: counted locally. Redis unreachable: the versions are diverged.
+    /// Another Sluice's TDS write reached this one (its bump's message): `lsn` its commit
+    /// LSN. Set by the worker (TDS read-your-writes and cache fills); any thread.
+    std::function<void(std::string_view lsn)> tds_peer_write;
     asio::awaitable<void> bump(std::span<cache::TableState* const> tables, bool all,
                                std::uint64_t needs, std::string_view gtid,
                                InvalidationSource source = InvalidationSource::write);

@@ -249,7 +249,11 @@ void WorkerCache::peer_message(std::string_view payload) {
     if (head.substr(0, space) == shared_.origin) return; // this process's own bump
     const std::string_view gtid = space == std::string_view::npos ? "" : head.substr(space + 1);
     std::uint64_t needs = ~std::uint64_t{0};
-    if (!gtid.empty() && acked_ != nullptr) {
+    if (gtid.starts_with(tds_write_tag)) {
+        // A TDS write: its commit LSN (empty outside an availability group), which a
+        // secondary must have redone before its answers are stored.
+        if (tds_peer_write) tds_peer_write(gtid.substr(tds_write_tag.size()));
+    } else if (!gtid.empty() && acked_ != nullptr) {
         // A replica's result reflects that write only once it has applied its GTID.
         acked_->acknowledge(gtid);
         needs = acked_->version();
@@ -410,6 +414,12 @@ asio::awaitable<bool> WorkerCache::resync() {
     // are unknown here; the primary's position (the monitor's last reading) covers them.
     const std::uint64_t needs = resync_needs_();
     cache::TableState& all = shared_.versions.all();
+    // Tables this process has not met yet start at Redis's versions, not at 0: a Sluice that
+    // starts after others have written shares their L2 entries at once (at 0 its keys would
+    // differ from theirs until each table's next bump).
+    for (const auto& [name, v] : found) {
+        if (name != cache::all_tables) shared_.versions.table(name);
+    }
     shared_.versions.for_each([&](cache::TableState& t) {
         if (&t == &all) return;
         auto it = found.find(t.name());

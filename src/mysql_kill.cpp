@@ -29,9 +29,10 @@ asio::awaitable<bool> MysqlSession::on_kill(const mysql::MessageFrame& frame, bo
     const auto threads = target <= 0xFFFFFFFFu
                              ? worker_.shared().sessions.find(static_cast<std::uint32_t>(target))
                              : std::nullopt;
-    if (!threads)
-        co_return co_await send_error(frame.next_seq, 1094, "HY000",
-                                      fmt::format("Unknown thread id: {}", target));
+    if (!threads) {
+        const std::string message = fmt::format("Unknown thread id: {}", target);
+        co_return co_await send_error(frame.next_seq, 1094, "HY000", message);
+    }
     if (threads->primary == 0 && threads->user != user_) {
         // Pooled and idle, the target holds no backend thread whose KILL the primary would
         // refuse: the privilege to kill another user's session is asked of it instead.
@@ -44,9 +45,10 @@ asio::awaitable<bool> MysqlSession::on_kill(const mysql::MessageFrame& frame, bo
             co_return false;
         }
         const bool deprecate_eof = (client_caps_ & mysql::cap::deprecate_eof) != 0;
-        if (reply->error || mysql::first_text_value(reply->packets, deprecate_eof) != "1")
-            co_return co_await send_error(frame.next_seq, 1095, "HY000",
-                                          fmt::format("You are not owner of thread {}", target));
+        if (reply->error || mysql::first_text_value(reply->packets, deprecate_eof) != "1") {
+            const std::string message = fmt::format("You are not owner of thread {}", target);
+            co_return co_await send_error(frame.next_seq, 1095, "HY000", message);
+        }
     }
     if (threads->primary != 0) {
         // The primary checks the privilege: killing another user's thread needs it there.

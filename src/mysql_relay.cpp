@@ -123,23 +123,25 @@ asio::awaitable<bool> MysqlSession::relay_failed(Slot slot, Relay r, std::uint8_
             if (primary_unreachable_code_ == mysql::er::con_count_error)
                 co_return co_await send_error(reply_seq, primary_unreachable_code_, "08004",
                                               primary_unreachable_why_);
-            co_return co_await send_error(reply_seq, mysql::er::unknown_error, "08S01",
-                                          primary_unreachable_why_ + ": the statement did not run");
+            const std::string message = primary_unreachable_why_ + ": the statement did not run";
+            co_return co_await send_error(reply_seq, mysql::er::unknown_error, "08S01", message);
         }
         if (state_lost) {
             // What the session held on the primary is gone: it says so, and goes on without.
             primary_lost_state_ = false;
-            const bool sent = co_await send_error(
-                reply_seq, mysql::er::net_read_error, "08S01",
+            const std::string message =
                 fmt::format("Lost connection to backend '{}': the session's open transaction, "
                             "temporary tables, locks and user variables there are gone",
-                            name));
+                            name);
+            const bool sent =
+                co_await send_error(reply_seq, mysql::er::net_read_error, "08S01", message);
             forget_primary_state();
             co_return sent;
         }
+        const std::string message =
+            fmt::format("Lost connection to backend '{}' during query", name);
         const bool sent =
-            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01",
-                                fmt::format("Lost connection to backend '{}' during query", name));
+            co_await send_error(reply_seq, mysql::er::net_read_error, "08S01", message);
         // Nothing reached the client: the next statement gets a new connection.
         const bool go_on = sent && slot == primary_slot;
         co_return go_on;

@@ -493,10 +493,10 @@ asio::awaitable<bool> MysqlSession::count_user_or_refuse(std::uint8_t seq) {
     count_user(nullptr);
     worker_.stats().count_error(ClientError::too_many_connections);
     end_reason_ = "user over its max_connections";
-    co_await send_error(seq, 1203, "42000",
-                        fmt::format("User {} already has more than 'max_user_connections' "
-                                    "active connections",
-                                    user_));
+    const std::string message = fmt::format("User {} already has more than "
+                                            "'max_user_connections' active connections",
+                                            user_);
+    co_await send_error(seq, 1203, "42000", message);
     co_return false;
 }
 
@@ -512,9 +512,9 @@ asio::awaitable<bool> MysqlSession::send_client(std::vector<std::uint8_t>& paylo
 }
 
 asio::awaitable<bool> MysqlSession::send_error(std::uint8_t seq, std::uint16_t code,
-                                               const char* state, std::string message) {
+                                               const char* state, std::string_view message) {
     out_.clear();
-    mysql::write_err({code, state, std::move(message)}, out_);
+    mysql::write_err({code, state, std::string(message)}, out_);
     co_return co_await send_client(out_, seq);
 }
 

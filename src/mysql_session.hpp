@@ -410,8 +410,10 @@ private:
     bool unusable(Backend& b) noexcept;
 
     asio::awaitable<bool> send_client(std::vector<std::uint8_t>& payload, std::uint8_t& seq);
+    /// `message`: a literal or a named string (GCC 12 destroys a temporary argument of a
+    /// co_awaited call twice).
     asio::awaitable<bool> send_error(std::uint8_t seq, std::uint16_t code, const char* state,
-                                     std::string message);
+                                     std::string_view message);
     asio::awaitable<bool> send_ok(std::uint8_t seq, std::uint16_t status);
     std::string prefix() const;
 

@@ -125,9 +125,10 @@ MysqlSession::statement_of(const mysql::MessageFrame& frame, std::size_t min_siz
     const std::uint32_t id = *mysql::stmt_id(request_); // min_size >= 5
     Prepared* ps = statements_.find(id);
     if (!ps) {
-        const bool sent = co_await send_error(
-            frame.next_seq, mysql::er::unknown_stmt_handler, "HY000",
-            fmt::format("Unknown prepared statement handler ({}) given to {}", id, handler));
+        const std::string message =
+            fmt::format("Unknown prepared statement handler ({}) given to {}", id, handler);
+        const bool sent =
+            co_await send_error(frame.next_seq, mysql::er::unknown_stmt_handler, "HY000", message);
         co_return std::pair{nullptr, sent};
     }
     co_return std::pair{ps, true};
@@ -325,10 +326,10 @@ asio::awaitable<bool> MysqlSession::on_stmt_fetch_or_reset(const mysql::MessageF
     // Sluice until the execute.
     if (!fetch && !had_cursor && slot >= 0 && pooled(static_cast<Slot>(slot))) slot = -1;
     if (slot < 0) {
-        if (fetch)
-            co_return co_await send_error(
-                frame.next_seq, 1421, "HY000",
-                fmt::format("The statement ({}) has no open cursor.", id));
+        if (fetch) {
+            const std::string message = fmt::format("The statement ({}) has no open cursor.", id);
+            co_return co_await send_error(frame.next_seq, 1421, "HY000", message);
+        }
         const auto& p = backends_[primary_slot].conn;
         co_return co_await send_ok(frame.next_seq, p ? p->status() : mysql::status::autocommit);
     }

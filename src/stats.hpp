@@ -61,6 +61,61 @@ enum class InvalidationSource : std::uint8_t { write, binlog, peer, count_ };
 inline constexpr std::size_t statement_classes = 16; // router::StatementClass values
 inline constexpr std::size_t route_reasons = 16;     // router::RouteReason values
 
+/// What a TDS session's own ERROR token (its number) counts as in sluice_client_errors_total:
+/// 4014 and 8009 (bad bytes, bad RPC), 18456 (login refused, encryption required included),
+/// 17809 (a connection limit), 983 and 10054 (no backend could take the request), 8179 (an
+/// unknown prepared or cursor handle); anything else is a backend connection lost.
+constexpr ClientError tds_client_error(int number) noexcept {
+    switch (number) {
+    case 4014:
+    case 8009:
+        return ClientError::malformed_packet;
+    case 18456:
+        return ClientError::auth_failed;
+    case 17809:
+        return ClientError::too_many_connections;
+    case 983:
+    case 10054:
+        return ClientError::backend_unavailable;
+    case 8179:
+        return ClientError::unknown_command;
+    default:
+        return ClientError::backend_lost;
+    }
+}
+
+/// Decrements `c` when it goes out of scope (a request in flight, an open connection).
+class CounterHold {
+public:
+    explicit CounterHold(Counter& c) noexcept : c_(&c) { c_->add(); }
+    CounterHold(const CounterHold&) = delete;
+    CounterHold& operator=(const CounterHold&) = delete;
+    ~CounterHold() { c_->sub(); }
+
+private:
+    Counter* c_;
+};
+
+/// The SQL Server side's counters (TDS listeners, [[tds_backends]] by config index): the same
+/// metric families as MySQL's, exported with protocol="tds".
+struct TdsStats {
+    Counter connections_total, connections_active;
+    std::array<Counter, static_cast<std::size_t>(ClientError::count_)> client_errors{};
+    /// Requests by the backend that ran them and whether it was the primary then.
+    std::array<Counter, 64> to_primary{}, to_secondary{};
+    std::array<Counter, 64> reads{};       ///< of them, requests a secondary could have served
+    std::array<Counter, 64> outstanding{}; ///< sent and not yet answered
+    std::array<Counter, 64> open{};        ///< backend connections open (lent, held or idle)
+    Counter backend_connects_total, backend_connect_errors_total;
+    void count_error(ClientError e) noexcept { client_errors[static_cast<std::size_t>(e)].add(); }
+    /// One request sent to backend `index` (a secondary unless it is the primary now).
+    void count_request(std::size_t index, bool primary, bool read) noexcept {
+        if (index >= to_primary.size()) return;
+        (primary ? to_primary : to_secondary)[index].add();
+        if (read) reads[index].add();
+    }
+};
+
 struct WorkerStats {
     Counter connections_total;
     Counter connections_active;
@@ -103,6 +158,7 @@ struct WorkerStats {
     Counter pool_replaced_total; // idle connections found closed by their server when borrowed
     // Gauges, copied from the worker's ConnPool by its sweep (once a second), by backend.
     std::array<Counter, 64> pool_open{}, pool_idle{}, pool_waiting{};
+    TdsStats tds; // connections_total and the rest above are the MySQL side's
     void observe_redis(std::chrono::nanoseconds d) noexcept {
         observe(latency_bounds, redis_buckets, redis_sum_ns, d);
     }

@@ -59,7 +59,8 @@ connect_once(std::string host, std::uint16_t port, const TdsEndpoint& ep, ptds::
              std::optional<std::pair<std::string, std::uint16_t>>& route) {
     auto ex = co_await asio::this_coro::executor;
     tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
+    const std::string service = std::to_string(port); // named: see check-coroutines.py
+    auto [rec, results] = co_await resolver.async_resolve(host, service, use_tuple);
     if (rec) co_return TdsConnectFailure{"resolve " + host + ": " + rec.message(), {}};
     tcp::socket socket(ex);
     auto [cec, endpoint] = co_await asio::async_connect(socket, results, use_tuple);
@@ -146,7 +147,13 @@ connect_tds_backend(const TdsEndpoint& ep, ptds::Login7 login, std::chrono::mill
         host = route->first;
         port = route->second;
     }
-    co_return TdsConnectFailure{"more than 4 routing redirections", {}};
+    // A loop is the servers' configuration, not a failover: waiting for another primary
+    // would only repeat it (5 logins every 100 ms) until the client's login times out
+    // without a word, so the client is told now.
+    co_return TdsConnectFailure{"more than 4 routing redirections (the next to " + host + ":" +
+                                    std::to_string(port) + ")",
+                                {},
+                                false};
 }
 
 asio::awaitable<OwnResult> run_own_batch(TdsBackend& b, std::string_view sql, bool reset) {

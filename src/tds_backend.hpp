@@ -7,6 +7,7 @@
 #include "sluice/protocol/tds/login7.hpp"
 #include "sluice/protocol/tds/token_scanner.hpp"
 #include "sluice/protocol/tds/tokens.hpp"
+#include "stats.hpp"
 #include "tds_stream.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -44,6 +45,14 @@ struct TdsBackend {
     ptds::LoginAck login_ack; ///< what it said at login
     std::vector<ptds::EnvChange> login_env; ///< the login reply's ENVCHANGEs
     std::vector<std::uint8_t> buf;          ///< bytes read past the end of a response
+    /// Counts the connection in `stats.open` (by `index`, set first) while it lives: lent,
+    /// held by a session or idle in the pool.
+    void count_open(TdsStats& stats) {
+        if (index < stats.open.size()) open_count.emplace(stats.open[index]);
+    }
+
+private:
+    std::optional<CounterHold> open_count;
 };
 
 /// Why a connect failed: a transport or protocol error, and the backend's own ERROR when it

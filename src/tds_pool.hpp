@@ -4,8 +4,10 @@
 // connection is reset (RESETCONNECTION) and brought to the borrower's settings before use,
 // so nothing of one session reaches another.
 
+#include "stats.hpp"
 #include "tds_backend.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -54,9 +56,12 @@ public:
         }
         auto conn = std::move(pick->conn);
         list.erase(pick);
-        if (conn->owner != owner) conn->reset_pending = true;
+        if (conn->owner != owner) {
+            conn->reset_pending = true;
+            resets_.add();
+        }
         conn->owner = owner;
-        --idle_count_[key.backend];
+        count_idle(key.backend, -1);
         ++lent_[key.backend];
         return conn;
     }
@@ -68,7 +73,7 @@ public:
                 if (k.backend != backend || list.empty()) continue;
                 list.front().conn->stream.close();
                 list.erase(list.begin());
-                --idle_count_[backend];
+                count_idle(backend, -1);
                 break;
             }
             if (open(backend) >= max_) return false;
@@ -81,7 +86,7 @@ public:
         if (lent_[key.backend] > 0) --lent_[key.backend];
         if (!conn || closed_) return;
         idle_[key].push_back({std::move(conn), clock::now()});
-        ++idle_count_[key.backend];
+        count_idle(key.backend, 1);
     }
     /// A lent connection is gone for good (lost, or kept by a session that ends).
     void forget(std::size_t backend) {
@@ -93,7 +98,7 @@ public:
             while (!list.empty() && now - list.front().since > idle_timeout_) {
                 list.front().conn->stream.close();
                 list.erase(list.begin());
-                --idle_count_[k.backend];
+                count_idle(k.backend, -1);
             }
         }
     }
@@ -104,6 +109,8 @@ public:
                 e.conn->stream.close();
         idle_.clear();
         idle_count_.clear();
+        for (auto& g : idle_now_)
+            g.set(0);
     }
     std::size_t open(std::size_t backend) const { return lent(backend) + idle(backend); }
     std::size_t lent(std::size_t backend) const {
@@ -114,8 +121,20 @@ public:
         auto it = idle_count_.find(backend);
         return it == idle_count_.end() ? 0 : it->second;
     }
+    /// For the admin thread (the rest of the pool is its worker's only): idle connections
+    /// to `backend`, and borrowed connections marked for a reset (another session's).
+    std::uint64_t idle_now(std::size_t backend) const noexcept {
+        return backend < idle_now_.size() ? idle_now_[backend].get() : 0;
+    }
+    std::uint64_t resets() const noexcept { return resets_.get(); }
 
 private:
+    void count_idle(std::size_t backend, int delta) {
+        auto& n = idle_count_[backend];
+        n = delta < 0 ? n - 1 : n + 1;
+        if (backend < idle_now_.size()) idle_now_[backend].set(n);
+    }
+
     struct Idle {
         std::unique_ptr<TdsBackend> conn;
         clock::time_point since;
@@ -124,6 +143,8 @@ private:
     std::chrono::milliseconds idle_timeout_;
     std::map<PoolKey, std::vector<Idle>> idle_;
     std::map<std::size_t, std::size_t> lent_, idle_count_;
+    std::array<Counter, 64> idle_now_{}; ///< idle_count_ mirrored
+    Counter resets_;
     bool closed_ = false;
 };
 

@@ -58,10 +58,11 @@ bool is_write(const router::Classification& c) noexcept {
 
 TdsSession::TdsSession(tcp::socket socket, Worker& worker, ListenerShared& listener)
     : client_(std::move(socket)), worker_(worker), listener_(listener),
-      id_(worker.shared().next_connection_id.fetch_add(1, std::memory_order_relaxed)) {
+      id_(worker.shared().next_connection_id.fetch_add(1, std::memory_order_relaxed)),
+      limits_(listener, worker.shared()) {
     worker_.add_session(this);
-    worker_.stats().connections_total.add();
-    worker_.stats().connections_active.add();
+    worker_.stats().tds.connections_total.add();
+    worker_.stats().tds.connections_active.add();
 }
 
 TdsSession::~TdsSession() {
@@ -75,7 +76,7 @@ TdsSession::~TdsSession() {
         if (pooled_[i]) worker_.tds_pool().forget(i);
     }
     client_.close();
-    worker_.stats().connections_active.sub();
+    worker_.stats().tds.connections_active.sub();
     worker_.remove_session(this);
 }
 
@@ -111,9 +112,29 @@ asio::awaitable<void> TdsSession::send_error(int number, int severity, std::stri
     m.severity = static_cast<std::uint8_t>(severity);
     m.message = std::string(text);
     m.server = "sluice";
+    worker_.stats().tds.count_error(tds_client_error(number));
     std::vector<std::uint8_t> payload;
     ptds::write_error_response(m, tds_version_, payload);
     const error_code ignored = co_await send_client(ptds::PacketType::tabular_result, payload);
+    (void)ignored;
+}
+
+asio::awaitable<void> TdsSession::end_cut_response(std::optional<ptds::CleanCut> cut, int number,
+                                                   std::string_view text) {
+    // Cut inside a token (a row in two) or inside a packet, whatever came next would be read as
+    // the rest of it: the client can only see the close. Else the response ends well, with an
+    // error that ends the session (severity 20: the rest of the answer is lost).
+    if (!cut) co_return;
+    ptds::ServerMessage m;
+    m.number = number;
+    m.state = 1;
+    m.severity = 20;
+    m.message = std::string(text);
+    m.server = "sluice";
+    worker_.stats().tds.count_error(tds_client_error(number));
+    std::vector<std::uint8_t> out;
+    ptds::write_cut_end(*cut, m, tds_version_, packet_size_, out);
+    const error_code ignored = co_await client_.write(out);
     (void)ignored;
 }
 
@@ -248,6 +269,11 @@ asio::awaitable<bool> TdsSession::login() {
         }
         co_return false;
     }
+    if (const auto refused = limits_.admit(*user)) {
+        spdlog::info("tds s={}: refused: {}", id_, *refused);
+        co_await send_error(17809, 20, *refused);
+        co_return false;
+    }
     const std::size_t asked = login_.packet_size == 0 ? 4096 : login_.packet_size;
     packet_size_ = std::clamp<std::size_t>(asked, ptds::min_packet_size, ptds::max_packet_size);
     login_.packet_size = static_cast<std::uint32_t>(packet_size_);
@@ -311,7 +337,8 @@ asio::awaitable<bool> TdsSession::login() {
     ptds::write_login_reply(reply, payload);
     const error_code wec = co_await send_client(ptds::PacketType::tabular_result, payload);
     if (wec) co_return false;
-    assembler_.set_max_packet(packet_size_ + ptds::header_size);
+    // Length counts the header: the negotiated size is the largest packet (MS-TDS 2.2.3.1.3).
+    assembler_.set_max_packet(packet_size_);
     spdlog::info("tds s={}: user '{}' logged in (TDS {:#x}, packet size {}{})", id_,
                  login_.user_name, tds_version_, packet_size_,
                  read_only_intent_ ? ", read-only intent" : "");
@@ -324,7 +351,7 @@ asio::awaitable<void> TdsSession::run() {
                              worker_.shared().cfg.client_handshake_timeout};
     auto outcome = co_await (login() || timer.async_wait(use_tuple));
     if (outcome.index() == 1) {
-        worker_.stats().count_error(ClientError::handshake_timeout);
+        worker_.stats().tds.count_error(ClientError::handshake_timeout);
         spdlog::info("tds s={}: login timed out", id_);
         co_return;
     }
@@ -401,6 +428,7 @@ asio::awaitable<std::optional<std::size_t>> TdsSession::wait_for_primary() {
 
 asio::awaitable<void> TdsSession::report_connect_failure() {
     if (last_failure_.server_error) {
+        worker_.stats().tds.count_error(ClientError::backend_unavailable);
         std::vector<std::uint8_t> payload;
         ptds::write_error_response(*last_failure_.server_error, tds_version_, payload);
         const error_code ignored = co_await send_client(ptds::PacketType::tabular_result, payload);
@@ -513,8 +541,10 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
         login.type_flags |= ptds::login7_flags::read_only_intent;
     else if (!read_only_intent_)
         login.type_flags &= static_cast<std::uint8_t>(~ptds::login7_flags::read_only_intent);
+    worker_.stats().tds.backend_connects_total.add();
     auto r = co_await tds::connect_tds_backend(ep, std::move(login), shared.cfg.connect_timeout);
     if (auto* failure = std::get_if<tds::TdsConnectFailure>(&r)) {
+        worker_.stats().tds.backend_connect_errors_total.add();
         if (pooling_) worker_.tds_pool().forget(index);
         spdlog::warn("tds s={}: cannot log in to {}: {}{}", id_, sb.name, failure->why,
                      failure->server_error ? " (" + failure->server_error->message + ")" : "");
@@ -525,6 +555,7 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
     }
     auto conn = std::move(std::get<0>(r));
     conn->index = index;
+    conn->count_open(worker_.stats().tds);
     conn->owner = id_;
     conn->synced = 0; // the login's state only: every change of the session is replayed
     auto* raw = conn.get();
@@ -624,6 +655,7 @@ void TdsSession::learn(tds::TdsBackend& b, const ptds::TokenScanner& scan) {
         case ptds::env_type::commit_tran:
         case ptds::env_type::rollback_tran:
         case ptds::env_type::tran_ended:
+            tx_ended_ = true;
             b.descriptor = 0;
             if (tx_backend_ == b.index) tx_backend_.reset();
             break;
@@ -646,12 +678,12 @@ void TdsSession::learn(tds::TdsBackend& b, const ptds::TokenScanner& scan) {
 }
 
 std::int32_t TdsSession::adopt_handle(std::size_t backend, std::int64_t backend_handle,
-                                      bool writes) {
+                                      const HandleOut& out) {
     do {
         last_handle_ =
             last_handle_ == std::numeric_limits<std::int32_t>::max() ? 1 : last_handle_ + 1;
     } while (handles_.count(last_handle_) != 0);
-    handles_[last_handle_] = Handle{backend, backend_handle, writes};
+    handles_[last_handle_] = Handle{backend, backend_handle, out.writes, out.text};
     return last_handle_;
 }
 
@@ -669,8 +701,7 @@ bool TdsSession::rewrite_handles(const ptds::PacketTokenScanner& scan, std::size
             return h.call == rv.call && h.ordinal == rv.ordinal;
         });
         if (out == handle_outs_.end()) continue;
-        const auto mine =
-            static_cast<std::uint32_t>(adopt_handle(backend, *rv.int_value, out->writes));
+        const auto mine = static_cast<std::uint32_t>(adopt_handle(backend, *rv.int_value, *out));
         for (std::size_t i = 0; i < rv.value_size; ++i) {
             const auto raw = scan.raw_offset_of(rv.value_offset + i);
             if (!raw || *raw < held_start || *raw - held_start >= held.size()) return false;
@@ -715,6 +746,8 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     scan.start(b.tds_version);
     bool attention_sent = false;
     bool relayed = false; // part of the answer reached the client
+    // Where the relayed bytes end, when the client's stream can still be ended well there.
+    std::optional<ptds::CleanCut> cut;
     std::vector<std::uint8_t> client_bytes;
     // A request that makes handles: its RETURNVALUEs are held until complete and get
     // Sluice's numbers (held: the unrelayed bytes from raw offset held_start).
@@ -744,15 +777,48 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
                 continue;
             }
             const error_code rec = std::get<0>(r);
-            if (rec || b.buf.empty()) co_return relayed ? Outcome::broken : Outcome::backend_lost;
+            if (rec || b.buf.empty()) {
+                if (!relayed) co_return Outcome::backend_lost;
+                const std::string why = "The connection to SQL Server backend " +
+                                        worker_.shared().tds_backends[b.index].name +
+                                        " was lost in the middle of its answer";
+                co_await end_cut_response(cut, 10054, why);
+                co_return Outcome::broken;
+            }
         }
         auto used = scan.feed(b.buf);
         if (!used) {
-            spdlog::warn("tds s={}: bad response from backend {}: {}", id_, b.index,
-                         used.error().message());
-            co_return relayed ? Outcome::broken : Outcome::backend_lost;
+            // A protocol violation, not a lost connection: said as such. The connection is
+            // dropped (nothing after the bad byte can be found); other sessions are untouched.
+            const std::string why =
+                "SQL Server backend " + worker_.shared().tds_backends[b.index].name +
+                " sent a malformed response: " + used.error().message() +
+                fmt::format(" (last token {:#04x}, at byte {} of its token stream)",
+                            scan.tokens().token(), scan.tokens().token_offset());
+            spdlog::warn("tds s={}: {}", id_, why);
+            if (relayed) {
+                co_await end_cut_response(cut, 50000, why);
+                co_return Outcome::broken;
+            }
+            const std::string message =
+                tx_backend_ == b.index ? why + "; the transaction is rolled back" : why;
+            co_await send_error(50000, 16, message);
+            co_return Outcome::backend_malformed;
         }
         const auto n = static_cast<std::ptrdiff_t>(*used);
+        if (cache_plan_.active && capture_ok_) {
+            // The planned read's answer, for the cache; too large (with packet headers of
+            // packets as small as 512 bytes) is not cached.
+            const std::size_t max = worker_.shared().cfg.cache.max_result_bytes;
+            if (rewrite || capture_.size() + static_cast<std::size_t>(n) > max + max / 64 + 64) {
+                capture_ok_ = false;
+                capture_.clear();
+            } else {
+                capture_.insert(capture_.end(), b.buf.begin(), b.buf.begin() + n);
+            }
+        }
+        // A write's last bytes wait for its bumps (handle_request sends them).
+        const bool hold = hold_tail_ && scan.state() == ptds::TokenScanner::State::done;
         if (rewrite) {
             held.insert(held.end(), b.buf.begin(), b.buf.begin() + n);
             b.buf.erase(b.buf.begin(), b.buf.begin() + n);
@@ -762,10 +828,18 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
                 co_return relayed ? Outcome::broken : Outcome::backend_lost;
             }
             if (scan.tokens().inside_return_value()) continue;
+            if (hold) {
+                tail_ = std::move(held);
+                break;
+            }
             const error_code cw = co_await client_.write(held);
             if (cw) co_return Outcome::client_gone;
             held_start += held.size();
             held.clear();
+        } else if (hold) {
+            tail_.assign(b.buf.begin(), b.buf.begin() + n);
+            b.buf.erase(b.buf.begin(), b.buf.begin() + n);
+            break;
         } else {
             const error_code cw = co_await client_.write(Bytes(b.buf.data(), *used));
             b.buf.erase(b.buf.begin(), b.buf.begin() + n);
@@ -773,11 +847,13 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
         }
         scan.forget_packets();
         relayed = true;
+        cut = scan.clean_cut();
         if (scan.state() == ptds::TokenScanner::State::done) break;
     }
     // Bytes the client sent meanwhile (after an ATTENTION) come before its next request.
     inbuf_.insert(inbuf_.begin(), client_bytes.begin(), client_bytes.end());
     learn(b, scan.tokens());
+    fill_cache(b.index, scan.tokens());
     last_backend_ = b.index;
     co_return Outcome::ok;
 }
@@ -792,8 +868,31 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         const error_code ec = co_await send_client(PT::tabular_result, payload);
         co_return ec ? Outcome::client_gone : Outcome::ok;
     }
+    if (type != PT::sql_batch && type != PT::rpc && type != PT::transaction_manager) {
+        // Bulk load data, PRELOGIN or LOGIN7 again, SSPI, unknown types: never sent to a
+        // backend (a server ends its connection over them, with the transaction on it). The
+        // packets framed the message whole, so the client's stream is still in step and its
+        // session intact: an error it can go on after (severity 16), not 4014's usual 20.
+        const std::string message =
+            fmt::format("Sluice does not support TDS messages of type {} ({}) after the "
+                        "login; nothing was run",
+                        message_type_, ptds::packet_type_name(message_type_));
+        spdlog::info("tds s={}: {}", id_, message);
+        co_await send_error(4014, 16, message);
+        co_return Outcome::ok;
+    }
     Need need;
     handle_outs_.clear();
+    cache_plan_.active = false;
+    hold_tail_ = false;
+    tail_.clear();
+    bump_.clear();
+    tx_ended_ = false;
+    // What the cache may answer: a batch's text, or the one sp_executesql of an RPC.
+    std::string cache_text;
+    std::optional<Bytes> cache_params;
+    std::optional<router::Classification> rpc_cls;
+    const router::Classification* cache_cls = nullptr;
     sticky_.reset(); // the previous request's backend is released after this one
     const bool reset = message_status_ & (ptds::packet_status::reset_connection |
                                           ptds::packet_status::reset_connection_skip_tran);
@@ -806,8 +905,19 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
             }
             co_return Outcome::client_gone;
         }
+        if (router::tsql::starts_bulk_load(batch->text)) {
+            // Its rows follow in bulk load messages, which Sluice does not relay: refused
+            // before a backend connection waits for rows that never come.
+            const std::string message =
+                "Sluice does not relay bulk loads (INSERT BULK, bcp, SqlBulkCopy); nothing was "
+                "run. Load through a direct connection to the primary.";
+            co_await send_error(4014, 16, message);
+            co_return Outcome::ok;
+        }
         need.cls = router::tsql::classify(batch->text);
         need.classified = true;
+        if (is_write(need.cls)) plan_write(batch->text);
+        cache_text = std::move(batch->text);
     } else if (type == PT::rpc) {
         auto rpc = ptds::parse_rpc(message_);
         if (!rpc) {
@@ -837,6 +947,22 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                 // every statement so) ends a transaction whose commit LSN later reads must
                 // wait for.
                 writes = is_write(c);
+                if (writes) plan_write(*text);
+                if (id == ptds::proc_id::execute_sql && rpc->calls.size() == 1) {
+                    // Its parameters' values are part of the key: the request after
+                    // ALL_HEADERS (whose transaction descriptor is 0 outside one).
+                    const std::size_t headers =
+                        rpc->headers && message_.size() >= 4
+                            ? std::min<std::size_t>(message_.size(),
+                                                    message_[0] | (message_[1] << 8) |
+                                                        (message_[2] << 16) |
+                                                        (std::size_t{message_[3]} << 24))
+                            : 0;
+                    cache_params = Bytes(message_).subspan(headers);
+                    rpc_cls = c;
+                    cache_cls = &*rpc_cls;
+                    cache_text = std::move(*text);
+                }
             } else if (auto h = call.handle()) {
                 // Sluice's number: the backend that made it, and its own number there.
                 const auto it = handles_.find(*h);
@@ -863,15 +989,25 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                 writes = id == ptds::proc_id::cursor ||
                          ((id == ptds::proc_id::execute || id == ptds::proc_id::cursor_execute) &&
                           it->second.writes);
+                if (writes) {
+                    plan_write(it->second.text.empty()
+                                   ? std::nullopt
+                                   : std::optional<std::string_view>(it->second.text));
+                }
                 if (id == ptds::proc_id::unprepare || id == ptds::proc_id::cursor_unprepare ||
                     id == ptds::proc_id::cursor_close)
                     released.push_back(*h);
             } else {
                 // Named procedures: the primary (a procedure may write).
                 writes = true;
+                plan_write(std::nullopt);
             }
             for (std::uint16_t o = 0; o < 8; ++o) {
-                if (call.handle_outputs() & (1u << o)) handle_outs_.push_back({ci, o, writes});
+                if (call.handle_outputs() & (1u << o)) {
+                    auto text = writes ? call.statement_text() : std::nullopt;
+                    handle_outs_.push_back(
+                        {ci, o, writes, text ? std::move(*text) : std::string()});
+                }
             }
             if (!read) all_reads = false;
             if (writes) need.write = true;
@@ -881,15 +1017,22 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         need.primary = !all_reads;
     } else if (type == PT::transaction_manager) {
         need.primary = true;
-        need.write = true; // a commit through TM_COMMIT_XACT: later reads must see it
-    } else {
-        need.primary = true; // bulk load and the rest
+        need.write = true;              // a commit through TM_COMMIT_XACT: later reads must see it
+        plan_write(std::string_view{}); // its transaction's tables, bumped at its end
     }
     if (need.classified) {
         const auto& c = need.cls;
         need.primary = !secondary_may_answer(c, true);
         need.write = is_write(c);
         if (c.flags.reads_diagnostics && last_backend_) need.backend = last_backend_;
+        cache_cls = &c;
+    }
+    // The result cache answers reads a secondary would answer.
+    if (cache_cls != nullptr && !need.backend && !tx_backend_ && !implicit_transactions_ &&
+        !state_.pinned() && !reset && (read_only_intent_ || !need.primary) &&
+        plan_read(*cache_cls, cache_text, cache_params)) {
+        const auto served = co_await serve_cached();
+        if (served) co_return *served ? Outcome::ok : Outcome::client_gone;
     }
     // Where it runs.
     std::optional<std::size_t> target;
@@ -950,13 +1093,18 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
         b->reset_pending = false;
     }
     const std::size_t index = *target;
+    const auto primary_then = worker_.tds_topology().primary;
+    worker_.stats().tds.count_request(index, primary_then && *primary_then == index, !need.primary);
+    const CounterHold in_flight{worker_.stats().tds.outstanding[index]};
     const Outcome o = co_await forward(*b, message_type_, message_status_, std::move(message_));
-    if (o == Outcome::backend_lost || o == Outcome::broken) {
-        spdlog::warn("tds s={}: lost the connection to backend {}", id_, index);
+    if (o == Outcome::backend_lost || o == Outcome::backend_malformed || o == Outcome::broken) {
+        if (o != Outcome::backend_malformed)
+            spdlog::warn("tds s={}: lost the connection to backend {}", id_, index);
         drop_connection(index);
         const bool in_tx = tx_backend_ == index;
         if (tx_backend_ == index) tx_backend_.reset();
         if (o == Outcome::broken) co_return o;
+        if (o == Outcome::backend_malformed) co_return Outcome::ok; // forward() told the client
         // Nothing of the answer reached the client: it gets an error and keeps its session
         // (a failover must not drop clients); the next request finds the new primary.
         {
@@ -981,6 +1129,15 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     const auto primary_now = worker_.tds_topology().primary;
     const bool on_primary = primary_now && *primary_now == index;
     if (need.write && on_primary && !tx_backend_) co_await remember_write(*b);
+    if (hold_tail_) {
+        // The write's tables bumped (and its commit LSN known) before its last bytes go.
+        co_await bump_planned(tx_ended_);
+        if (!tail_.empty()) {
+            const error_code ec = co_await client_.write(tail_);
+            tail_.clear();
+            if (ec) co_return Outcome::client_gone;
+        }
+    }
     // The backend that just wrote stays for the next request (@@IDENTITY, @@ROWCOUNT); not
     // after COMMIT or ROLLBACK, which leave nothing to ask about.
     const bool ends_tx = need.classified && (need.cls.cls == router::StatementClass::commit ||

@@ -252,6 +252,11 @@ void Worker::start_thread() {
             return ~std::uint64_t{0};
         };
     }
+    cache_.tds_peer_write = [&acked = shared_.tds_acked](std::string_view lsn) {
+        const std::lock_guard lock(acked.mutex);
+        if (pool::compare_lsn(lsn, acked.lsn) > 0) acked.lsn = std::string(lsn);
+        acked.at = std::chrono::steady_clock::now();
+    };
     cache_.start(io_.get_executor(), stats_, std::move(resync_needs), &shared_.acked);
     thread_ = std::thread([this] {
         try {

@@ -6,6 +6,34 @@
 
 namespace sluice::protocol::tds {
 
+std::string_view packet_type_name(std::uint8_t type) noexcept {
+    switch (static_cast<PacketType>(type)) {
+    case PacketType::sql_batch:
+        return "SQL batch";
+    case PacketType::pre_tds7_login:
+        return "pre-TDS7 login";
+    case PacketType::rpc:
+        return "RPC";
+    case PacketType::tabular_result:
+        return "tabular result";
+    case PacketType::attention:
+        return "attention signal";
+    case PacketType::bulk_load:
+        return "bulk load data";
+    case PacketType::federated_auth_token:
+        return "federated authentication token";
+    case PacketType::transaction_manager:
+        return "transaction manager request";
+    case PacketType::login7:
+        return "LOGIN7";
+    case PacketType::sspi:
+        return "SSPI";
+    case PacketType::prelogin:
+        return "PRELOGIN";
+    }
+    return "unknown";
+}
+
 result<PacketHeader> parse_header(Bytes in, std::size_t max_packet) noexcept {
     if (in.size() < header_size) return codec_errc::truncated;
     PacketHeader h;

@@ -652,6 +652,22 @@ void PacketTokenScanner::forget_packets() noexcept {
     if (packets_.size() > 1) packets_.erase(packets_.begin(), packets_.end() - 1);
 }
 
+std::optional<CleanCut> PacketTokenScanner::clean_cut() const noexcept {
+    if (state_ != TokenScanner::State::running || in_packet_ || header_have_ != 0 ||
+        !tokens_.between_tokens())
+        return std::nullopt;
+    // header_ still holds the last packet's header once its payload is consumed.
+    if (raw_offset_ == 0 || eom_) return CleanCut{1, true};
+    return CleanCut{static_cast<std::uint8_t>(header_[6] + 1), false};
+}
+
+void write_cut_end(const CleanCut& cut, const ServerMessage& m, std::uint32_t tds_version,
+                   std::size_t packet_size, std::vector<std::uint8_t>& out) {
+    std::vector<std::uint8_t> payload;
+    write_error_response(m, tds_version, payload);
+    write_message(PacketType::tabular_result, 0, payload, packet_size, cut.packet_id, out);
+}
+
 void PacketTokenScanner::expect_attention_ack() noexcept {
     tokens_.expect_attention_ack();
     want_attn_ = true;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """tds_bad_input (issue #11): SQL Server clients and backends misbehaving, on raw sockets
-speaking TDS (a small packet builder of its own, nothing from the C++ codec), through a Sluice
+speaking TDS (a client-side packet builder and token parser of its own over the test server's
+primitives and token builder, nothing from the C++ codec), through a Sluice
 of its own in front of three TDS test servers (tests/fixtures/tds_server.py: a primary and two
 secondaries sharing one replication log). Bad input from a client gets a TDS ERROR token
 (0xAA in a tabular result) or a clean close, never crashes the daemon, and never disturbs
@@ -26,7 +27,7 @@ case, and so does a fresh one.
  (i) after a raw login: an SQLBatch with an odd byte count, with ALL_HEADERS lengths that do
      not fit -> ERROR; an RPC with a truncated parameter -> error 8009 and the session goes
      on; unknown packet types, LOGIN7 / PRELOGIN after login, TM requests of unknown types
-     -> ERROR
+     -> ERROR (more in (p))
  (j) TLS: encryption asked of a listener without a certificate; garbage or a cut ClientHello
      inside PRELOGIN; TDS 8.0 garbage; under TLS (full, login-only, TDS 8.0) a packet length
      4, a LOGIN7 at 0xFFFF, a record that does not decrypt -> ERROR or closed
@@ -42,6 +43,18 @@ case, and so does a fresh one.
      ERROR (or, once part of the answer reached it, a clean close); the daemon keeps serving
  (o) the fake secondary answers a fatal error and ends that connection only when the next
      message comes: the next client's read there must not get that connection
+ (p) message types Sluice does not run (bulk load data, unknown types, PRELOGIN / LOGIN7 /
+     SSPI after the login) -> ERROR 4014 of severity 16 and the session goes on; none reaches
+     a backend (the transaction's connection keeps its session id and its transaction; the
+     primary test server, which numbers its connections, was asked for none)
+ (q) the packet size counts the 8-byte header (MS-TDS 2.2.3.1.3): a packet of exactly the
+     negotiated 512 bytes is run, one of 513 -> ERROR, closed; before the login 4096 and 4097
+ (r) a backend breaking the protocol (the fake secondary) before any of its answer reached
+     the client -> error 50000 "... sent a malformed response: ...", severity 16, the session
+     goes on; a connection closed before the answer -> still 10054
+ (s) the same after whole rows were relayed -> the rows, a severity-20 ERROR (50000, or
+     10054 for a closed connection) and a DONE_ERROR, then the close; after a row cut in two
+     -> the close alone
 Each daemon is stopped at the end with sluice.sh stop-check: exit status 0 on SIGTERM, a log
 free of sanitizer reports and error lines.
 
@@ -66,33 +79,23 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from itlib import Checks, Daemon, eq, true, wait_until  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "..", "fixtures", "tds_server.py")
 PYTHON = "/usr/bin/python3"
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(SERVER))
+from itlib import Checks, Daemon, eq, true, wait_until  # noqa: E402
+from tdslib import port_open, q as ms_query  # noqa: E402,F401 -- ms_query: tds_session_fuzz
+# The test server's TDS constants, string encodings, request reader, TYPE_INFO reader and
+# token builder: written from MS-TDS apart from Sluice, they are this test's reference too.
+from tds_server import (  # noqa: E402,F401 -- ENCRYPT_*, ST_RESET*: tds_session_fuzz
+    BYTELEN, COLLATION, DONE_ATTN, DONE_COUNT, DONE_ERROR, DONE_MORE, ENCRYPT_NOT_SUP, ENCRYPT_OFF,
+    ENCRYPT_ON, FIXED, PT_ATTENTION, PT_BATCH, PT_BULK, PT_LOGIN7, PT_PRELOGIN, PT_REPLY, PT_RPC,
+    PT_TM, ST_EOM, ST_RESET, ST_RESET_SKIPTRAN, TDS74, USHORTLEN, Reader, SqlError, Tokens,
+    b_varchar, colmetadata, encode_value, read_typeinfo, ucs2, us_varchar)
+from tds_server import read_value as read_param_value  # noqa: E402
 
-# --- TDS constants (MS-TDS 2.2.3.1) -------------------------------------------------------------
-PT_BATCH, PT_RPC, PT_REPLY, PT_ATTENTION, PT_BULK, PT_TM = 1, 3, 4, 6, 7, 14
-PT_LOGIN7, PT_PRELOGIN = 16, 18
-ST_EOM, ST_IGNORE, ST_RESET, ST_RESET_SKIPTRAN = 0x01, 0x02, 0x08, 0x10
-DONE_MORE, DONE_ERROR, DONE_COUNT, DONE_ATTN = 0x01, 0x02, 0x10, 0x20
-TDS74 = 0x74000004
-COLLATION = bytes.fromhex("0904d00034")
 MAX_MESSAGE = 64 << 20  # Sluice's limit on an assembled client message
-
-
-def ucs2(s):
-    return s.encode("utf-16-le")
-
-
-def b_varchar(s):
-    return bytes([len(s)]) + ucs2(s)
-
-
-def us_varchar(s):
-    return struct.pack("<H", len(s)) + ucs2(s)
 
 
 def header(ptype, length, status=ST_EOM, spid=0, packet_id=1):
@@ -121,9 +124,6 @@ def message(ptype, payload, packet_size=4096, first_status=0):
 
 
 # --- client messages ------------------------------------------------------------------------------
-ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_NOT_SUP, ENCRYPT_REQ = 0, 1, 2, 3
-
-
 def prelogin_payload(options=None, terminator=True, encryption=ENCRYPT_NOT_SUP):
     """PRELOGIN: OPTIONS as [(token, data)]; offsets computed."""
     if options is None:
@@ -157,6 +157,28 @@ def tls_client_context(tds7=True):
     if tds7:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+def tls8_handshake(sock):
+    """TDS 8.0: the client's TLS handshake (ALPN tds/8.0) on SOCK before any TDS byte. Returns
+    (SSLObject, incoming BIO, outgoing BIO), the client's Finished not sent yet: it is in the
+    outgoing BIO, for the caller to send alone or with a first message."""
+    ctx = tls_client_context(tds7=False)
+    ctx.set_alpn_protocols(["tds/8.0"])
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out)
+    while True:
+        try:
+            obj.do_handshake()
+            return obj, inc, out
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                sock.sendall(data)
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed during the TLS handshake")
+            inc.write(chunk)
 
 
 def obfuscate(password):
@@ -289,37 +311,18 @@ class BadStream(Exception):
     """The server sent a token stream this parser cannot read."""
 
 
-FIXED_LEN = {0x1F: 0, 0x30: 1, 0x32: 1, 0x34: 2, 0x38: 4, 0x3A: 4, 0x3B: 4, 0x3C: 8, 0x3D: 8,
-             0x3E: 8, 0x7A: 4, 0x7F: 8}
-BYTE_LEN = {0x24, 0x26, 0x68, 0x6A, 0x6C, 0x6D, 0x6E, 0x6F, 0x2F, 0x27, 0x2D, 0x25, 0x37, 0x3F}
-USHORT_LEN = {0xA5, 0xA7, 0xAD, 0xAF, 0xE7, 0xEF}
 LONG_LEN = {0x22, 0x23, 0x63}
-COLLATED = {0xA7, 0xAF, 0xE7, 0xEF, 0x23, 0x63, 0x2F, 0x27}
 
 
-class Cursor:
-    def __init__(self, data):
-        self.d, self.p = data, 0
+class Cursor(Reader):
+    """The test server's reader over a response: what it cannot read is BadStream here, and
+    strings with broken UTF-16 are read, not refused."""
 
     def take(self, n):
         if self.p + n > len(self.d):
             raise BadStream("token stream truncated: %d bytes wanted at %d of %d"
                             % (n, self.p, len(self.d)))
-        v = self.d[self.p:self.p + n]
-        self.p += n
-        return v
-
-    def u8(self):
-        return self.take(1)[0]
-
-    def u16(self):
-        return struct.unpack("<H", self.take(2))[0]
-
-    def u32(self):
-        return struct.unpack("<I", self.take(4))[0]
-
-    def u64(self):
-        return struct.unpack("<Q", self.take(8))[0]
+        return super().take(n)
 
     def bvarchar(self):
         return self.take(self.u8() * 2).decode("utf-16-le", "replace")
@@ -329,72 +332,38 @@ class Cursor:
 
 
 def read_type(c):
-    t = c.u8()
-    ti = {"type": t}
-    if t in FIXED_LEN:
-        ti["len"] = FIXED_LEN[t]
-    elif t == 0x28:
-        pass
-    elif t in (0x29, 0x2A, 0x2B):
-        ti["scale"] = c.u8()
-    elif t in BYTE_LEN:
-        ti["max"] = c.u8()
-        if t in (0x6A, 0x6C, 0x37, 0x3F):
-            ti["prec"], ti["scale"] = c.u8(), c.u8()
-        if t in COLLATED:
-            c.take(5)
-    elif t in USHORT_LEN:
-        ti["max"] = c.u16()
-        if t in COLLATED:
-            c.take(5)
-    elif t in LONG_LEN:
-        ti["max"] = c.u32()
-        if t in COLLATED:
-            c.take(5)
-    else:
-        raise BadStream("type 0x%02X" % t)
-    return ti
+    """TYPE_INFO: the same in a response's COLMETADATA as in an RPC parameter."""
+    try:
+        return read_typeinfo(c)
+    except SqlError as e:
+        raise BadStream("unreadable TYPE_INFO: %s" % e)
 
 
 def read_value(c, ti):
+    """A value of a ROW or a RETURNVALUE. INTN, BITN and FLTN as the test server reads them in
+    an RPC parameter, and the bytes of the USHORT-length types (PLP when max is 0xFFFF) as it
+    reads a VARBINARY parameter; the other types raw (the server decodes them, and text types
+    carry a text pointer in a response)."""
     t = ti["type"]
-    if t in FIXED_LEN:
+    if t in (0x26, 0x68, 0x6D):
+        return read_param_value(c, ti)
+    if t in USHORTLEN:
+        raw = read_param_value(c, {"type": 0xA5, "max": ti["max"]})
+        if raw is None:
+            return None
+        return raw.decode("utf-16-le", "replace") if t in (0xE7, 0xEF) else raw
+    if t in FIXED:
         raw = c.take(ti["len"])
         if t in (0x30, 0x32, 0x34, 0x38, 0x7F):
             return int.from_bytes(raw, "little", signed=t != 0x30)
         if t == 0x3E:
             return struct.unpack("<d", raw)[0]
         return raw
-    if t == 0x28 or t in (0x29, 0x2A, 0x2B) or t in BYTE_LEN:
+    if t == 0x28 or t in (0x29, 0x2A, 0x2B) or t in BYTELEN:
         n = c.u8()
         if n == 0 or (n == 0xFF and t in (0x2F, 0x27, 0x2D, 0x25)):
             return None
-        raw = c.take(n)
-        if t == 0x26:
-            return int.from_bytes(raw, "little", signed=True)
-        if t == 0x68:
-            return raw[0]
-        if t == 0x6D:
-            return struct.unpack("<f" if n == 4 else "<d", raw)[0]
-        return raw
-    if t in USHORT_LEN:
-        if ti["max"] == 0xFFFF:
-            total = c.u64()
-            if total == 0xFFFFFFFFFFFFFFFF:
-                return None
-            parts = []
-            while True:
-                n = c.u32()
-                if n == 0:
-                    break
-                parts.append(c.take(n))
-            raw = b"".join(parts)
-        else:
-            n = c.u16()
-            if n == 0xFFFF:
-                return None
-            raw = c.take(n)
-        return raw.decode("utf-16-le", "replace") if t in (0xE7, 0xEF) else raw
+        return c.take(n)
     if t in LONG_LEN:
         n = c.u8()
         if n == 0:
@@ -512,22 +481,7 @@ class TdsRaw:
         self.packet_size = 4096
         self.tls = None  # (SSLObject, incoming BIO, outgoing BIO): TLS inside PRELOGIN (7.x)
         if strict:
-            ctx = tls_client_context(tds7=False)
-            ctx.set_alpn_protocols(["tds/8.0"])
-            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(inc, out)
-            while True:
-                try:
-                    obj.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    data = out.read()
-                    if data:
-                        self.sock.sendall(data)
-                    chunk = self.sock.recv(65536)
-                    if not chunk:
-                        raise ConnectionError("closed during the TLS handshake")
-                    inc.write(chunk)
+            obj, inc, out = tls8_handshake(self.sock)
             self.sock.sendall(out.read())
             # The first TDS message in a segment of its own, not with the TLS Finished: check
             # (k) tests that case alone.
@@ -718,14 +672,6 @@ def port_free(port):
             return False
 
 
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 class TdsServers:
     """Three TDS test servers (primary, secondary1, secondary2) sharing one --log, users
     app/app and monitor/monitor. stop() ends them by pid and reports tracebacks."""
@@ -779,6 +725,17 @@ class TdsServers:
             if "Traceback" in text:
                 problems.append("test server %s printed a traceback:\n%s" % (name, text[-3000:]))
         return problems
+
+    def stop_counted(self, checks):
+        """stop() as one more of CHECKS: the servers ran to the end, stopped on SIGTERM, printed
+        no traceback."""
+        problems = self.stop()
+        checks.count += 1
+        if problems:
+            checks.failures.append("test servers")
+            print("FAIL - test servers: %s" % "; ".join(problems), file=sys.stderr)
+        else:
+            print("ok   - test servers alive, stopped on SIGTERM, no traceback")
 
 
 def sluice_config(mysql_port, tds_port, admin_port, tds_backends, monitor=True, workers=1,
@@ -849,50 +806,32 @@ def ms_connect(port, **kw):
     return pymssql.connect(**args)
 
 
-def ms_query(conn, sql):
-    cur = conn.cursor()
-    cur.execute(sql)
-    rows = cur.fetchall() if cur.description else []
-    cur.close()
-    return rows
-
-
 # --- a fake TDS backend: logs in properly, answers some batches with tokens nobody knows ----------
 def fake_login_reply(packet_size):
     """The test server's login reply, token for token (tds_server.py Session.login)."""
-    out = bytearray()
-
-    def env(etype, new, old):
-        body = bytes([etype]) + new + old
-        out.extend(b"\xe3" + struct.pack("<H", len(body)) + body)
-
-    def info(number, text, state=1):
-        body = struct.pack("<iBB", number, state, 0) + us_varchar(text) + b_varchar("fake") \
-            + b_varchar("") + struct.pack("<i", 1)
-        out.extend(b"\xab" + struct.pack("<H", len(body)) + body)
-
-    env(1, b_varchar("sluice"), b_varchar("master"))
-    info(5701, "Changed database context to 'sluice'.", 2)
-    env(7, bytes([5]) + COLLATION, b"\x00")
-    env(2, b_varchar("us_english"), b_varchar(""))
-    info(5703, "Changed language setting to us_english.")
-    ack = b"\x01" + struct.pack(">I", TDS74) + b_varchar("Microsoft SQL Server\0\0") \
-        + bytes([15, 0]) + struct.pack(">H", 2000)
-    out += b"\xad" + struct.pack("<H", len(ack)) + ack
-    env(4, b_varchar(str(packet_size)), b_varchar("4096"))
-    out += done(0xFD, 0)
-    return bytes(out)
+    t = Tokens(TDS74)
+    t.env_str(1, "sluice", "master")
+    t.info(5701, "Changed database context to 'sluice'.", "fake", state=2)
+    t.env_bytes(7, COLLATION)
+    t.env_str(2, "us_english")
+    t.info(5703, "Changed language setting to us_english.", "fake")
+    t.loginack(TDS74)
+    t.env_str(4, str(packet_size), "4096")
+    t.done(0xFD, 0)
+    return bytes(t.out)
 
 
-def done(token, status, count=0, cmd=0):
-    return bytes([token]) + struct.pack("<HHQ", status, cmd, count)
+def done(token, status, count=0):
+    t = Tokens(TDS74)
+    t.done(token, status, count=count)
+    return bytes(t.out)
 
 
 def int_result(values, name="v"):
-    """COLMETADATA (one INT column) and a ROW per value, DONE_COUNT."""
-    out = bytearray(b"\x81\x01\x00" + struct.pack("<IH", 0, 0x0009) + b"\x26\x04" + b_varchar(name))
+    """COLMETADATA (one INT column) and a ROW per value."""
+    out = bytearray(colmetadata([name], [("int", 4)], TDS74))
     for v in values:
-        out += b"\xd1\x04" + struct.pack("<i", v)
+        out += b"\xd1" + encode_value(v, "int", 4, TDS74)
     return bytes(out)
 
 
@@ -906,9 +845,12 @@ class FakeBackend:
     the same packet; 'unknown_second_packet' -> a first packet full of rows, 0x01 in the
     second; 'close_mid_response' -> a first packet of rows, then the connection closed;
     'fatal_then_close' -> a severity-20 error, then the connection closed when the next message
-    comes; 'SELECT <number> ...' -> that number in one INT row; anything else -> one INT row
-    (1). Unknown tokens follow with junk and a
-    DONE, as a confused server might send them."""
+    comes; 'rows_then_unknown' -> a packet of three whole rows (no EOM), half a second later a
+    packet with token 0x01; 'row_cut_then_unknown' -> the same with the first packet ending
+    inside a row; 'rows_then_close' -> the packet of whole rows, half a second later the
+    connection closed; 'close_at_once' -> the connection closed unanswered; 'SELECT <number>
+    ...' -> that number in one INT row; anything else -> one INT row (1). Unknown tokens follow
+    with junk and a DONE, as a confused server might send them."""
 
     def __init__(self, port):
         self.port = port
@@ -1008,13 +950,26 @@ class FakeBackend:
     def answer(self, conn, text, size):
         junk = b"\x01\x02\x03\x04\x05\x06\x07\x08" + done(0xFD, 0)
         if "fatal_then_close" in text:
-            body = struct.pack("<iBB", 4014, 1, 20) + us_varchar("fatal, as the fake backend "
-                                                                 "wants it") \
-                + b_varchar("fake") + b_varchar("") + struct.pack("<i", 1)
-            conn.sendall(message(PT_REPLY, b"\xaa" + struct.pack("<H", len(body)) + body
-                                 + done(0xFD, DONE_ERROR), size))
+            t = Tokens(TDS74)
+            t.error(SqlError(4014, "fatal, as the fake backend wants it", severity=20), "fake")
+            t.done(0xFD, DONE_ERROR)
+            conn.sendall(message(PT_REPLY, bytes(t.out), size))
             raise Doomed
-        if "unknown_first" in text:
+        if "close_at_once" in text:
+            conn.shutdown(socket.SHUT_RDWR)
+            raise ConnectionError
+        if any(m in text for m in ("rows_then_unknown", "row_cut_then_unknown",
+                                   "rows_then_close")):
+            # The pause makes Sluice relay the first packet before the rest comes.
+            rows = int_result([1, 2, 3])
+            cut = len(rows) - 2 if "row_cut" in text else len(rows)
+            conn.sendall(packet(PT_REPLY, rows[:cut], status=0))
+            time.sleep(0.5)
+            if "close" in text:
+                conn.shutdown(socket.SHUT_RDWR)
+                raise ConnectionError
+            conn.sendall(packet(PT_REPLY, rows[cut:] + junk, packet_id=2))
+        elif "unknown_first" in text:
             conn.sendall(message(PT_REPLY, junk, size))
         elif "unknown_after_row" in text:
             conn.sendall(message(PT_REPLY, int_result([7]) + junk, size))
@@ -1581,21 +1536,7 @@ def tls8_first_message_with_finished():
     send data right after its Finished): the PRELOGIN must be answered."""
     s = socket.create_connection(("127.0.0.1", TLS_PORT), timeout=5)
     try:
-        ctx = tls_client_context(tds7=False)
-        ctx.set_alpn_protocols(["tds/8.0"])
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(inc, out)
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                data = out.read()
-                if data:
-                    s.sendall(data)
-                chunk = s.recv(65536)
-                true(chunk, "TDS 8.0 handshake: closed by the server")
-                inc.write(chunk)
+        obj, inc, out = tls8_handshake(s)
         finished = out.read()
         obj.write(message(PT_PRELOGIN, prelogin_payload()))
         s.sendall(finished + out.read())
@@ -1657,7 +1598,8 @@ def tls7_login_with_resumed_finished():
 
 def case_m_pool_after_fatal(sv):
     # A client's bad request that the backend answers with a fatal error (severity 20) and
-    # then closes its connection: with transaction pooling (the default), that connection
+    # then closes its connection (a TM request of an unknown type; bulk load data no longer
+    # reaches a backend, see (p)): with transaction pooling (the default), that connection
     # must not reach the next client (it would get a "could not reset" error instead of a
     # login), nor the next request of the same session.
     failures = []
@@ -1696,6 +1638,155 @@ def case_m_pool_after_fatal(sv):
     sv.check("after fatal backend errors")
 
 
+def primary_spid():
+    """The session id of a new connection straight to the primary test server, which numbers
+    its logins one after another: a counter of the connections it was asked for."""
+    conn = ms_connect(BASE)
+    try:
+        return ms_query(conn, "SELECT @@SPID AS s")[0][0]
+    finally:
+        conn.close()
+
+
+def case_p_unsupported_messages(sv):
+    # Message types Sluice does not run (bulk load data, an unknown type, PRELOGIN / LOGIN7 /
+    # SSPI after the login, a pre-TDS7 login) are answered by Sluice with error 4014, severity
+    # 16 (the packets framed them whole: the stream is in step), and never reach a backend: a
+    # server ends its connection over them, and the session's transaction with it. Proof: the
+    # transaction's connection keeps its session id and its transaction, and the primary was
+    # asked for no connection meanwhile.
+    before = primary_spid()
+    t = raw_session()
+    try:
+        t.query("BEGIN TRANSACTION")
+        spid, count = t.query("SELECT @@SPID AS s, @@TRANCOUNT AS c")[0]
+        eq(count, 1, "@@TRANCOUNT after BEGIN TRANSACTION")
+        for what, ptype, payload in (("bulk load data", PT_BULK, b"\x01\x02\x03\x04"),
+                                     ("packet type 0x55", 0x55, b"\x01\x02\x03\x04"),
+                                     ("LOGIN7 after the login", PT_LOGIN7, login7_payload()),
+                                     ("PRELOGIN after the login", PT_PRELOGIN,
+                                      prelogin_payload()),
+                                     ("SSPI", 17, b"\x60\x28"),
+                                     ("a pre-TDS7 login", 2, b"\x00" * 32)):
+            t.send(message(ptype, payload))
+            r = expect_error_then_close(t, what, (4014,), close=False)
+            eq(t.query("SELECT @@SPID AS s, @@TRANCOUNT AS c"), [[spid, 1]],
+               "%s: the transaction's backend connection (session id, @@TRANCOUNT) after it"
+               % what)
+            true(all(e[1] == 16 for e in r.errors) and r.final,
+                 "%s: expected severity 16 and a final DONE, got %r" % (what, r))
+            true(any("does not support" in e[2] for e in r.errors),
+                 "%s: not Sluice's own error: %r" % (what, r.errors))
+        t.query("ROLLBACK")
+    finally:
+        t.close()
+    after = primary_spid()
+    eq(after, max(before, spid) + 1,
+       "the primary's next session id (connections it was asked for; before: %d, the "
+       "transaction's: %d)" % (before, spid))
+    sv.check("unsupported message types")
+
+
+def case_q_packet_size_counts_header(sv):
+    # MS-TDS 2.2.3.1.3: Length counts the 8-byte header, and the negotiated packet size is the
+    # largest Length: a packet of exactly the size is fine, one byte more is refused.
+    t = raw_session(packet_size=512)
+    try:
+        eq(t.packet_size, 512, "the negotiated packet size")
+        s = "p" * 227
+        payload = batch_payload("SELECT '%s' AS s" % s)
+        eq(len(payload) + 8, 512, "the test's packet length")
+        t.send(packet(PT_BATCH, payload))
+        eq(t.response().rows, [[s]], "a packet of exactly the negotiated 512 bytes")
+        payload = batch_payload("SELECT '%s' AS s" % (s + "q"))
+        t.send(packet(PT_BATCH, payload[:505], status=0)
+               + packet(PT_BATCH, payload[505:], packet_id=2))
+        r = expect_error_then_close(t, "a packet of 513 bytes after negotiating 512", (4014,))
+        true(any("larger" in e[2] for e in r.errors), "513 bytes: %r" % r.errors)
+    finally:
+        t.close()
+    sv.check("a packet one byte over the negotiated size")
+    # Before the login: 4096.
+    big = prelogin_payload([(0, bytes([11, 0, 0, 0, 0, 0])), (1, bytes([ENCRYPT_NOT_SUP])),
+                            (2, b"i" * 4200 + b"\x00"), (3, struct.pack("<I", 1)), (4, b"\x00")])
+    wire = message(PT_PRELOGIN, big)
+    eq(struct.unpack(">H", wire[2:4])[0], 4096, "the first PRELOGIN packet's length")
+    t = TdsRaw(TDS_PORT)
+    try:
+        t.send(wire)
+        mtype, _ = t.read_message()
+        eq(mtype, PT_REPLY, "a PRELOGIN in packets of exactly 4096 bytes: answered")
+        t.login(prelogin=False)
+        eq(t.query("SELECT 'big prelogin' AS p"), [["big prelogin"]], "after it, a login")
+    finally:
+        t.close()
+    t = TdsRaw(TDS_PORT)
+    try:
+        t.send(header(PT_PRELOGIN, 4097) + b"\0" * 4089)
+        r = expect_error_then_close(t, "a PRELOGIN packet of 4097 bytes", (4014,))
+        true(any("larger" in e[2] for e in r.errors), "4097 bytes: %r" % r.errors)
+    finally:
+        t.close()
+    sv.check("a packet of 4097 bytes before the login")
+
+
+def case_r_backend_protocol_errors(sv, fake):
+    # A backend that breaks the protocol before any of its answer reached the client is not a
+    # lost connection: error 50000 naming the backend and the codec's error, severity 16, and
+    # the session goes on. A connection closed before the answer is still 10054.
+    for marker in ("unknown_first", "unknown_after_row", "close_at_once"):
+        t = raw_session(B_TDS_PORT)
+        try:
+            t.sock.settimeout(15)
+            t.send(message(PT_BATCH, batch_payload("SELECT '%s' AS m" % marker)))
+            lost = marker == "close_at_once"
+            r = expect_error_then_close(t, marker, (10054,) if lost else (50000,), close=False)
+            true(all(e[1] == 16 for e in r.errors) and r.final and r.dones[-1][1] & DONE_ERROR,
+                 "%s: severity 16, a final DONE with DONE_ERROR: %r" % (marker, r))
+            if not lost:
+                text = r.errors[0][2]
+                true("fake sent a malformed response" in text and "0x01" in text,
+                     "%s: the error does not say what happened: %r" % (marker, text))
+            r2 = t.batch("SELECT 'again' AS a")
+            true(r2.rows == [[1]] and not r2.errors, "%s: the request after it: %r"
+                 % (marker, r2))
+        finally:
+            t.close()
+        sv.check("backend protocol error (%s)" % marker)
+    true(not fake.errors, "the fake backend failed: %r" % fake.errors)
+
+
+def case_s_backend_breaks_mid_answer(sv, fake):
+    # After part of the answer (whole rows) reached the client: the rows, then a fatal ERROR
+    # (50000 for a protocol error, 10054 for a lost connection) and a DONE with DONE_ERROR,
+    # then the close. Inside a row only the close is left (anything more would be read as
+    # the rest of the row).
+    for marker, number in (("rows_then_unknown", 50000), ("rows_then_close", 10054),
+                           ("row_cut_then_unknown", None)):
+        t = raw_session(B_TDS_PORT)
+        try:
+            t.sock.settimeout(15)
+            t.send(message(PT_BATCH, batch_payload("SELECT '%s' AS m" % marker)))
+            kind, r = t.error_or_close(15)
+            if number is None:
+                true(kind == "closed", "%s: a row cut in two can only be closed: %s %r"
+                     % (marker, kind, r))
+            else:
+                true(kind == "error", "%s: expected the rows and an ERROR, got %s %r"
+                     % (marker, kind, r))
+                eq(r.rows, [[1], [2], [3]], "%s: the rows relayed before it" % marker)
+                eq([(e[0], e[1]) for e in r.errors], [(number, 20)], "%s: the error" % marker)
+                true(r.final and r.dones[-1][1] & DONE_ERROR,
+                     "%s: a final DONE with DONE_ERROR: %r" % (marker, r.dones))
+                true("fake" in r.errors[0][2], "%s: the backend unnamed: %r"
+                     % (marker, r.errors))
+                true(t.closed_by_peer(5), "%s: the session stays open" % marker)
+        finally:
+            t.close()
+        sv.check("backend protocol error (%s)" % marker)
+    true(not fake.errors, "the fake backend failed: %r" % fake.errors)
+
+
 WORK = None
 
 
@@ -1705,7 +1796,6 @@ def main():
     checks = Checks()
     servers = TdsServers(WORK, BASE)
     fake = None
-    problems = []
     try:
         for p in (MYSQL_PORT, TDS_PORT, ADMIN_PORT, FAKE_PORT, B_MYSQL_PORT, B_TDS_PORT,
                   B_ADMIN_PORT, TLS_PORT):
@@ -1739,6 +1829,10 @@ def main():
                        "client's Finished", case_l_tls7_login_with_finished, sv)
             checks.run("(m) a backend connection ended by a fatal error is not reused",
                        case_m_pool_after_fatal, sv)
+            checks.run("(p) unsupported message types -> ERROR 4014, severity 16, never sent "
+                       "to a backend", case_p_unsupported_messages, sv)
+            checks.run("(q) the packet size counts the header: exactly it is fine, one byte "
+                       "more -> ERROR", case_q_packet_size_counts_header, sv)
             cfg_b = sluice_config(B_MYSQL_PORT, B_TDS_PORT, B_ADMIN_PORT,
                                   [("primary", BASE, "primary"), ("fake", FAKE_PORT, "secondary")],
                                   monitor=False)
@@ -1749,6 +1843,12 @@ def main():
                 checks.run("(o) a pooled connection the backend ends after a fatal error is "
                            "not handed to the next client (second daemon)",
                            case_o_fatal_then_close, sv_b, fake)
+                checks.run("(r) a backend breaking the protocol before its answer: reported "
+                           "as such, the session goes on (second daemon)",
+                           case_r_backend_protocol_errors, sv_b, fake)
+                checks.run("(s) a backend breaking off after whole rows: an ERROR and "
+                           "DONE_ERROR after them, then the close (second daemon)",
+                           case_s_backend_breaks_mid_answer, sv_b, fake)
                 sv_b.conn.close()
             checks.run("the first daemon's session opened at the start still answers",
                        sv.check, "the end")
@@ -1763,13 +1863,7 @@ def main():
     finally:
         if fake:
             fake.stop()
-        problems = servers.stop()
-    checks.count += 1
-    if problems:
-        checks.failures.append("test servers")
-        print("FAIL - test servers: %s" % "; ".join(problems), file=sys.stderr)
-    else:
-        print("ok   - test servers alive, stopped on SIGTERM, no traceback")
+        servers.stop_counted(checks)
     checks.finish()
 
 

@@ -43,19 +43,17 @@ exit 0 only if all passed.
 import json
 import os
 import random
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import itlib  # noqa: E402
 import tds_gate as gate  # noqa: E402
+import tdslib  # noqa: E402
 from tds_gate import Fail, expect, same_rows  # noqa: E402
 
 BASE = int(os.environ.get("TDS_CLIENTS_PORT") or itlib.env_int("SLUICE_PORT") + 720)
@@ -131,25 +129,7 @@ port = {LISTENERS["on"]}
 require_tls = true
 {tls}
 {itlib.topology_backends_toml()}
-[[tds_backends]]
-name = "primary"
-host = "127.0.0.1"
-port = {PRIMARY}
-role = "primary"
-[[tds_backends]]
-name = "secondary1"
-host = "127.0.0.1"
-port = {SECONDARY1}
-[[tds_backends]]
-name = "secondary2"
-host = "127.0.0.1"
-port = {SECONDARY2}
-[tds_monitor]
-user = "monitor"
-password = "monitor"
-interval_ms = 100
-timeout_ms = 1000
-failures_to_open = 2
+{tdslib.tds_backends_toml(PRIMARY)}
 [routing]
 consistency = "session"
 max_lag_ms = 5000
@@ -307,41 +287,18 @@ def freetds_matrix(checks, servers, listeners, windows):
 
 
 # --- Python DB-API clients: pymssql, pyodbc, pytds -----------------------------------------------------
-def pymssql_bad_password(listener, mode, ver):
-    # pymssql keeps the last server message in process-wide state: a fresh process shows what
-    # this login attempt was answered.
-    code = ("import pymssql\ntry:\n    pymssql.connect(server=%r, port=%r, user='app', password='wrong', "
-            "database='sluice', login_timeout=5%s)\nexcept Exception as e:\n    print(repr(e.args))\n"
-            "else:\n    print('CONNECTED')\n" % (gate.entry("p", listener, mode, ver), str(listener.port),
-                                                 "" if ver == "7.4" else ", tds_version=%r" % ver))
-    p = subprocess.run([gate.PYTHON, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-    text = p.stdout.decode("utf-8", "replace")
-    expect("CONNECTED" not in text, "logged in with a wrong password")
-    expect(text.startswith("((18456,") and gate.MESSAGES[18456] in text, "want 18456 and its message: %s" % text)
-
-
 def dbapi_session(client, servers, listener, mode, checks, windows, ver="7.4"):
     label = "listener=%s client=%s%s" % (listener.mode, mode, "" if ver == "7.4" else " tds=" + ver)
     result = gate.outcome(client.prelogin_value(mode), listener.mode)
     plan = Plan(client.name, label)
 
     def session():
-        try:
-            conn = client.connect(listener, listener, "p", mode, ver=ver)
-        except Exception as e:  # noqa: BLE001 -- a refusal is what is expected here
-            if result == "refused":
-                return "refused: %s" % str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-            raise
+        conn, refused = gate.dbapi_connect(lambda: client.connect(listener, listener, "p", mode, ver=ver), result)
+        if conn is None:
+            return refused
         try:
             expect(result != "refused", "connected although Sluice must refuse")
-            cur = conn.cursor()
-            cur.execute(plan.create)
-            cur.execute(plan.insert)
-            conn.commit()
-            cur.execute(plan.select)
-            rows = cur.fetchall()
-            same_rows(rows, plan.rows, "rows read back")
-            same_rows(client.param_query(conn, plan), client.param_expected(plan), "parameterised query")
+            rows = gate.dbapi_fill(client, conn, plan)
             cur = conn.cursor()
             cur.execute(plan.tx_rollback)
             conn.rollback()
@@ -367,7 +324,7 @@ def dbapi_session(client, servers, listener, mode, checks, windows, ver="7.4"):
 
     def bad_password():
         if client.name == "pymssql":
-            return pymssql_bad_password(listener, mode, ver)
+            return gate.pymssql_bad_password(gate.entry("p", listener, mode, ver), listener.port, ver)
         try:
             client.connect(listener, listener, "p", mode, password="wrong", ver=ver).close()
         except Exception as e:  # noqa: BLE001
@@ -417,14 +374,8 @@ def judge(client, label, res, plan, servers, result, checks, known=None):
 
     def session():
         if result == "refused":
-            expect("connect_error" in res, "connected although Sluice must refuse: %r" % res)
-            return "refused: %s" % str(res["connect_error"].get("message", ""))[:100]
-        expect("connect_error" not in res and "error" not in res, "session failed: %r" % res)
-        same_rows(res["rows"], plan.rows, "rows read back")
-        for key in ("param_rows", "param_rows2", "prepared_rows", "prepared_rows2"):
-            if key in res:
-                same_rows(res[key], plan.param_rows, "parameterised query (%s)" % key)
-        expect([int(r[1]) for r in res["tx"]] == [11], "after rollback and commit: %r" % res["tx"])
+            return gate.judge_refused(res, "Sluice")
+        gate.judge_rows(res, plan)
         where = res["tx_where"][0][1]
         expect(where == "primary", "a read inside the transaction ran on %s" % where)
         check_primary_file(servers, plan, plan.after_rows, 99)
@@ -434,18 +385,8 @@ def judge(client, label, res, plan, servers, result, checks, known=None):
     if not checks.run("%s %s: session through Sluice" % (client, label), session) or result == "refused":
         return
 
-    def bad_password():
-        err = res.get("bad_password_error")
-        expect(err, "logged in with a wrong password")
-        if known(err):
-            return known(err)
-        expect(gate.MESSAGES[18456] in str(err.get("message")), "message: %r" % err)
-        if client == "mssql":  # mssql's ConnectionError keeps tedious's ELOGIN, not the number
-            expect(err.get("code") == 18456 or err.get("name") == "ELOGIN", "want 18456: %r" % err)
-            return "ELOGIN, %s" % err.get("message")
-        expect(err.get("code") == 18456, "want 18456: %r" % err)
-
-    checks.run("%s %s: wrong password refused (18456)" % (client, label), bad_password)
+    checks.run("%s %s: wrong password refused (18456)" % (client, label), gate.judge_bad_password, client, res,
+               known)
 
     def read_session():
         if known(res.get("secondary_error")):
@@ -494,15 +435,7 @@ def many_spec(plan):
 def jtds_matrix(checks, servers, listeners, work, windows):
     classes = os.path.join(work, "java")
     os.makedirs(classes, exist_ok=True)
-
-    def compile_():
-        expect(os.path.exists(gate.JTDS_JAR), "%s missing (apt install libjtds-java)" % gate.JTDS_JAR)
-        p = subprocess.run(["javac", "-encoding", "UTF-8", "-Xlint:none", "-d", classes, "-cp", gate.JTDS_JAR,
-                            os.path.join(HERE, "JtdsGate.java")], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=120)
-        expect(p.returncode == 0, "javac: %s" % p.stdout.decode()[-1000:])
-
-    if not checks.run("jTDS: JtdsGate.java compiles", compile_):
+    if not checks.run("jTDS: JtdsGate.java compiles", gate.compile_jtds, classes):
         return
     runs, props = [], {}
     for listener in listeners:
@@ -515,33 +448,14 @@ def jtds_matrix(checks, servers, listeners, work, windows):
             props.update({pre + k: v for k, v in spec.items()})
             runs.append((label, plan, listener, gate.outcome(gate.JTDS_MODES[ssl], listener.mode)))
     props["runs"] = len(runs)
-    spec_file = os.path.join(work, "jtds.properties")
-    with open(spec_file, "w", encoding="utf-8") as f:
-        f.write(gate.java_props(props))
-    p = subprocess.run(["java", "-Dfile.encoding=UTF-8", "-cp", "%s:%s" % (gate.JTDS_JAR, classes), "JtdsGate",
-                        spec_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    results = {}
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            results[r["label"]] = r
-
-    def login_only_known(err):
-        # tds_gate.py, jtds_matrix: jTDS 1.3.1 ends login-only TLS with SSLSocket.close(), which on
-        # OpenJDK 17 closes the TCP socket too; whether it reads the login answer first is a race
-        # inside the client.
-        msg = str((err or {}).get("message", ""))
-        if msg in ("I/O Error: Socket closed", "I/O Error: DB server closed connection."):
-            return "known jTDS 1.3.1 / OpenJDK 17 login-only TLS failure in the client: " + msg
-        return None
-
+    p, results = gate.run_jtds(work, classes, props)
     for label, plan, listener, result in runs:
         res = results.get(label)
         if res is None:
             checks.run("jTDS %s: session through Sluice" % label, lambda: expect(
                 False, "no result; exit %d: %s" % (p.returncode, p.stderr.decode()[-1500:])))
             continue
-        known = login_only_known if result == "login" else None
+        known = gate.jtds_login_only_known if result == "login" else None
         if known and known(res.get("connect_error")):
             checks.run("jTDS %s: session through Sluice" % label, known, res["connect_error"])
             continue
@@ -568,24 +482,9 @@ def node_matrix(checks, servers, listeners, work, certs, windows):
     plain, tls = listeners[0], listeners[1]
     for listener, enc in ((plain, False), (tls, True)):
         tag = "listener=%s encrypt=%s" % (listener.mode, str(enc).lower())
-        after = rnd.randrange(10**9)
-        extras.append({"kind": "cancel", "label": "cancel " + tag, "port": listener.port, "encrypt": enc,
-                       "long_sql": gate.long_result_sql(gate.LONG_ROWS), "cancel_after": 100,
-                       "wait_sql": "WAITFOR DELAY '00:00:05'", "after_sql": "SELECT 'after', %d" % after})
-        want["cancel " + tag] = after
-        v = rnd.randrange(10**9)
-        extras.append({"kind": "reset", "label": "reset " + tag, "port": listener.port, "encrypt": enc,
-                       "temp_create": "CREATE TABLE #gate_tmp (v INT); INSERT INTO #gate_tmp (v) VALUES (%d)" % v,
-                       "temp_select": "SELECT v FROM #gate_tmp", "after_sql": "SELECT 'after', %d" % after})
-        want["reset " + tag] = (v, after)
-        table = "c_tedious_multi_" + listener.mode
-        batch_value, param_value = gate.random_text(20000), gate.random_text(30000)
-        extras.append({"kind": "multi", "label": "multi " + tag, "port": listener.port, "encrypt": enc,
-                       "create": "CREATE TABLE %s (id INT, v NVARCHAR(MAX))" % table,
-                       "insert_batch": "INSERT INTO %s (id, v) VALUES (1, %s)" % (table, gate.sql_str(batch_value)),
-                       "insert_param": "INSERT INTO %s (id, v) VALUES (2, @v)" % table, "big_value": param_value,
-                       "select": "SELECT id, v FROM %s ORDER BY id" % table})
-        want["multi " + tag] = [[1, batch_value], [2, param_value]]
+        more, wanted = gate.node_extras(tag, listener.port, enc, "c_tedious_multi_" + listener.mode)
+        extras += more
+        want.update(wanted)
         extras.append({"kind": "many", "label": "many " + tag, "port": listener.port, "encrypt": enc, "n": MANY,
                        "sql": "SELECT 'many', @i, @@SERVERNAME",
                        "write": "INSERT INTO c_tedious_many (id, tag) VALUES ({i}, N'%s')" % tag,
@@ -598,18 +497,7 @@ def node_matrix(checks, servers, listeners, work, certs, windows):
     extras.append({"kind": "readonly", "label": "readonly", "port": plain.port, "encrypt": False,
                    "where": "SELECT 'where', @@SERVERNAME",
                    "write": "INSERT INTO c_tedious_many (id, tag) VALUES (-1, N'read-only intent')"})
-    spec = os.path.join(work, "node-spec.json")
-    with open(spec, "w", encoding="utf-8") as f:
-        json.dump({"ca": os.path.join(certs, "ca.pem"), "runs": runs, "extras": extras}, f)
-    node_dir = os.path.join(HERE, "node")
-    p = subprocess.run([gate.NODE, os.path.join(node_dir, "tds_gate.js"), spec], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=150, cwd=node_dir)
-    results = {}
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            results[r["label"]] = r
-    problem = "node exited %d: %s" % (p.returncode, p.stderr.decode("utf-8", "replace")[-1500:])
+    results, problem = gate.run_node(work, {"ca": os.path.join(certs, "ca.pem"), "runs": runs, "extras": extras})
     for run in runs:
         driver, label, plan, listener, result = plans[run["label"]]
         res = results.get(run["label"])
@@ -620,43 +508,21 @@ def node_matrix(checks, servers, listeners, work, certs, windows):
         judge(driver, label, res, plan, servers, result, checks)
     for ex in extras:
         name, res = ex["label"], results.get(ex["label"])
-        what = {"cancel": "ATTENTION: cancel() of a long result and of a WAITFOR, then a query",
-                "reset": "RESETCONNECTION: reset() drops a temp table",
-                "multi": "multi-packet batch, RPC parameter and response",
+        what = dict(gate.NODE_EXTRAS, **{
                 "many": "one prepared handle executed %d times between writes" % MANY,
                 "collide": "two prepared handles with the same number, one on a secondary, one on the primary",
-                "readonly": "ApplicationIntent=ReadOnly: reads on a secondary, a write refused (3906)"}[ex["kind"]]
+                "readonly": "ApplicationIntent=ReadOnly: reads on a secondary, a write refused (3906)"})[ex["kind"]]
         where = name.split(" ", 1)[1] if " " in name else "listener=not_supported encrypt=false"
         checks.run("tedious %s (%s)" % (what, where), judge_extra, ex, res, want.get(name), servers, problem)
     return set((results.get("collide") or {}).get("direct_ports") or [])
 
 
 def judge_extra(ex, res, want, servers, problem):
+    kind = ex["kind"]
+    if kind in gate.NODE_EXTRAS:
+        return gate.judge_node_extra(ex, res, want, problem)
     expect(res is not None, problem)
     expect("failed" not in res, "failed: %r" % res.get("failed"))
-    kind = ex["kind"]
-    if kind == "cancel":
-        expect(res["error"] and res["error"]["name"] == "ECANCEL", "not cancelled: %r" % res["error"])
-        expect(100 <= res["rows_seen"] < gate.LONG_ROWS, "rows before the cancel: %d" % res["rows_seen"])
-        expect(res["after"] == [["after", want]], "query after the cancel: %r" % res["after"])
-        expect(res["wait_error"] and res["wait_error"]["name"] == "ECANCEL",
-               "WAITFOR not cancelled: %r" % res["wait_error"])
-        expect(res["wait_ms"] < 3000, "WAITFOR DELAY '00:00:05' cancelled after %d ms" % res["wait_ms"])
-        expect(res["after_wait"] == [["after", want]], "after the WAITFOR: %r" % res["after_wait"])
-        return "%d rows read of %d before ATTENTION took effect in %d ms; WAITFOR cut at %d ms" % (
-            res["rows_seen"], gate.LONG_ROWS, res["cancel_ms"], res["wait_ms"])
-    if kind == "reset":
-        v, after = want
-        expect(res["before"] == [[v]], "temp table before reset: %r" % res["before"])
-        expect("after" not in res and res.get("after_error", {}).get("code") == 208,
-               "temp table after RESETCONNECTION: %r" % (res.get("after") or res.get("after_error")))
-        expect(res["still"] == [["after", after]], "session after the reset: %r" % res["still"])
-        return "#gate_tmp gone: %s" % res["after_error"]["message"]
-    if kind == "multi":
-        got = res["rows"]
-        expect([r[0] for r in got] == [1, 2] and got == want,
-               "large values differ (lengths %r)" % [len(r[1] or "") for r in got])
-        return "20,000- and 30,000-character values in, the same out"
     if kind == "many":
         note = judge_many(res["runs"], res["plain"], "sp_prepare once, sp_execute %d times" % MANY)
         tag = ex["write"].rsplit("N'", 1)[1].rstrip("')")
@@ -734,14 +600,6 @@ def python_extras(checks, servers, listeners, certs):
 
 
 # --- the wire: which TLS each session negotiated; tshark on both sides of Sluice ---------------------
-def tshark_fields(pcap, filt, names, opts=()):
-    cmd = ["tshark", "-n", "-r", pcap] + list(opts) + ["-Y", filt, "-T", "fields", "-E", "aggregator=|"]
-    cmd += [x for n in names for x in ("-e", n)]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    expect(p.returncode == 0, "tshark failed: %s" % p.stderr.decode()[-500:])
-    return [line.split("\t") for line in p.stdout.decode("utf-8", "replace").splitlines()]
-
-
 def is_tls_record(b, p):
     return p + 5 <= len(b) and b[p] in (0x14, 0x15, 0x16, 0x17) and b[p + 1] == 3
 
@@ -772,7 +630,7 @@ def check_encryption(pcap, windows, checks):
     """Per client, from the capture: the TLS of every connection in each session's window."""
     ports = sorted(LISTENERS.values())
     in_ports = "{%s}" % ", ".join(map(str, ports))
-    rows = tshark_fields(pcap, "tcp.port in %s && ((tcp.flags.syn == 1 && tcp.flags.ack == 0) || "
+    rows = gate.tshark_fields(pcap, "tcp.port in %s && ((tcp.flags.syn == 1 && tcp.flags.ack == 0) || "
                          "(tcp.len > 0 && tcp.seq < 16384))" % in_ports,
                          ["tcp.stream", "frame.time_epoch", "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.payload",
                           "tcp.flags.syn"], opts=("-o", "tcp.desegment_tcp_streams:FALSE"))
@@ -826,24 +684,10 @@ def dissect_both_sides(pcap, direct_ports):
     front = LISTENERS["not_supported"]
     backs = [PRIMARY, SECONDARY1, SECONDARY2]
     ports = [front] + backs
-    decode = []
-    for p in ports:
-        decode += ["-d", "tcp.port==%d,tds" % p]
-
-    def fields(filt, *names, opts=()):
-        return tshark_fields(pcap, filt, names, opts=tuple(decode) + tuple(opts))
-
+    fields = gate.tds_fields(pcap, ports)
     side = {"front": "tcp.port == %d" % front, "back": "tcp.port in {%s}" % ", ".join(map(str, backs))}
-    types = {}
-    for name, filt in side.items():
-        seen = {}
-        for (t,) in fields("tds.type && %s" % filt, "tds.type"):
-            for x in t.split("|"):
-                seen[x] = seen.get(x, 0) + 1
-        for t, what in (("18", "PRELOGIN"), ("16", "LOGIN7"), ("1", "SQL batch"), ("3", "RPC"), ("4", "response"),
-                        ("6", "ATTENTION"), ("14", "transaction manager request")):
-            expect(seen.get(t, 0) > 0, "%s side: no %s packet decoded (types seen: %r)" % (name, what, seen))
-        types[name] = seen
+    types = {name: gate.packet_types(fields, "tds.type && %s" % filt, "%s side: " % name)
+             for name, filt in side.items()}
     # Who sent a frame: Sluice to its clients and the servers to Sluice answer (their frames must
     # dissect cleanly); clients to Sluice and Sluice to the servers ask. Sluice forwards the
     # clients' requests untouched, so tshark's complaints about the clients' own frames (tds_gate:
@@ -852,7 +696,6 @@ def dissect_both_sides(pcap, direct_ports):
     # servers (its LOGIN7, its own batches: replayed settings, resets, LSN queries) must be clean.
     # (Pooled backend connections serve many clients: on the servers' side a LOGIN7's library
     # name is not the sender of the requests after it.)
-    sequence = "33554432"  # PI_SEQUENCE: TCP's notes (window full, resets) say nothing about TDS
     answering = " || ".join("tcp.srcport == %d" % p for p in ports)
     login = {}
     for row in fields("tds.type == 16 && (%s)" % " || ".join("tcp.port == %d" % p for p in ports), "tcp.stream",
@@ -868,7 +711,7 @@ def dissect_both_sides(pcap, direct_ports):
         row += [""] * (7 - len(row))
         frame, stream, sport, dport, ptype, groups_, messages = row[:7]
         for group, message in zip(groups_.split("|"), messages.split("|")):
-            if group == sequence:
+            if group == gate.SEQUENCE:
                 tcp_notes[message] = tcp_notes.get(message, 0) + 1
             elif int(sport) in ports:
                 bad.append((frame, stream, message))
@@ -883,37 +726,13 @@ def dissect_both_sides(pcap, direct_ports):
                 asked[key] = asked.get(key, 0) + 1
     expect(not own, "%d frames Sluice wrote to the servers (not forwarded RPCs) with TDS warnings or malformed: %s"
            % (len(own), own[:10]))
-    # tshark 4.0 reassembles with fragment number PacketID - 1: a message of more than 256 packets
-    # breaks its reassembly at the wrap (PacketID is modulo 256, MS-TDS 2.2.3.1.5). Such frames are
-    # checked again packet by packet (tds.defragment off), where they must dissect cleanly.
-    wrap_at = {}
-    for row in fields("tds.packet_number == 255 && (%s)" % answering, "tcp.stream", "frame.number"):
-        wrap_at.setdefault(row[0], int(row[1]))
-    wrapped = [b for b in bad if b[1] in wrap_at and int(b[0]) >= wrap_at[b[1]]]
-    bad = [b for b in bad if b not in wrapped]
-    expect(not bad, "%d answering frames with TDS warnings or malformed: %s" % (len(bad), bad[:10]))
-    if wrapped:
-        again = []
-        for row in fields("(_ws.malformed || _ws.expert.severity >= warning) && (%s) && tcp.stream in {%s}"
-                          % (answering, ", ".join(sorted(wrap_at))), "frame.number", "_ws.expert.group",
-                          "_ws.expert.message", opts=("-o", "tds.defragment:FALSE")):
-            row += [""] * (3 - len(row))
-            again += [(row[0], m) for g, m in zip(row[1].split("|"), row[2].split("|")) if g != sequence]
-        expect(not again, "answering frames malformed packet by packet: %s" % again[:10])
-        tcp_notes["tshark reassembly past PacketID 255, clean packet by packet"] = len(wrapped)
-    procs = {}
-    for row in fields("tds.rpc && tcp.dstport in {%s}" % ", ".join(map(str, backs)), "tds.rpc.proc_id",
-                      "tds.rpc.name"):
-        for x in [v for v in row if v]:
-            for name in x.split("|"):
-                name = gate.PROC_IDS.get(name, name)
-                procs[name] = procs.get(name, 0) + 1
-    fmt = lambda d: "; ".join("%d x %s" % (n, k) for k, n in sorted(d.items())) or "none"  # noqa: E731
+    gate.check_answering(fields, bad, answering, "answering", tcp_notes)
+    procs = gate.rpc_counts(fields, "tds.rpc && tcp.dstport in {%s}" % ", ".join(map(str, backs)))
     return ("TDS packets by type, clients' side: %s; servers' side: %s; RPCs reaching the servers: %s; "
             "frames of the asking side tshark complains about: %s; TCP notes: %s" % (
                 ", ".join("%s=%d" % kv for kv in sorted(types["front"].items())),
-                ", ".join("%s=%d" % kv for kv in sorted(types["back"].items())), fmt(procs), fmt(asked),
-                fmt(tcp_notes)))
+                ", ".join("%s=%d" % kv for kv in sorted(types["back"].items())), gate.counts(procs),
+                gate.counts(asked), gate.counts(tcp_notes)))
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -948,14 +767,7 @@ def main():
     print("# seed %d (TDS_CLIENTS_SEED), ports %d-%d, work directory %s" % (SEED, BASE, BASE + 7, work), flush=True)
     servers, daemon, capture, ok = None, None, None, False
     try:
-        missing = [t for t in ("tsql", "bsqldb", "isql", "java", "javac", gate.NODE, "tcpdump", "tshark")
-                   if shutil.which(t) is None]
-        expect(not missing, "missing tools: %s (Debian: freetds-bin, unixodbc, default-jdk, nodejs, "
-               "tcpdump, tshark)" % " ".join(missing))
-        taken = [p for p in range(BASE, BASE + 8) if not gate.free_port(p)]
-        expect(not taken, "ports in use: %s (set TDS_CLIENTS_PORT)" % taken)
-        certs = os.path.join(work, "certs")
-        subprocess.run(["bash", gate.MAKE_CERTS, certs], check=True, stdout=subprocess.DEVNULL)
+        certs = gate.prepare(work, range(BASE, BASE + 8), "TDS_CLIENTS_PORT")
         servers = Servers(work)
         for s in servers.all:
             s.wait_ready()
@@ -976,13 +788,8 @@ def main():
         checks.run("tshark: both sides of Sluice dissect as TDS, no malformed frame", dissect_both_sides,
                    capture.file, direct_ports)
         ok = True
-    except gate.Terminated:
-        checks.failures.append("terminated")
-        print("FAIL - terminated by SIGTERM", flush=True)
-    except Exception as e:  # noqa: BLE001
-        checks.failures.append("setup")
-        print("FAIL - setup: %s: %s" % (type(e).__name__, e), flush=True)
-        traceback.print_exc(file=sys.stderr)
+    except (gate.Terminated, Exception) as e:  # noqa: BLE001
+        gate.ended_early(checks, e)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # everything is stopped whatever comes
         if capture:
@@ -997,24 +804,10 @@ def main():
             else:
                 checks.failures.append("sluice")
                 print("FAIL - sluice stop-check: %s" % out[-3000:], flush=True)
-        for s in servers.all if servers else []:
-            rc = s.stop()
-            text = s.stderr()
-            checks.count += 1
-            if rc != 0 or "Traceback" in text:
-                checks.failures.append(s.name)
-                print("FAIL - server %s: exit status %s; stderr:\n%s" % (s.name, rc, text[-4000:]), flush=True)
-            else:
-                print("ok   - server %s exited 0, no traceback on stderr" % s.name, flush=True)
+        gate.stop_servers(servers.all if servers else [], checks)
     if checks.failures:
         print("sluice log (last 60 lines):\n  " + "\n  ".join(log.splitlines()[-60:]), flush=True)
-        print("%d of %d checks failed: %s (seed %d; work directory kept: %s)" % (
-            len(checks.failures), checks.count, ", ".join(checks.failures), SEED, work), flush=True)
-        return 1
-    print("all %d checks passed" % checks.count, flush=True)
-    if ok and os.environ.get("TDS_CLIENTS_KEEP") != "1":
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return gate.finish(checks, SEED, work, ok and os.environ.get("TDS_CLIENTS_KEEP") != "1")
 
 
 if __name__ == "__main__":

@@ -479,27 +479,57 @@ def expect_error(e, number, what):
     expect(MESSAGES[number] in text, "%s: want the message %r, got %s" % (what, MESSAGES[number], text))
 
 
+def pymssql_bad_password(server, port, ver):
+    """pymssql logging in to SERVER (a freetds.conf entry) on PORT with a wrong password must get
+    18456 and its message. pymssql keeps the last server message in process-wide state: only a
+    fresh process shows what this login attempt was answered."""
+    code = ("import pymssql\ntry:\n    pymssql.connect(server=%r, port=%r, user='app', password='wrong', "
+            "database='sluice', login_timeout=5%s)\nexcept Exception as e:\n    print(repr(e.args))\n"
+            "else:\n    print('CONNECTED')\n" % (server, str(port), "" if ver == "7.4" else ", tds_version=%r" % ver))
+    p = subprocess.run([PYTHON, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    text = p.stdout.decode("utf-8", "replace")
+    expect("CONNECTED" not in text, "logged in with a wrong password")
+    expect(text.startswith("((18456,") and MESSAGES[18456] in text, "want 18456 and its message: %s" % text)
+
+
+def dbapi_connect(connect, result):
+    """CONNECT() for a session whose outcome must be RESULT: (the connection, None), or (None, a
+    note) when it was refused as it had to be."""
+    try:
+        return connect(), None
+    except Exception as e:  # noqa: BLE001 -- a refusal is what is expected here
+        if result == "refused":
+            return None, ("refused: %s" % str(e).splitlines()[0][:100] if str(e) else type(e).__name__)
+        raise
+
+
+def dbapi_fill(client, conn, plan):
+    """A DB-API session's first steps: the table made, the rows inserted and read back, the
+    parameterised query. Returns the rows read back."""
+    cur = conn.cursor()
+    cur.execute(plan.create)
+    cur.execute(plan.insert)
+    conn.commit()
+    cur.execute(plan.select)
+    rows = cur.fetchall()
+    same_rows(rows, plan.rows, "rows read back")
+    same_rows(client.param_query(conn, plan), client.param_expected(plan), "parameterised query")
+    return rows
+
+
 def dbapi_session(client, group, mode, checks, label, ver="7.4"):
     result = outcome(client.prelogin_value(mode), group.mode)
     plan = Plan(client.name, label)
     want_tds = TDS_OF[ver]
 
     def primary():
-        try:
-            conn = client.connect(group.primary, group, "p", mode, ver=ver)
-        except Exception as e:  # noqa: BLE001 -- a refusal is what is expected here
-            if result == "refused":
-                return "refused: %s" % str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-            raise
+        conn, refused = dbapi_connect(lambda: client.connect(group.primary, group, "p", mode, ver=ver),
+                                      result)
+        if conn is None:
+            return refused
         try:
             expect(result != "refused", "connected although the server must refuse")
-            cur = conn.cursor()
-            cur.execute(plan.create)
-            cur.execute(plan.insert)
-            conn.commit()
-            cur.execute(plan.select)
-            same_rows(cur.fetchall(), plan.rows, "rows read back")
-            same_rows(client.param_query(conn, plan), client.param_expected(plan), "parameterised query")
+            dbapi_fill(client, conn, plan)
             cur = conn.cursor()
             cur.execute(plan.tx_rollback)
             conn.rollback()
@@ -520,17 +550,7 @@ def dbapi_session(client, group, mode, checks, label, ver="7.4"):
 
     def bad_password():
         if client.name == "pymssql":
-            # pymssql keeps the last server message in process-wide state: only a fresh process
-            # shows what this login attempt was answered.
-            code = ("import pymssql\ntry:\n    pymssql.connect(server=%r, port=%r, user='app', password='wrong', "
-                    "database='sluice', login_timeout=5%s)\nexcept Exception as e:\n    print(repr(e.args))\n"
-                    "else:\n    print('CONNECTED')\n" % (entry("p", group, mode, ver), str(group.primary.port),
-                                                         "" if ver == "7.4" else ", tds_version=%r" % ver))
-            p = subprocess.run([PYTHON, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-            text = p.stdout.decode("utf-8", "replace")
-            expect("CONNECTED" not in text, "logged in with a wrong password")
-            expect(text.startswith("((18456,") and MESSAGES[18456] in text, "want 18456 and its message: %s" % text)
-            return
+            return pymssql_bad_password(entry("p", group, mode, ver), group.primary.port, ver)
         try:
             client.connect(group.primary, group, "p", mode, password="wrong", ver=ver).close()
         except Exception as e:  # noqa: BLE001
@@ -570,33 +590,15 @@ def judge(client, label, res, plan, group, result, want_tds, checks, param_rows=
 
     def primary():
         if result == "refused":
-            expect("connect_error" in res, "connected although the server must refuse: %r" % res)
-            return "refused: %s" % str(res["connect_error"].get("message", ""))[:100]
-        expect("connect_error" not in res and "error" not in res, "session failed: %r" % res)
-        same_rows(res["rows"], plan.rows, "rows read back")
-        if param_rows:
-            for key in ("param_rows", "param_rows2", "prepared_rows", "prepared_rows2"):
-                if key in res:
-                    same_rows(res[key], plan.param_rows, "parameterised query (%s)" % key)
-        expect([int(r[1]) for r in res["tx"]] == [11], "after rollback and commit: %r" % res["tx"])
+            return judge_refused(res, "the server")
+        judge_rows(res, plan, param_rows)
         check_sqlite(group, plan)
         return check_env(res["env"][0], group.primary, result, want_tds)
 
     if not checks.run("%s %s: session on the primary" % (client, label), primary) or result == "refused":
         return
 
-    def bad_password():
-        err = res.get("bad_password_error")
-        expect(err, "logged in with a wrong password")
-        if known(err):
-            return known(err)
-        expect(MESSAGES[18456] in str(err.get("message")), "message: %r" % err)
-        if client == "mssql":  # mssql's ConnectionError keeps tedious's ELOGIN, not the number
-            expect(err.get("code") == 18456 or err.get("name") == "ELOGIN", "want 18456: %r" % err)
-            return "ELOGIN, %s" % err.get("message")
-        expect(err.get("code") == 18456, "want 18456: %r" % err)
-
-    checks.run("%s %s: wrong password refused (18456)" % (client, label), bad_password)
+    checks.run("%s %s: wrong password refused (18456)" % (client, label), judge_bad_password, client, res, known)
 
     def secondary():
         if known(res.get("secondary_error")):
@@ -610,6 +612,47 @@ def judge(client, label, res, plan, group, result, want_tds, checks, param_rows=
     checks.run("%s %s: secondary reads, refuses a write (3906)" % (client, label), secondary)
 
 
+def judge_refused(res, who):
+    """A session the server (WHO) must refuse: the program could not connect."""
+    expect("connect_error" in res, "connected although %s must refuse: %r" % (who, res))
+    return "refused: %s" % str(res["connect_error"].get("message", ""))[:100]
+
+
+def judge_rows(res, plan, param_rows=True):
+    """The session's rows read back, its parameterised queries, its transactions."""
+    expect("connect_error" not in res and "error" not in res, "session failed: %r" % res)
+    same_rows(res["rows"], plan.rows, "rows read back")
+    if param_rows:
+        for key in ("param_rows", "param_rows2", "prepared_rows", "prepared_rows2"):
+            if key in res:
+                same_rows(res[key], plan.param_rows, "parameterised query (%s)" % key)
+    expect([int(r[1]) for r in res["tx"]] == [11], "after rollback and commit: %r" % res["tx"])
+
+
+def judge_bad_password(client, res, known):
+    err = res.get("bad_password_error")
+    expect(err, "logged in with a wrong password")
+    if known(err):
+        return known(err)
+    expect(MESSAGES[18456] in str(err.get("message")), "message: %r" % err)
+    if client == "mssql":  # mssql's ConnectionError keeps tedious's ELOGIN, not the number
+        expect(err.get("code") == 18456 or err.get("name") == "ELOGIN", "want 18456: %r" % err)
+        return "ELOGIN, %s" % err.get("message")
+    expect(err.get("code") == 18456, "want 18456: %r" % err)
+
+
+def run_json(cmd, timeout, cwd=None):
+    """Runs JtdsGate.java or node/tds_gate.js: (the finished process, the JSON object it printed
+    for each session, by label)."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
+    results = {}
+    for line in p.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            results[r["label"]] = r
+    return p, results
+
+
 JTDS_MODES = {"off": E_NOT_SUP, "request": E_OFF, "require": E_ON}  # jTDS TdsCore.sendPreLoginPacket
 
 
@@ -621,18 +664,39 @@ def java_props(d):
     return "\n".join(out) + "\n"
 
 
+def compile_jtds(classes):
+    """JtdsGate.java into CLASSES."""
+    expect(os.path.exists(JTDS_JAR), "%s missing (apt install libjtds-java)" % JTDS_JAR)
+    p = subprocess.run(["javac", "-encoding", "UTF-8", "-Xlint:none", "-d", classes, "-cp", JTDS_JAR,
+                        os.path.join(HERE, "JtdsGate.java")], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    expect(p.returncode == 0, "javac: %s" % p.stdout.decode()[-1000:])
+
+
+def run_jtds(work, classes, props):
+    """JtdsGate.java on PROPS (its runs, java_props): as run_json."""
+    spec = os.path.join(work, "jtds.properties")
+    with open(spec, "w", encoding="utf-8") as f:
+        f.write(java_props(props))
+    return run_json(["java", "-Dfile.encoding=UTF-8", "-cp", "%s:%s" % (JTDS_JAR, classes), "JtdsGate", spec], 120)
+
+
+def jtds_login_only_known(err):
+    # jTDS 1.3.1 ends login-only TLS with SSLSocket.close(); OpenJDK 17 then closes the
+    # layered streams, which are the TCP socket's (javax.net.debug: "SSLSocket duplex close
+    # failed"). Whether jTDS reads the login answer first is a race inside the client: it
+    # fails with "Socket closed" or reads an end of stream ("DB server closed connection")
+    # most times, and works sometimes. Not the server's doing.
+    msg = str((err or {}).get("message", ""))
+    if msg in ("I/O Error: Socket closed", "I/O Error: DB server closed connection."):
+        return "known jTDS 1.3.1 / OpenJDK 17 login-only TLS failure in the client: " + msg
+    return None
+
+
 def jtds_matrix(checks, groups, work):
     classes = os.path.join(work, "java")
     os.makedirs(classes, exist_ok=True)
-
-    def compile_():
-        expect(os.path.exists(JTDS_JAR), "%s missing (apt install libjtds-java)" % JTDS_JAR)
-        p = subprocess.run(["javac", "-encoding", "UTF-8", "-Xlint:none", "-d", classes, "-cp", JTDS_JAR,
-                            os.path.join(HERE, "JtdsGate.java")], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=120)
-        expect(p.returncode == 0, "javac: %s" % p.stdout.decode()[-1000:])
-
-    if not checks.run("jTDS: JtdsGate.java compiles", compile_):
+    if not checks.run("jTDS: JtdsGate.java compiles", compile_jtds, classes):
         return
     runs, props = [], {}
     for g in groups.values():
@@ -645,30 +709,10 @@ def jtds_matrix(checks, groups, work):
                           pre + "secondary_port": g.secondary.port, pre + "ssl": ssl, pre + "tds": "8.0"})
             runs.append((label, plan, g, outcome(JTDS_MODES[ssl], g.mode)))
     props["runs"] = len(runs)
-    spec = os.path.join(work, "jtds.properties")
-    with open(spec, "w", encoding="utf-8") as f:
-        f.write(java_props(props))
-    p = subprocess.run(["java", "-Dfile.encoding=UTF-8", "-cp", "%s:%s" % (JTDS_JAR, classes), "JtdsGate", spec],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    results = {}
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            results[r["label"]] = r
-    def login_only_known(err):
-        # jTDS 1.3.1 ends login-only TLS with SSLSocket.close(); OpenJDK 17 then closes the
-        # layered streams, which are the TCP socket's (javax.net.debug: "SSLSocket duplex close
-        # failed"). Whether jTDS reads the login answer first is a race inside the client: it
-        # fails with "Socket closed" or reads an end of stream ("DB server closed connection")
-        # most times, and works sometimes. Not the server's doing.
-        msg = str((err or {}).get("message", ""))
-        if msg in ("I/O Error: Socket closed", "I/O Error: DB server closed connection."):
-            return "known jTDS 1.3.1 / OpenJDK 17 login-only TLS failure in the client: " + msg
-        return None
-
+    p, results = run_jtds(work, classes, props)
     for label, plan, g, result in runs:
         res = results.get(label, {})
-        known = login_only_known if result == "login" else None
+        known = jtds_login_only_known if result == "login" else None
         if known and known(res.get("connect_error")):
             checks.run("jTDS %s: session on the primary" % label, known, res["connect_error"])
             continue
@@ -693,8 +737,71 @@ def long_result_sql(n):
             "SELECT i, N'%s' AS pad FROM n" % (n, "x" * 40))
 
 
-def node_matrix(checks, groups, work, certs):
+def node_extras(tag, port, enc, table):
+    """tedious's extra runs against PORT: ATTENTION, RESETCONNECTION and multi-packet messages (in
+    TABLE); (the runs, what each must give by label). judge_node_extra judges them."""
+    after = rnd.randrange(10**9)
+    v = rnd.randrange(10**9)
+    batch_value, param_value = random_text(20000), random_text(30000)
+    extras = [{"kind": "cancel", "label": "cancel " + tag, "port": port, "encrypt": enc,
+               "long_sql": long_result_sql(LONG_ROWS), "cancel_after": 100,
+               "wait_sql": "WAITFOR DELAY '00:00:05'", "after_sql": "SELECT 'after', %d" % after},
+              {"kind": "reset", "label": "reset " + tag, "port": port, "encrypt": enc,
+               "temp_create": "CREATE TABLE #gate_tmp (v INT); INSERT INTO #gate_tmp (v) VALUES (%d)" % v,
+               "temp_select": "SELECT v FROM #gate_tmp", "after_sql": "SELECT 'after', %d" % after},
+              {"kind": "multi", "label": "multi " + tag, "port": port, "encrypt": enc,
+               "create": "CREATE TABLE %s (id INT, v NVARCHAR(MAX))" % table,
+               "insert_batch": "INSERT INTO %s (id, v) VALUES (1, %s)" % (table, sql_str(batch_value)),
+               "insert_param": "INSERT INTO %s (id, v) VALUES (2, @v)" % table, "big_value": param_value,
+               "select": "SELECT id, v FROM %s ORDER BY id" % table}]
+    want = {"cancel " + tag: after, "reset " + tag: (v, after), "multi " + tag: [[1, batch_value], [2, param_value]]}
+    return extras, want
+
+
+NODE_EXTRAS = {"cancel": "ATTENTION: cancel() of a long result and of a WAITFOR, then a query",
+               "reset": "RESETCONNECTION: reset() drops a temp table",
+               "multi": "multi-packet batch, RPC parameter and response"}
+
+
+def judge_node_extra(ex, res, want, problem):
+    """One of node_extras' runs: RES what node/tds_gate.js printed (None: nothing, see PROBLEM)."""
+    expect(res is not None, problem)
+    expect("failed" not in res, "failed: %r" % res.get("failed"))
+    if ex["kind"] == "cancel":
+        expect(res["error"] and res["error"]["name"] == "ECANCEL", "not cancelled: %r" % res["error"])
+        expect(100 <= res["rows_seen"] < LONG_ROWS, "rows before the cancel: %d" % res["rows_seen"])
+        expect(res["after"] == [["after", want]], "query after the cancel: %r" % res["after"])
+        expect(res["wait_error"] and res["wait_error"]["name"] == "ECANCEL",
+               "WAITFOR not cancelled: %r" % res["wait_error"])
+        expect(res["wait_ms"] < 3000, "WAITFOR DELAY '00:00:05' cancelled after %d ms" % res["wait_ms"])
+        expect(res["after_wait"] == [["after", want]], "after the WAITFOR: %r" % res["after_wait"])
+        return "%d rows read of %s before ATTENTION took effect in %d ms; WAITFOR cut at %d ms" % (
+            res["rows_seen"], "{:,}".format(LONG_ROWS), res["cancel_ms"], res["wait_ms"])
+    if ex["kind"] == "reset":
+        v, after = want
+        expect(res["before"] == [[v]], "temp table before reset: %r" % res["before"])
+        expect("after" not in res and res.get("after_error", {}).get("code") == 208,
+               "temp table after RESETCONNECTION: %r" % (res.get("after") or res.get("after_error")))
+        expect(res["still"] == [["after", after]], "session after the reset: %r" % res["still"])
+        return "#gate_tmp gone: %s" % res["after_error"]["message"]
+    got = res["rows"]
+    expect([r[0] for r in got] == [1, 2] and got == want,
+           "large values differ (lengths %r)" % [len(r[1] or "") for r in got])
+    return "20,000- and 30,000-character values in, the same out"
+
+
+def run_node(work, spec):
+    """node/tds_gate.js on SPEC (written to WORK/node-spec.json): as run_json, and what to say
+    of a run it printed nothing for."""
+    path = os.path.join(work, "node-spec.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
     node_dir = os.path.join(HERE, "node")
+    p, results = run_json([NODE, os.path.join(node_dir, "tds_gate.js"), path], 150, cwd=node_dir)
+    return results, "node exited %d: %s" % (p.returncode, p.stderr.decode("utf-8", "replace")[-1500:])
+
+
+def node_matrix(checks, groups, work, certs):
     runs, plans = [], {}
     for driver in ("tedious", "mssql"):
         for g in groups.values():
@@ -708,36 +815,11 @@ def node_matrix(checks, groups, work, certs):
                 plans[run["label"]] = (driver, label, plan, g, outcome(NODE_MODES[enc], g.mode))
     extras, expect_extra = [], {}
     for g, enc in ((groups["not_supported"], False), (groups["off"], True)):
-        tag = "server=%s encrypt=%s" % (g.mode, str(enc).lower())
-        after = rnd.randrange(10**9)
-        extras.append({"kind": "cancel", "label": "cancel " + tag, "port": g.primary.port, "encrypt": enc,
-                       "long_sql": long_result_sql(2000000), "cancel_after": 100,
-                       "wait_sql": "WAITFOR DELAY '00:00:05'", "after_sql": "SELECT 'after', %d" % after})
-        expect_extra["cancel " + tag] = after
-        v = rnd.randrange(10**9)
-        extras.append({"kind": "reset", "label": "reset " + tag, "port": g.primary.port, "encrypt": enc,
-                       "temp_create": "CREATE TABLE #gate_tmp (v INT); INSERT INTO #gate_tmp (v) VALUES (%d)" % v,
-                       "temp_select": "SELECT v FROM #gate_tmp", "after_sql": "SELECT 'after', %d" % after})
-        expect_extra["reset " + tag] = (v, after)
-        table = "g_tedious_multi_" + g.mode
-        batch_value, param_value = random_text(20000), random_text(30000)
-        extras.append({"kind": "multi", "label": "multi " + tag, "port": g.primary.port, "encrypt": enc,
-                       "create": "CREATE TABLE %s (id INT, v NVARCHAR(MAX))" % table,
-                       "insert_batch": "INSERT INTO %s (id, v) VALUES (1, %s)" % (table, sql_str(batch_value)),
-                       "insert_param": "INSERT INTO %s (id, v) VALUES (2, @v)" % table, "big_value": param_value,
-                       "select": "SELECT id, v FROM %s ORDER BY id" % table})
-        expect_extra["multi " + tag] = [[1, batch_value], [2, param_value]]
-    spec = os.path.join(work, "node-spec.json")
-    with open(spec, "w", encoding="utf-8") as f:
-        json.dump({"ca": os.path.join(certs, "ca.pem"), "runs": runs, "extras": extras}, f)
-    p = subprocess.run([NODE, os.path.join(node_dir, "tds_gate.js"), spec], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=150, cwd=node_dir)
-    results = {}
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            results[r["label"]] = r
-    problem = "node exited %d: %s" % (p.returncode, p.stderr.decode("utf-8", "replace")[-1500:])
+        more, want = node_extras("server=%s encrypt=%s" % (g.mode, str(enc).lower()), g.primary.port, enc,
+                                 "g_tedious_multi_" + g.mode)
+        extras += more
+        expect_extra.update(want)
+    results, problem = run_node(work, {"ca": os.path.join(certs, "ca.pem"), "runs": runs, "extras": extras})
     for run in runs:
         driver, label, plan, g, result = plans[run["label"]]
         if run["label"] not in results:
@@ -745,39 +827,9 @@ def node_matrix(checks, groups, work, certs):
             continue
         judge(driver, label, results[run["label"]], plan, g, result, TDS74, checks)
     for ex in extras:
-        name, res = ex["label"], results.get(ex["label"])
-
-        def check(ex=ex, name=name, res=res):
-            expect(res is not None, problem)
-            expect("failed" not in res, "failed: %r" % res.get("failed"))
-            if ex["kind"] == "cancel":
-                expect(res["error"] and res["error"]["name"] == "ECANCEL", "not cancelled: %r" % res["error"])
-                expect(100 <= res["rows_seen"] < 2000000, "rows before the cancel: %d" % res["rows_seen"])
-                expect(res["after"] == [["after", expect_extra[name]]], "query after the cancel: %r" % res["after"])
-                expect(res["wait_error"] and res["wait_error"]["name"] == "ECANCEL",
-                       "WAITFOR not cancelled: %r" % res["wait_error"])
-                expect(res["wait_ms"] < 3000, "WAITFOR DELAY '00:00:05' cancelled after %d ms" % res["wait_ms"])
-                expect(res["after_wait"] == [["after", expect_extra[name]]],
-                       "after the WAITFOR: %r" % res["after_wait"])
-                return "%d rows read of 2,000,000 before ATTENTION took effect in %d ms; WAITFOR cut at %d ms" % (
-                    res["rows_seen"], res["cancel_ms"], res["wait_ms"])
-            if ex["kind"] == "reset":
-                v, after = expect_extra[name]
-                expect(res["before"] == [[v]], "temp table before reset: %r" % res["before"])
-                expect("after" not in res and res.get("after_error", {}).get("code") == 208,
-                       "temp table after RESETCONNECTION: %r" % (res.get("after") or res.get("after_error")))
-                expect(res["still"] == [["after", after]], "session after the reset: %r" % res["still"])
-                return "#gate_tmp gone: %s" % res["after_error"]["message"]
-            got = res["rows"]
-            want = expect_extra[name]
-            expect([r[0] for r in got] == [1, 2] and got == want,
-                   "large values differ (lengths %r)" % [len(r[1] or "") for r in got])
-            return "20,000- and 30,000-character values in, the same out"
-
-        what = {"cancel": "ATTENTION: cancel() of a long result and of a WAITFOR, then a query",
-                "reset": "RESETCONNECTION: reset() drops a temp table",
-                "multi": "multi-packet batch, RPC parameter and response"}[ex["kind"]]
-        checks.run("tedious %s (%s)" % (what, name.split(" ", 1)[1]), check)
+        name = ex["label"]
+        checks.run("tedious %s (%s)" % (NODE_EXTRAS[ex["kind"]], name.split(" ", 1)[1]), judge_node_extra, ex,
+                   results.get(name), expect_extra[name], problem)
 
 
 # --- ATTENTION and large messages from the Python clients ----------------------------------------
@@ -901,6 +953,56 @@ def dbapi_matrix(checks, groups, certs):
                   ver="7.1")
 
 
+def prepare(work, ports, env):
+    """What a gate needs first (tds_clients.py's too): the client programs and the capture tools,
+    PORTS free (else: set ENV), the test CA's certificates in WORK/certs (returned)."""
+    missing = [t for t in ("tsql", "bsqldb", "isql", "java", "javac", NODE, "tcpdump", "tshark")
+               if shutil.which(t) is None]
+    expect(not missing, "missing tools: %s (Debian: freetds-bin, unixodbc, default-jdk, nodejs, "
+           "tcpdump, tshark)" % " ".join(missing))
+    taken = [p for p in ports if not free_port(p)]
+    expect(not taken, "ports in use: %s (set %s)" % (taken, env))
+    certs = os.path.join(work, "certs")
+    subprocess.run(["bash", MAKE_CERTS, certs], check=True, stdout=subprocess.DEVNULL)
+    return certs
+
+
+def stop_servers(servers, checks):
+    """Each server stopped by pid, one check each: exit status 0, no traceback on stderr."""
+    for s in servers:
+        rc = s.stop()
+        text = s.stderr()
+        checks.count += 1
+        if rc != 0 or "Traceback" in text:
+            checks.failures.append(s.name)
+            print("FAIL - server %s: exit status %s; stderr:\n%s" % (s.name, rc, text[-4000:]), flush=True)
+        else:
+            print("ok   - server %s exited 0, no traceback on stderr" % s.name, flush=True)
+
+
+def ended_early(checks, e):
+    """A run ended by SIGTERM (ctest's timeout: Terminated) or by a failure outside the checks."""
+    if isinstance(e, Terminated):
+        checks.failures.append("terminated")
+        print("FAIL - terminated by SIGTERM", flush=True)
+        return
+    checks.failures.append("setup")
+    print("FAIL - setup: %s: %s" % (type(e).__name__, e), flush=True)
+    traceback.print_exc(file=sys.stderr)
+
+
+def finish(checks, seed, work, remove):
+    """The last line and the exit status; WORK removed after a run with no failure if REMOVE."""
+    if checks.failures:
+        print("%d of %d checks failed: %s (seed %d; work directory kept: %s)" % (
+            len(checks.failures), checks.count, ", ".join(checks.failures), seed, work), flush=True)
+        return 1
+    print("all %d checks passed" % checks.count, flush=True)
+    if remove:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main():
     # ctest's timeout sends SIGTERM: leave through `finally`, which stops the servers.
     def terminated(*_):
@@ -914,14 +1016,7 @@ def main():
     capture = None
     ok = False
     try:
-        missing = [t for t in ("tsql", "bsqldb", "isql", "java", "javac", NODE, "tcpdump", "tshark")
-                   if shutil.which(t) is None]
-        expect(not missing, "missing tools: %s (Debian: freetds-bin, unixodbc, default-jdk, nodejs, "
-               "tcpdump, tshark)" % " ".join(missing))
-        taken = [p for p in range(BASE, BASE + 6) if not free_port(p)]
-        expect(not taken, "ports in use: %s (set TDS_GATE_PORT)" % taken)
-        certs = os.path.join(work, "certs")
-        subprocess.run(["bash", MAKE_CERTS, certs], check=True, stdout=subprocess.DEVNULL)
+        certs = prepare(work, range(BASE, BASE + 6), "TDS_GATE_PORT")
         groups = {"off": Group(work, "off", BASE, certs), "on": Group(work, "on", BASE + 2, certs),
                   "not_supported": Group(work, "not_supported", BASE + 4, None)}
         for g in groups.values():
@@ -940,39 +1035,90 @@ def main():
         capture.stop()
         checks.run("tshark: the plaintext sessions dissect as TDS, no malformed frame", capture.dissect)
         ok = True
-    except Terminated:
-        checks.failures.append("terminated")
-        print("FAIL - terminated by SIGTERM", flush=True)
-    except Exception as e:  # noqa: BLE001
-        checks.failures.append("setup")
-        print("FAIL - setup: %s: %s" % (type(e).__name__, e), flush=True)
-        traceback.print_exc(file=sys.stderr)
+    except (Terminated, Exception) as e:  # noqa: BLE001
+        ended_early(checks, e)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the servers are stopped whatever comes
         if capture:
             capture.stop()
-        for s in servers:
-            rc = s.stop()
-            text = s.stderr()
-            checks.count += 1
-            if rc != 0 or "Traceback" in text:
-                checks.failures.append(s.name)
-                print("FAIL - server %s: exit status %s; stderr:\n%s" % (s.name, rc, text[-4000:]), flush=True)
-            else:
-                print("ok   - server %s exited 0, no traceback on stderr" % s.name, flush=True)
-    if checks.failures:
-        print("%d of %d checks failed: %s (seed %d; work directory kept: %s)" % (
-            len(checks.failures), checks.count, ", ".join(checks.failures), SEED, work), flush=True)
-        return 1
-    print("all %d checks passed" % checks.count, flush=True)
-    if ok and os.environ.get("TDS_GATE_KEEP") != "1":
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+        stop_servers(servers, checks)
+    return finish(checks, SEED, work, ok and os.environ.get("TDS_GATE_KEEP") != "1")
 
 
 # --- capture and dissection ----------------------------------------------------------------------
 PROC_IDS = {"10": "sp_executesql", "11": "sp_prepare", "12": "sp_execute", "13": "sp_prepexec",
             "15": "sp_unprepare"}  # MS-TDS 2.2.6.6 ProcIDs
+
+
+SEQUENCE = "33554432"  # expert group PI_SEQUENCE (0x02000000): TCP's notes, nothing about TDS
+PACKET_TYPES = (("18", "PRELOGIN"), ("16", "LOGIN7"), ("1", "SQL batch"), ("3", "RPC"), ("4", "response"),
+                ("6", "ATTENTION"), ("14", "transaction manager request"))
+
+
+def tshark_fields(pcap, filt, names, opts=()):
+    cmd = ["tshark", "-n", "-r", pcap] + list(opts) + ["-Y", filt, "-T", "fields", "-E", "aggregator=|"]
+    cmd += [x for n in names for x in ("-e", n)]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    expect(p.returncode == 0, "tshark failed: %s" % p.stderr.decode()[-500:])
+    return [line.split("\t") for line in p.stdout.decode("utf-8", "replace").splitlines()]
+
+
+def tds_fields(pcap, ports):
+    """fields(filter, *names, opts=()): tshark's fields of PCAP's frames, TCP PORTS read as TDS."""
+    decode = []
+    for p in ports:
+        decode += ["-d", "tcp.port==%d,tds" % p]
+    return lambda filt, *names, opts=(): tshark_fields(pcap, filt, names, opts=tuple(decode) + tuple(opts))
+
+
+def packet_types(fields, filt, side=""):
+    """The TDS packets of FILT by type: every type the gates' sessions send must be among them."""
+    seen = {}
+    for (t,) in fields(filt, "tds.type"):
+        for x in t.split("|"):
+            seen[x] = seen.get(x, 0) + 1
+    for t, what in PACKET_TYPES:
+        expect(seen.get(t, 0) > 0, "%sno %s packet decoded (types seen: %r)" % (side, what, seen))
+    return seen
+
+
+def check_answering(fields, bad, answering, what, tcp_notes):
+    """BAD: the (frame, stream, message) tshark complains about in the answering side's frames
+    (ANSWERING, a filter): none may be left but those past a PacketID wrap, counted in TCP_NOTES.
+    tshark 4.0 reassembles a message with fragment number PacketID - 1, so a message of more
+    than 256 packets (a long result while a slow client reads: PacketID wraps, "modulo 256"
+    in MS-TDS 2.2.3.1.5) breaks its reassembly at the wrap. Such frames are checked again
+    packet by packet (tds.defragment off), where they must dissect cleanly."""
+    wrap_at = {}
+    for row in fields("tds.packet_number == 255 && (%s)" % answering, "tcp.stream", "frame.number"):
+        wrap_at.setdefault(row[0], int(row[1]))
+    wrapped = [b for b in bad if b[1] in wrap_at and int(b[0]) >= wrap_at[b[1]]]
+    bad = [b for b in bad if b not in wrapped]
+    expect(not bad, "%d %s frames with TDS warnings or malformed: %s" % (len(bad), what, bad[:10]))
+    if wrapped:
+        again = []
+        for row in fields("(_ws.malformed || _ws.expert.severity >= warning) && (%s) && tcp.stream in {%s}"
+                          % (answering, ", ".join(sorted(wrap_at))), "frame.number", "_ws.expert.group",
+                          "_ws.expert.message", opts=("-o", "tds.defragment:FALSE")):
+            row += [""] * (3 - len(row))
+            again += [(row[0], m) for g, m in zip(row[1].split("|"), row[2].split("|")) if g != SEQUENCE]
+        expect(not again, "%s frames malformed packet by packet: %s" % (what, again[:10]))
+        tcp_notes["tshark reassembly past PacketID 255, clean packet by packet"] = len(wrapped)
+
+
+def rpc_counts(fields, filt):
+    """The RPCs of FILT by procedure name (or id)."""
+    procs = {}
+    for row in fields(filt, "tds.rpc.proc_id", "tds.rpc.name"):
+        for x in [v for v in row if v]:
+            for name in x.split("|"):
+                name = PROC_IDS.get(name, name)
+                procs[name] = procs.get(name, 0) + 1
+    return procs
+
+
+def counts(d):
+    return "; ".join("%d x %s" % (n, k) for k, n in sorted(d.items())) or "none"
 
 
 class Capture:
@@ -1002,31 +1148,13 @@ class Capture:
             self.proc.wait(10)
 
     def dissect(self):
-        decode = []
-        for p in self.ports:
-            decode += ["-d", "tcp.port==%d,tds" % p]
-        base = ["tshark", "-n", "-r", self.file] + decode
-
-        def fields(filt, *names, opts=()):
-            cmd = base + list(opts) + ["-Y", filt, "-T", "fields", "-E", "aggregator=|"]
-            cmd += [x for n in names for x in ("-e", n)]
-            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-            expect(p.returncode == 0, "tshark failed: %s" % p.stderr.decode()[-500:])
-            return [line.split("\t") for line in p.stdout.decode("utf-8", "replace").splitlines()]
-
-        types = {}
-        for (t,) in fields("tds.type", "tds.type"):
-            for x in t.split("|"):
-                types[x] = types.get(x, 0) + 1
-        for t, what in (("18", "PRELOGIN"), ("16", "LOGIN7"), ("1", "SQL batch"), ("3", "RPC"), ("4", "response"),
-                        ("6", "ATTENTION"), ("14", "transaction manager request")):
-            expect(types.get(t, 0) > 0, "no %s packet decoded (types seen: %r)" % (what, types))
+        fields = tds_fields(self.file, self.ports)
+        types = packet_types(fields, "tds.type")
         # What the server sends must dissect cleanly. TCP's own notes (expert group Sequence:
         # resets of refused connections, full windows while a client reads a long result slowly)
         # say nothing about TDS and are only counted. Frames the clients send are theirs: tshark
         # 4.0 misreads some (FreeTDS's LOGIN7 FeatureExt as GSS-API, tdsodbc's NTEXT RPC
         # parameters); they are counted by client library in the note, not failed.
-        sequence = "33554432"  # PI_SEQUENCE, 0x02000000
         server_side = " || ".join("tcp.srcport == %d" % p for p in self.ports)
         library = {}
         for row in fields("tds.type == 16", "tcp.stream", "tds.7login.libraryname"):
@@ -1037,46 +1165,20 @@ class Capture:
             row += [""] * (5 - len(row))
             frame, stream, sport, groups_, messages = row[:5]
             for group, message in zip(groups_.split("|"), messages.split("|")):
-                if group == sequence:
+                if group == SEQUENCE:
                     tcp_notes[message] = tcp_notes.get(message, 0) + 1
                 elif int(sport) in self.ports:
                     bad.append((frame, stream, message))
                 else:
                     key = "%s: %s" % (library.get(stream, "?"), message)
                     client[key] = client.get(key, 0) + 1
-        # tshark 4.0 reassembles a message with fragment number PacketID - 1, so a message of more
-        # than 256 packets (a long result while a slow client reads: PacketID wraps, "modulo 256"
-        # in MS-TDS 2.2.3.1.5) breaks its reassembly at the wrap. Such frames are checked again
-        # packet by packet (tds.defragment off), where they must dissect cleanly.
-        wrap_at = {}
-        for row in fields("tds.packet_number == 255 && (%s)" % server_side, "tcp.stream", "frame.number"):
-            wrap_at.setdefault(row[0], int(row[1]))
-        wrapped = [b for b in bad if b[1] in wrap_at and int(b[0]) >= wrap_at[b[1]]]
-        bad = [b for b in bad if b not in wrapped]
-        expect(not bad, "%d server frames with TDS warnings or malformed: %s" % (len(bad), bad[:10]))
-        if wrapped:
-            streams = " ".join(sorted(wrap_at))
-            again = []
-            for row in fields("(_ws.malformed || _ws.expert.severity >= warning) && (%s) && tcp.stream in {%s}"
-                              % (server_side, streams), "frame.number", "_ws.expert.group",
-                              "_ws.expert.message", opts=("-o", "tds.defragment:FALSE")):
-                row += [""] * (3 - len(row))
-                again += [(row[0], m) for g, m in zip(row[1].split("|"), row[2].split("|")) if g != sequence]
-            expect(not again, "server frames malformed packet by packet: %s" % again[:10])
-            tcp_notes["tshark reassembly past PacketID 255, clean packet by packet"] = len(wrapped)
-        fmt = lambda d: "; ".join("%d x %s" % (n, k) for k, n in sorted(d.items())) or "none"
+        check_answering(fields, bad, server_side, "server", tcp_notes)
         no_prelogin = sum(1 for row in fields("tds.type == 16 && tcp.len > 0", "tcp.stream")
                           if row[0] not in self.prelogin_streams(fields))
-        procs = {}
-        for row in fields("tds.rpc", "tds.rpc.proc_id", "tds.rpc.name"):
-            for x in [v for v in row if v]:
-                for name in x.split("|"):
-                    name = PROC_IDS.get(name, name)
-                    procs[name] = procs.get(name, 0) + 1
         return ("TDS packets by type: %s; RPCs (by id or name): %s; sessions opening with LOGIN7, no "
                 "PRELOGIN: %d; client frames tshark complains about: %s; TCP notes: %s" % (
-                    ", ".join("%s=%d" % kv for kv in sorted(types.items())), fmt(procs), no_prelogin,
-                    fmt(client), fmt(tcp_notes)))
+                    ", ".join("%s=%d" % kv for kv in sorted(types.items())), counts(rpc_counts(fields, "tds.rpc")),
+                    no_prelogin, counts(client), counts(tcp_notes)))
 
     def prelogin_streams(self, fields):
         if not hasattr(self, "_prelogin"):

@@ -29,13 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import itlib  # noqa: E402
 import tdslib  # noqa: E402
 from itlib import Checks, Daemon, eq, true  # noqa: E402
-from tdslib import q  # noqa: E402
+from tdslib import direct, q  # noqa: E402
 
 import pymssql  # noqa: E402
 import pytds  # noqa: E402
 
-BASE = int(os.environ.get("TDS_POOLING_PORT", itlib.env_int("SLUICE_PORT") + 740))
-TDS_PORT, MYSQL_PORT, ADMIN_PORT = BASE + 3, BASE + 4, BASE + 5
+BASE, TDS_PORT, MYSQL_PORT, ADMIN_PORT = tdslib.ports("TDS_POOLING_PORT", 740)
 MAX = 2
 DIR = tempfile.mkdtemp(prefix="sluice-tds-pooling-")
 CONFIG = tdslib.tds_config(BASE, TDS_PORT, MYSQL_PORT, ADMIN_PORT, itlib.topology_backends_toml(),
@@ -47,11 +46,6 @@ servers = tdslib.TdsServers(DIR, 100)
 def ms(user="app"):
     return pymssql.connect(server="127.0.0.1", port=TDS_PORT, user=user, password=user,
                            database="sluice", autocommit=True, login_timeout=10, timeout=30)
-
-
-def direct(port):
-    return pymssql.connect(server="127.0.0.1", port=port, user="app", password="app",
-                           database="sluice", autocommit=True, login_timeout=10)
 
 
 def sluice_connections(observer):
@@ -174,24 +168,13 @@ def check_transaction_holds():
 
 def main():
     checks = Checks()
-    try:
-        for name, port, role in (("primary", BASE, "primary"), ("secondary1", BASE + 1, "secondary"),
-                                 ("secondary2", BASE + 2, "secondary")):
-            servers.start(name, port, role)
-        p = direct(BASE)
-        q(p, "CREATE TABLE items (id INT IDENTITY(1,1) PRIMARY KEY, name NVARCHAR(100))")
-        p.close()
+    with tdslib.availability_group(servers, BASE, checks):
         with Daemon(DIR, "tdspool", CONFIG, port=MYSQL_PORT, admin=ADMIN_PORT):
             time.sleep(1.0)
             checks.run("1 multiplexing", check_multiplexing)
             checks.run("2 a hand-over resets the connection", check_reset_on_hand_over)
             checks.run("3 a temp table pins its connection", check_temp_table_pin)
             checks.run("4 a transaction holds its connection", check_transaction_holds)
-    finally:
-        problems = servers.stop_all()
-    if problems:
-        checks.failures.append("test servers")
-        print("FAIL - test servers: " + "; ".join(problems), file=sys.stderr)
     checks.finish()
 
 

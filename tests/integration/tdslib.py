@@ -2,16 +2,25 @@
 (tests/fixtures/tds_server.py) as a simulated availability group, started and stopped by pid,
 and client shortcuts."""
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 
-from itlib import true, wait_until
+from itlib import env_int, true, wait_until
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
                       "tds_server.py")
+
+
+def ports(env, offset):
+    """A TDS test's ports: BASE (from ENV, else SLUICE_PORT + OFFSET) and BASE + 1, + 2 for its
+    test servers, then Sluice's TDS listener, MySQL listener and admin: BASE + 3, + 4, + 5."""
+    base = int(os.environ.get(env, env_int("SLUICE_PORT") + offset))
+    return base, base + 3, base + 4, base + 5
 
 
 def port_open(port):
@@ -91,21 +100,35 @@ def q(conn, sql, params=None):
     return rows
 
 
-def tds_config(base, tds_port, mysql_port, admin_port, backends_toml, extra=""):
-    """A Sluice config with a TDS listener in front of test servers on BASE..BASE+2."""
-    return f"""
-workers = 1
-[[listeners]]
-name = "mysql"
-address = "127.0.0.1"
-port = {mysql_port}
-[[listeners]]
-name = "tds"
-protocol = "tds"
-address = "127.0.0.1"
-port = {tds_port}
-{backends_toml}
-[[tds_backends]]
+def direct(port):
+    """A pymssql session straight to the test server on PORT, not through Sluice."""
+    import pymssql
+    return pymssql.connect(server="127.0.0.1", port=port, user="app", password="app",
+                           database="sluice", autocommit=True, login_timeout=10)
+
+
+@contextlib.contextmanager
+def availability_group(servers, base, checks):
+    """SERVERS (TdsServers) as a primary and two secondaries on BASE..BASE+2 with an empty
+    table `items`; stopped by pid when the block ends, their problems a failed check."""
+    try:
+        for name, offset, role in (("primary", 0, "primary"), ("secondary1", 1, "secondary"),
+                                   ("secondary2", 2, "secondary")):
+            servers.start(name, base + offset, role)
+        p = direct(base)
+        q(p, "CREATE TABLE items (id INT IDENTITY(1,1) PRIMARY KEY, name NVARCHAR(100))")
+        p.close()
+        yield
+    finally:
+        problems = servers.stop_all()
+        if problems:
+            checks.failures.append("test servers")
+            print("FAIL - test servers: " + "; ".join(problems), file=sys.stderr)
+
+
+def tds_backends_toml(base):
+    """[[tds_backends]] for the primary and two secondaries on BASE..BASE+2, and [tds_monitor]."""
+    return f"""[[tds_backends]]
 name = "primary"
 host = "127.0.0.1"
 port = {base}
@@ -123,7 +146,24 @@ user = "monitor"
 password = "monitor"
 interval_ms = 100
 timeout_ms = 1000
-failures_to_open = 2
+failures_to_open = 2"""
+
+
+def tds_config(base, tds_port, mysql_port, admin_port, backends_toml, extra=""):
+    """A Sluice config with a TDS listener in front of test servers on BASE..BASE+2."""
+    return f"""
+workers = 1
+[[listeners]]
+name = "mysql"
+address = "127.0.0.1"
+port = {mysql_port}
+[[listeners]]
+name = "tds"
+protocol = "tds"
+address = "127.0.0.1"
+port = {tds_port}
+{backends_toml}
+{tds_backends_toml(base)}
 [[users]]
 name = "app"
 password = "app"

@@ -12,6 +12,7 @@
 
 #include "sluice/router/classify.hpp"
 #include "sluice/router/session_state.hpp"
+#include "sluice/router/tables.hpp"
 
 #include <string>
 #include <string_view>
@@ -39,12 +40,40 @@ namespace sluice::router::tsql {
 ///   for CREATE TABLE #t and SELECT ... INTO #t, drops_temp_table for DROP TABLE #t;
 ///   opens_handler / closes_handler for DECLARE ... CURSOR / DEALLOCATE; reads_catalog for
 ///   sys.* and INFORMATION_SCHEMA.*; non_deterministic for GETDATE() and friends, NEWID(),
-///   RAND() and variables.
+///   RAND() and @@ functions; reads_user_variable for @variables (a batch's may hold
+///   anything; an RPC's are its parameters, part of a cache key).
 /// - control flow (IF, ELSE, WHILE, BEGIN ... END, TRY/CATCH, RETURN, BREAK, CONTINUE) is
 ///   transparent: the statements inside are classified; an IF condition is a read.
 Classification classify(std::string_view sql);
 
-/// A digest: literals as `?`, comments gone, runs of space as one, keywords upper-cased.
+/// The tables a read batch reads, for the result cache's key (see router/tables.hpp for
+/// TableRefs). Names are unquoted and lower case; `schema` holds the *database* of a
+/// three-part name (empty: the session's), and T-SQL schemas are dropped (a user's default
+/// schema is not known: dbo.t and app.t fold to one name, which invalidates more, never
+/// less). complete only for one SELECT or WITH ... SELECT whose every FROM / JOIN / APPLY
+/// item is a named table: false for table variables, temporary tables, functions in a table
+/// position, schema-qualified function calls anywhere (user-defined functions read tables
+/// the text does not name), four-part (linked server) names, OPENQUERY & co., sys.* and
+/// INFORMATION_SCHEMA.*, and anything that writes, declares or executes. Views and synonyms
+/// are reported as named (a write to a view's base table does not reach it).
+TableRefs tables_read(std::string_view sql);
+
+/// The tables a batch may change: the targets of INSERT, UPDATE, DELETE, MERGE, SELECT ...
+/// INTO and OUTPUT ... INTO, TRUNCATE TABLE, CREATE / ALTER / DROP TABLE or VIEW, CREATE /
+/// DROP INDEX ... ON, plus every table in a FROM list (over-reporting is harmless). Table
+/// variables and temporary tables are session-local and left out. complete is false for EXEC
+/// (a procedure may write anything), WRITETEXT/UPDATETEXT, remote sources, other DDL
+/// (procedures, triggers, schemas, databases) and text the lexer cannot read: then anything
+/// may have changed.
+TableRefs tables_written(std::string_view sql);
+
+/// The batch is `INSERT BULK ...` (what bcp and SqlBulkCopy send before their rows, which
+/// follow in bulk load messages), comments and space before it allowed.
+bool starts_bulk_load(std::string_view sql);
+
+/// A digest: literals as `?`, comments gone, runs of space as one, every word (keywords and
+/// names: SQL Server's names are case-insensitive) upper-cased. Rules that match T-SQL digests
+/// are written in upper case or with RE2's `(?i)`.
 std::string digest(std::string_view sql);
 
 // --- the T-SQL Sluice writes itself ---

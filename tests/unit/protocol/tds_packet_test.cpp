@@ -225,3 +225,28 @@ TEST_CASE("write_message clamps the packet size to 512..32767", "[protocol][tds]
     CHECK(split_packets(big)[0].size() == 32767);
     CHECK(assemble(big, 0).payloads.at(0) == body);
 }
+
+TEST_CASE("the packet size limit counts the header: a packet of exactly the size is accepted",
+          "[protocol][tds]") {
+    // A client that negotiated 512 may send packets whose Length is 512, header included.
+    for (const std::size_t length : {std::size_t{512}, std::size_t{513}}) {
+        const ByteVec body(length - 8, 0x20);
+        MessageAssembler a(512, 64u << 20);
+        auto used = a.feed(tds_packet(1, 0x01, body));
+        if (length == 512) {
+            REQUIRE(used.has_value());
+            CHECK(*used == length);
+            CHECK(a.complete());
+        } else {
+            CHECK(used.error() == codec_errc::oversized);
+        }
+    }
+}
+
+TEST_CASE("packet_type_name names the types MS-TDS defines", "[protocol][tds]") {
+    CHECK(packet_type_name(7) == "bulk load data");
+    CHECK(packet_type_name(16) == "LOGIN7");
+    CHECK(packet_type_name(18) == "PRELOGIN");
+    CHECK(packet_type_name(0x55) == "unknown");
+    CHECK(packet_type_name(0) == "unknown");
+}

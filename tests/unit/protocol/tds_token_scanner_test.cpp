@@ -652,3 +652,87 @@ TEST_CASE("RETURNVALUE: where its integer lies, which call it answers, raw offse
         if (chunk < 64) CHECK(held_mid_token);
     }
 }
+
+namespace {
+
+/// COLMETADATA of one INT column "v", then a ROW per value.
+ByteVec int_rows(std::initializer_list<std::int32_t> values) {
+    ByteVec out{token::col_metadata, 1, 0, 0, 0, 0, 0, 0x09, 0x00, 0x26, 4, 1, 'v', 0};
+    for (const std::int32_t v : values) {
+        const auto u = static_cast<std::uint32_t>(v);
+        append(out, ByteVec{token::row, 4, static_cast<std::uint8_t>(u),
+                            static_cast<std::uint8_t>(u >> 8), static_cast<std::uint8_t>(u >> 16),
+                            static_cast<std::uint8_t>(u >> 24)});
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("clean_cut: a relay may end a response between packets and tokens, nowhere else",
+          "[protocol][tds]") {
+    const ServerMessage m{50000, 1, 20, "backend b sent a malformed response", "sluice", "", 0};
+    const ByteVec rows = int_rows({1, 2});
+    PacketTokenScanner s;
+    s.start(tds_version::v7_4);
+    CHECK(s.clean_cut() == CleanCut{1, true}); // nothing consumed: a message of its own
+
+    SECTION("after whole packets of whole rows: the cut message continues") {
+        const ByteVec first = tds_packet(4, 0x00, rows, 7); // no EOM
+        REQUIRE(s.feed(Bytes{first}.first(20)).has_value());
+        CHECK(!s.clean_cut()); // inside a packet
+        REQUIRE(s.feed(Bytes{first}.subspan(20)).has_value());
+        const auto cut = s.clean_cut();
+        REQUIRE(cut);
+        CHECK(*cut == CleanCut{8, false});
+        // The mended stream: the rows, then the relay's ERROR and DONE in packet 8, EOM.
+        ByteVec wire = first;
+        write_cut_end(*cut, m, tds_version::v7_4, 512, wire);
+        REQUIRE(wire.size() > first.size() + 8);
+        CHECK(wire[first.size()] == 4);
+        CHECK(wire[first.size() + 1] == 0x01);
+        CHECK(wire[first.size() + 6] == 8);
+        PacketTokenScanner check;
+        check.start(tds_version::v7_4);
+        auto used = check.feed(wire);
+        REQUIRE(used.has_value());
+        CHECK(*used == wire.size());
+        CHECK(check.state() == State::done);
+        CHECK(check.tokens().rows() == 2);
+        CHECK(check.tokens().first_error() == m);
+        CHECK(check.tokens().done_error());
+    }
+    SECTION("a packet ending inside a row: no clean cut") {
+        const ByteVec first = tds_packet(4, 0x00, Bytes{rows}.first(rows.size() - 2));
+        REQUIRE(s.feed(first).has_value());
+        CHECK(!s.clean_cut());
+    }
+    SECTION("a packet ending inside a token's length: no clean cut") {
+        ByteVec body = rows;
+        body.push_back(token::info);
+        REQUIRE(s.feed(tds_packet(4, 0x00, body)).has_value());
+        CHECK(!s.clean_cut());
+    }
+    SECTION("a whole message while an attention acknowledgement is awaited: a new message") {
+        s.expect_attention_ack();
+        ByteVec body = rows;
+        append(body, done_bytes(done_status::count, 2));
+        REQUIRE(s.feed(tds_packet(4, 0x01, body, 3)).has_value());
+        CHECK(s.state() == State::running);
+        CHECK(s.clean_cut() == CleanCut{1, true});
+    }
+    SECTION("once done: none") {
+        ByteVec body = rows;
+        append(body, done_bytes(done_status::count, 2));
+        REQUIRE(s.feed(tds_packet(4, 0x01, body)).has_value());
+        CHECK(s.state() == State::done);
+        CHECK(!s.clean_cut());
+    }
+    SECTION("an unknown token: which one, and where") {
+        ByteVec body = rows;
+        body.push_back(0x01);
+        CHECK(s.feed(tds_packet(4, 0x00, body)).error() == codec_errc::malformed);
+        CHECK(s.tokens().token() == 0x01);
+        CHECK(s.tokens().token_offset() == rows.size());
+    }
+}

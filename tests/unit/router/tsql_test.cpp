@@ -104,6 +104,8 @@ TEST_CASE("T-SQL: what keeps a read on the primary", "[router][tsql]") {
     CHECK(cl("SELECT * FROM INFORMATION_SCHEMA.TABLES").flags.reads_catalog);
     CHECK(cl("SELECT GETDATE()").flags.non_deterministic);
     CHECK_FALSE(cl("SELECT a FROM t WHERE b = 1").flags.non_deterministic);
+    CHECK(cl("SELECT a FROM t WHERE b = @p").flags.reads_user_variable);
+    CHECK_FALSE(cl("SELECT a FROM t WHERE b = @p").flags.non_deterministic);
 }
 
 TEST_CASE("T-SQL: temporary tables, cursors and SELECT INTO", "[router][tsql]") {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace sluice::protocol::tds {
@@ -25,6 +26,10 @@ enum class PacketType : std::uint8_t {
     prelogin = 18,            // pre-login (and TLS handshake payloads inside it)
 };
 
+/// The spec's name of a packet type ("bulk load", "LOGIN7"), or "unknown" for a value MS-TDS
+/// does not define.
+std::string_view packet_type_name(std::uint8_t type) noexcept;
+
 /// Packet header Status bits (MS-TDS 2.2.3.1.2). Other bits are not used and MUST be ignored:
 /// a real client sends 0x04 on non-final packets.
 namespace packet_status {
@@ -34,6 +39,8 @@ inline constexpr std::uint8_t reset_connection = 0x08;           // RESETCONNECT
 inline constexpr std::uint8_t reset_connection_skip_tran = 0x10; // RESETCONNECTIONSKIPTRAN
 } // namespace packet_status
 
+/// `Length` counts the header: the negotiated packet size (4096 until the login) is the
+/// largest Length a peer may send (MS-TDS 2.2.3.1.3).
 inline constexpr std::size_t header_size = 8;
 /// The negotiable packet sizes (ENVCHANGE 4 "MUST be >= 512 and <= 32767", MS-TDS 2.2.7.9).
 inline constexpr std::size_t min_packet_size = 512;

@@ -70,6 +70,15 @@ public:
     std::uint64_t rows() const noexcept { return rows_; }
     /// A FEATUREEXTACK, SSPI or FEDAUTHINFO token was seen (Sluice requests none of them).
     bool saw_auth_or_feature_token() const noexcept { return saw_auth_or_feature_; }
+    /// Everything consumed so far is whole tokens (a row included): a relay that forwarded it
+    /// may still end the response with tokens of its own. False inside a token, and once done.
+    bool between_tokens() const noexcept {
+        return state_ == State::running && unit_ == Unit::token_type && !skipping_ && buf_.empty();
+    }
+    /// The type byte of the token being read (or last read) and its offset: after an error
+    /// from feed(), the token that could not be read.
+    std::uint8_t token() const noexcept { return token_; }
+    std::size_t token_offset() const noexcept { return token_start_; }
 
 private:
     enum class Unit : std::uint8_t {
@@ -135,6 +144,15 @@ private:
     std::uint64_t rows_ = 0;
 };
 
+/// Where a relay stands that forwarded a response up to a point between packets and between
+/// tokens, and can still end it itself: the id of the next packet, and whether that packet
+/// begins a new message (the last one had EOM, as before an attention acknowledgement).
+struct CleanCut {
+    std::uint8_t packet_id = 1;
+    bool new_message = true;
+    bool operator==(const CleanCut&) const = default;
+};
+
 /// A TokenScanner over raw bytes from the server: strips the 8-byte packet headers and feeds
 /// the payloads. The response ends with the token stream's end, which must fall at the end of
 /// a packet with EOM (codec_errc::trailing_bytes otherwise); a message ending before it is
@@ -159,6 +177,10 @@ public:
     /// Forgets all packets but the current one (raw_offset_of() needs one entry per packet
     /// it can map: call this once the bytes before the current packet are relayed).
     void forget_packets() noexcept;
+    /// After a successful feed(): where the bytes consumed so far end, if that is between two
+    /// packets and between two tokens; nullopt inside a packet or a token (a row cut in two),
+    /// where anything appended would corrupt the stream, and once the response is done.
+    std::optional<CleanCut> clean_cut() const noexcept;
 
 private:
     struct PacketStart {
@@ -174,6 +196,12 @@ private:
     std::size_t packet_left_ = 0;
     bool in_packet_ = false, eom_ = false, want_attn_ = false;
 };
+
+/// Ends a response a relay cut at `cut` (a backend broke it) with `m` as an ERROR token and a
+/// DONE with DONE_ERROR: appends the packets, of at most `packet_size` bytes, that continue
+/// the cut message (or begin one), the last with EOM.
+void write_cut_end(const CleanCut& cut, const ServerMessage& m, std::uint32_t tds_version,
+                   std::size_t packet_size, std::vector<std::uint8_t>& out);
 
 /// Scans a whole response payload with `scanner` (restarted): codec_errc::truncated when the
 /// payload ends before the response does, codec_errc::trailing_bytes when bytes follow it.
