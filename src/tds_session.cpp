@@ -683,7 +683,8 @@ std::int32_t TdsSession::adopt_handle(std::size_t backend, std::int64_t backend_
         last_handle_ =
             last_handle_ == std::numeric_limits<std::int32_t>::max() ? 1 : last_handle_ + 1;
     } while (handles_.count(last_handle_) != 0);
-    handles_[last_handle_] = Handle{backend, backend_handle, out.writes, out.text};
+    handles_[last_handle_] = Handle{backend, backend_handle, out.writes, out.text, {}};
+    adopted_.push_back(last_handle_);
     return last_handle_;
 }
 
@@ -744,6 +745,11 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
 
     ptds::PacketTokenScanner scan(std::max<std::size_t>(b.packet_size, 4096) + ptds::header_size);
     scan.start(b.tds_version);
+    if (request_handle_) {
+        // A fetch's rows come after COLMETADATA 0xFFFF: the columns are its open's.
+        const auto it = handles_.find(*request_handle_);
+        if (it != handles_.end()) scan.use_columns(it->second.columns);
+    }
     bool attention_sent = false;
     bool relayed = false; // part of the answer reached the client
     // Where the relayed bytes end, when the client's stream can still be ended well there.
@@ -854,6 +860,17 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     inbuf_.insert(inbuf_.begin(), client_bytes.begin(), client_bytes.end());
     learn(b, scan.tokens());
     fill_cache(b.index, scan.tokens());
+    // The columns of what the handles made or used now return.
+    if (!scan.tokens().columns().empty()) {
+        for (const auto h : adopted_) {
+            const auto it = handles_.find(h);
+            if (it != handles_.end()) it->second.columns = scan.tokens().columns();
+        }
+        if (request_handle_) {
+            const auto it = handles_.find(*request_handle_);
+            if (it != handles_.end()) it->second.columns = scan.tokens().columns();
+        }
+    }
     last_backend_ = b.index;
     co_return Outcome::ok;
 }
@@ -883,6 +900,8 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
     }
     Need need;
     handle_outs_.clear();
+    request_handle_.reset();
+    adopted_.clear();
     cache_plan_.active = false;
     hold_tail_ = false;
     tail_.clear();
@@ -980,6 +999,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                     co_return Outcome::ok;
                 }
                 need.backend = it->second.backend;
+                request_handle_ = *h;
                 const auto& v = call.params[0].value;
                 const auto at = static_cast<std::size_t>(v.data.data() - message_.data());
                 const auto backend_handle = static_cast<std::uint64_t>(it->second.backend_handle);

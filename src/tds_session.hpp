@@ -168,6 +168,9 @@ private:
         std::int64_t backend_handle = 0;
         bool writes = false; ///< its statement writes (executing it is a write)
         std::string text;    ///< a writing statement's text: the tables it bumps
+        /// Its result's columns: what a COLMETADATA 0xFFFF stands for in the answer to a
+        /// request that uses it (a cursor fetch, an sp_execute with fNoMetaData).
+        std::vector<protocol::tds::TypeInfo> columns;
     };
     std::map<std::int64_t, Handle> handles_;
     std::int32_t last_handle_ = 0;
@@ -179,6 +182,9 @@ private:
         std::string text;
     };
     std::vector<HandleOut> handle_outs_;
+    /// The current request's: the handle it uses, and the handles its answer made.
+    std::optional<std::int64_t> request_handle_;
+    std::vector<std::int64_t> adopted_;
     /// A new handle from a backend's RETURNVALUE: Sluice's number for it.
     std::int32_t adopt_handle(std::size_t backend, std::int64_t backend_handle,
                               const HandleOut& out);

@@ -382,6 +382,7 @@ class Response:
         self.errors, self.infos, self.results, self.dones = [], [], [], []
         self.envs, self.return_status, self.tokens, self.return_values = [], [], [], []
         self.packet_size = None
+        self.columns = None  # the last result set's, for a later COLMETADATA 0xFFFF
 
     @property
     def rows(self):
@@ -402,16 +403,18 @@ class Response:
         return "Response(errors=%r, rows=%r, dones=%r)" % (self.errors, self.rows[:5], self.dones)
 
 
-def parse_tokens(data, resp=None):
-    """Walks a whole tabular result (TDS 7.2+); raises BadStream on what it cannot read."""
+def parse_tokens(data, resp=None, columns=None):
+    """Walks a whole tabular result (TDS 7.2+); raises BadStream on what it cannot read.
+    COLUMNS: what a COLMETADATA 0xFFFF (NoMetaData: a cursor fetch) stands for."""
     resp = resp or Response()
-    c, cols = Cursor(data), None
+    c, cols = Cursor(data), columns
     while c.p < len(data):
         tok = c.u8()
         resp.tokens.append(tok)
         if tok == 0x81:
             n = c.u16()
-            cols = []
+            if n != 0xFFFF or cols is None:
+                cols = []
             if n != 0xFFFF:
                 for _ in range(n):
                     c.u32()
@@ -465,6 +468,7 @@ def parse_tokens(data, resp=None):
             resp.dones.append((tok, status, count))
         else:
             raise BadStream("unknown token 0x%02X at offset %d" % (tok, c.p - 1))
+    resp.columns = cols
     return resp
 
 
@@ -571,12 +575,12 @@ class TdsRaw:
             if status & ST_EOM:
                 return mtype, b"".join(parts)
 
-    def response(self):
-        """The next tabular result, parsed."""
+    def response(self, columns=None):
+        """The next tabular result, parsed (COLUMNS: see parse_tokens)."""
         mtype, payload = self.read_message()
         if mtype != PT_REPLY:
             raise BadStream("message type %d from the server" % mtype)
-        return parse_tokens(payload)
+        return parse_tokens(payload, columns=columns)
 
     def prelogin(self, payload=None):
         self.send(message(PT_PRELOGIN, prelogin_payload() if payload is None else payload))

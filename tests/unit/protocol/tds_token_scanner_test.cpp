@@ -736,3 +736,25 @@ TEST_CASE("clean_cut: a relay may end a response between packets and tokens, now
         CHECK(s.tokens().token_offset() == rows.size());
     }
 }
+
+TEST_CASE("COLMETADATA 0xFFFF (NoMetaData) uses columns from another response", "[protocol][tds]") {
+    // A cursor fetch's answer: rows under NoMetaData, then the procedure's end; the columns
+    // came with the sp_cursoropen (here: the sp_prepexec reply's own COLMETADATA).
+    const ByteVec full = read_payload("real-rpc-sp_prepexec-response");
+    TokenScanner open;
+    REQUIRE(scan_response(full, open, tds_version::v7_4));
+    REQUIRE(open.columns().size() == 4);
+    ByteVec fetch = {token::col_metadata, 0xFF, 0xFF};
+    fetch.insert(fetch.end(), full.begin() + 0x5a, full.end()); // the row and the tail
+    TokenScanner fresh;
+    CHECK_FALSE(scan_response(fetch, fresh, tds_version::v7_4)); // no columns to read a row by
+    TokenScanner s;
+    s.start(tds_version::v7_4);
+    s.use_columns(open.columns());
+    auto used = s.feed(fetch);
+    REQUIRE(used.has_value());
+    CHECK(*used == fetch.size());
+    CHECK(s.state() == State::done);
+    CHECK(s.rows() == 1);
+    CHECK(s.columns().size() == 4);
+}

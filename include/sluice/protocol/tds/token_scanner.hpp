@@ -34,6 +34,11 @@ public:
     void start(std::uint32_t tds_version) noexcept;
     /// The client sent ATTENTION: from now on only a DONE with DONE_ATTN ends the response.
     void expect_attention_ack() noexcept;
+    /// The columns a COLMETADATA 0xFFFF (NoMetaData) in this response stands for, when they
+    /// came in another response: a cursor fetch's rows have the columns of its
+    /// sp_cursoropen, an sp_execute with fNoMetaData those of its sp_prepare. Call after
+    /// start().
+    void use_columns(const std::vector<TypeInfo>& columns) { columns_ = columns; }
 
     /// Consumes bytes from the front of `in` up to the end of the response. Returns how many:
     /// all of `in` while running, fewer when the response ended inside it.
@@ -164,6 +169,8 @@ public:
         : max_packet_(max_packet) {}
     void start(std::uint32_t tds_version) noexcept;
     void expect_attention_ack() noexcept;
+    /// See TokenScanner::use_columns.
+    void use_columns(const std::vector<TypeInfo>& columns) { tokens_.use_columns(columns); }
     void set_max_packet(std::size_t max_packet) noexcept { max_packet_ = max_packet; }
     /// As TokenScanner::feed, on packets.
     result<std::size_t> feed(Bytes in) noexcept;
