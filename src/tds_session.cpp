@@ -453,7 +453,20 @@ asio::awaitable<tds::TdsBackend*> TdsSession::primary_backend() {
     asio::steady_timer timer(client_.socket().get_executor());
     for (;;) {
         const auto primary = co_await wait_for_primary();
-        if (!primary) co_return nullptr;
+        if (!primary) {
+            // The monitor has found no primary for the whole hold: every backend down, often
+            // for a reason of their own (TLS demanded or refused, a wrong login). One connect
+            // to the configured primary gives the client that reason instead of a bare
+            // "failover" (and, should it answer, the request: a former primary refuses
+            // writes itself with 3906).
+            const auto& backends = worker_.shared().cfg.tds_backends;
+            for (std::size_t i = 0; i < backends.size(); ++i) {
+                if (backends[i].role != config::BackendRole::primary) continue;
+                tds::TdsBackend* configured = co_await backend_for(i);
+                co_return configured;
+            }
+            co_return nullptr;
+        }
         tds::TdsBackend* b = co_await backend_for(*primary);
         if (b != nullptr || last_failure_.server_error || !last_failure_.retry ||
             clock::now() >= deadline || closing_)

@@ -38,7 +38,8 @@ class TdsServers:
         self.dir, self.lag_ms = directory, lag_ms
         self.procs = {}
 
-    def start(self, name, port, role):
+    def start(self, name, port, role, extra=()):
+        """EXTRA: more tds_server.py arguments (--encrypt on --cert ... --key ...)."""
         d = os.path.join(self.dir, name)
         os.makedirs(d, exist_ok=True)
         ctl = os.path.join(self.dir, name + ".json")
@@ -50,7 +51,7 @@ class TdsServers:
                               "--role", role, "--log", os.path.join(self.dir, "ag.log"),
                               "--dir", d, "--user", "app:app", "--user", "app2:app2",
                               "--user", "monitor:monitor", "--lag-ms", str(self.lag_ms),
-                              "--control", ctl],
+                              "--control", ctl, *extra],
                              stdout=err, stderr=err)
         self.procs[name] = p
         true(wait_until(lambda: port_open(port), 10), f"test server {name} listens on {port}")
