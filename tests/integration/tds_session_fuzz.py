@@ -375,7 +375,7 @@ class Session:
             elif m == 3:                                            # the type changed
                 data[0] = rng.choice([0, 2, 5, 6, 7, 0x10, 0x11, 0x12, 0xFF, rng.randrange(256)])
                 how.append("type")
-            elif m == 4:                                            # status bits changed
+            elif m == 4 and len(data) > 1:                          # status bits changed
                 data[1] = rng.randrange(256)
                 how.append("status")
             elif m == 5:                                            # bytes inserted
