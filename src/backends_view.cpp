@@ -43,6 +43,21 @@ void json_number(std::string& out, std::optional<double> v) {
     out += buf;
 }
 
+/// The monitor's reading of a backend into `v`; its GTID or LSN into `v.*position`.
+void fill_state(BackendView& v, const pool::BackendState& s, bool replica,
+                std::chrono::milliseconds max_lag, std::string BackendView::*position) {
+    v.replicating = s.replicating;
+    v.read_only = s.read_only;
+    if (s.lag) v.lag_ms = static_cast<double>(s.lag->count());
+    if (s.rtt.count() > 0) v.rtt_ms = static_cast<double>(s.rtt.count()) / 1000.0;
+    v.zone = s.zone;
+    v.*position = s.gtid_position;
+    if (!s.up)
+        v.state = "down";
+    else if (replica && (!s.replicating || (s.lag && *s.lag > max_lag)))
+        v.state = "lagging";
+}
+
 } // namespace
 
 std::vector<BackendView> backend_views(const Shared& shared,
@@ -62,19 +77,7 @@ std::vector<BackendView> backend_views(const Shared& shared,
         const bool replica = s ? s->role == pool::Role::replica : shared.backends[i]->replica;
         v.role = replica ? "replica" : "primary";
         v.state = "up";
-        if (s) {
-            v.replicating = s->replicating;
-            v.read_only = s->read_only;
-            if (s->lag) v.lag_ms = static_cast<double>(s->lag->count());
-            if (s->rtt.count() > 0) v.rtt_ms = static_cast<double>(s->rtt.count()) / 1000.0;
-            v.zone = s->zone;
-            v.gtid = s->gtid_position;
-            if (!s->up)
-                v.state = "down";
-            else if (replica &&
-                     (!s->replicating || (s->lag && *s->lag > shared.cfg.routing.max_lag)))
-                v.state = "lagging";
-        }
+        if (s) fill_state(v, *s, replica, shared.cfg.routing.max_lag, &BackendView::gtid);
         if (v.state == "up" && !shared.breakers->allows(i, now)) v.state = "breaker_open";
         for (const auto& w : workers) {
             v.outstanding += w->stats().backend_outstanding[i].get();
@@ -101,19 +104,7 @@ std::vector<BackendView> tds_backend_views(const Shared& shared,
         const bool secondary = s == nullptr || s->role == pool::Role::replica;
         v.role = secondary ? "secondary" : "primary";
         v.state = "up";
-        if (s) {
-            v.replicating = s->replicating;
-            v.read_only = s->read_only;
-            if (s->lag) v.lag_ms = static_cast<double>(s->lag->count());
-            if (s->rtt.count() > 0) v.rtt_ms = static_cast<double>(s->rtt.count()) / 1000.0;
-            v.zone = s->zone;
-            v.lsn = s->gtid_position;
-            if (!s->up)
-                v.state = "down";
-            else if (secondary &&
-                     (!s->replicating || (s->lag && *s->lag > shared.cfg.routing.max_lag)))
-                v.state = "lagging";
-        }
+        if (s) fill_state(v, *s, secondary, shared.cfg.routing.max_lag, &BackendView::lsn);
         if (i < pool::max_backends) {
             for (const auto& w : workers) {
                 const TdsStats& t = w->stats().tds;
