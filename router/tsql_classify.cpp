@@ -101,8 +101,11 @@ std::string string_value(std::string_view lit) {
 std::string join(const std::vector<Token>& t, std::size_t from, std::size_t to) {
     std::string out;
     for (std::size_t i = from; i < to; ++i) {
-        if (!out.empty() && !t[i].is_op(',') && !t[i].is_op('.') && !t[i].is_op(')') &&
-            !t[i - 1].is_op('.') && !t[i - 1].is_op('(') && !t[i - 1].is_op('-'))
+        // No space after a minus (-1), unless the next token starts with one: `--` would
+        // begin a comment when the text is replayed (found by fuzz_tsql).
+        if (i > from && !out.empty() && !t[i].is_op(',') && !t[i].is_op('.') && !t[i].is_op(')') &&
+            !t[i - 1].is_op('.') && !t[i - 1].is_op('(') &&
+            !(t[i - 1].is_op('-') && !t[i].text.starts_with('-')))
             out += ' ';
         out += t[i].text;
     }

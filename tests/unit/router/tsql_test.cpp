@@ -191,3 +191,16 @@ TEST_CASE("T-SQL dialect: quoting and replay", "[router][tsql]") {
     auto again = tsql::classify(tsql::replay_batch(plan));
     CHECK(again.session_changes.size() == 3);
 }
+
+TEST_CASE("T-SQL: a SET's value text never joins two minuses into a comment", "[router][tsql]") {
+    // Found by fuzz_tsql: `SET x - -` was kept as `x --`, and replayed, `--` commented
+    // out the rest of the line.
+    const auto c = tsql::classify("SET XOPT - - USE [my db]");
+    REQUIRE_FALSE(c.session_changes.empty());
+    const std::string text = c.session_changes[0].text;
+    CHECK(text.find("--") == std::string::npos);
+    ReplayPlan plan;
+    plan.combined.push_back(text);
+    CHECK(tsql::classify(tsql::replay_batch(plan)).session_changes.size() == 1);
+    CHECK(tsql::classify("SET ROWCOUNT -1").session_changes.at(0).text == "ROWCOUNT -1");
+}
