@@ -129,6 +129,33 @@ enum class CacheBypass : std::uint8_t {
 };
 const char* cache_bypass_name(CacheBypass b) noexcept;
 
+/// Whether a hint or a [[cache_rules]] entry asks to cache a read, for how long, and whether
+/// its entry is shared between users.
+struct CacheChoice {
+    std::chrono::milliseconds ttl{0};
+    bool shared = false;
+};
+/// The read's choice (MySQL's and TDS's alike): its hint first, else the first rule matching
+/// its digest, user and database; nullopt when neither asks. DIGEST() is called only when
+/// rules must be matched (a digest costs a pass over the text).
+template <typename Digest>
+std::optional<CacheChoice>
+cache_choice(const CacheShared& cs, std::chrono::milliseconds default_ttl, const router::Hint& hint,
+             Digest&& digest, std::string_view user, std::string_view database) {
+    if (hint.cache == router::Hint::Cache::cache)
+        return CacheChoice{
+            hint.cache_ttl_ms ? std::chrono::milliseconds(*hint.cache_ttl_ms) : default_ttl, false};
+    if (cs.rules.empty()) return std::nullopt;
+    const router::RuleSpec* rule = cs.rules.match(digest(), user, database);
+    if (rule == nullptr || rule->cache_ttl_ms == 0) return std::nullopt;
+    return CacheChoice{std::chrono::milliseconds(rule->cache_ttl_ms), rule->cache_shared};
+}
+/// A read a rule or hint asks to cache that is not: counted by reason.
+inline void count_cache_bypass(WorkerStats& st, CacheBypass why) {
+    st.cache_bypass[static_cast<std::size_t>(why)].add();
+    st.count_cache(CacheLayer::l1, CacheResult::bypass);
+}
+
 /// What a TDS write's bump carries where a MySQL write's carries its GTID: this tag, then
 /// the write's commit LSN (empty outside an availability group).
 inline constexpr std::string_view tds_write_tag = "tds:";

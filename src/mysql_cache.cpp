@@ -74,25 +74,17 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     if (!cs.enabled || c.cls != StatementClass::read ||
         c.hint.cache == router::Hint::Cache::nocache)
         return false;
-    const config::Cache& cfg = worker_.shared().cfg.cache;
-    std::chrono::milliseconds ttl{0};
-    bool shared_entry = false;
-    if (c.hint.cache == router::Hint::Cache::cache) {
-        ttl =
-            c.hint.cache_ttl_ms ? std::chrono::milliseconds(*c.hint.cache_ttl_ms) : cfg.default_ttl;
-    } else if (!cs.rules.empty()) {
-        if (digest.empty()) digest = router::digest(sql, state_.sql_mode()).text;
-        const router::RuleSpec* rule = cs.rules.match(digest, user_, state_.database());
-        if (rule == nullptr || rule->cache_ttl_ms == 0) return false;
-        ttl = std::chrono::milliseconds(rule->cache_ttl_ms);
-        shared_entry = rule->cache_shared;
-    } else {
-        return false;
-    }
+    const auto choice = cache_choice(
+        cs, worker_.shared().cfg.cache.default_ttl, c.hint,
+        [&]() -> const std::string& {
+            if (digest.empty()) digest = router::digest(sql, state_.sql_mode()).text;
+            return digest;
+        },
+        user_, state_.database());
+    if (!choice) return false;
     // A read a rule or hint asks to cache: from here on, one that is not is counted.
     auto bypass = [this](CacheBypass why) {
-        worker_.stats().cache_bypass[static_cast<std::size_t>(why)].add();
-        worker_.stats().count_cache(CacheLayer::l1, CacheResult::bypass);
+        count_cache_bypass(worker_.stats(), why);
         return false;
     };
     if (!deterministic(c.flags, state_.auto_is_null()))
@@ -126,7 +118,7 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     cache::KeyInput in;
     in.protocol = cache::Protocol::mysql;
     in.user = user_;
-    in.shared = shared_entry;
+    in.shared = choice->shared;
     in.database = state_.database();
     // Hints are not part of the statement: a hinted read and the same read matched by a rule
     // share their entry, whatever TTL or consistency each asked for.
@@ -138,7 +130,7 @@ bool MysqlSession::plan_read(const router::Classification& c, std::string_view s
     // For GET /cache's hottest digests (literals folded: no parameters leave the process).
     if (digest.empty()) digest = router::digest(sql, state_.sql_mode()).text;
     cache_plan_.digest = &digest;
-    cache_plan_.ttl = ttl;
+    cache_plan_.ttl = choice->ttl;
     cache_plan_.needs = needs;
     cache_plan_.fleet = consistency_for(c, route) == router::Consistency::fleet;
     cache_plan_.active = true;

@@ -65,24 +65,17 @@ bool TdsSession::plan_read(const router::Classification& c, std::string_view tex
     if (!cs.enabled || c.cls != router::StatementClass::read ||
         c.hint.cache == router::Hint::Cache::nocache)
         return false;
-    const config::Cache& cfg = worker_.shared().cfg.cache;
-    std::chrono::milliseconds ttl{0};
-    bool shared_entry = false;
-    std::string digest = router::tsql::digest(text);
-    if (c.hint.cache == router::Hint::Cache::cache) {
-        ttl =
-            c.hint.cache_ttl_ms ? std::chrono::milliseconds(*c.hint.cache_ttl_ms) : cfg.default_ttl;
-    } else if (!cs.rules.empty()) {
-        const router::RuleSpec* rule = cs.rules.match(digest, login_.user_name, state_.database());
-        if (rule == nullptr || rule->cache_ttl_ms == 0) return false;
-        ttl = std::chrono::milliseconds(rule->cache_ttl_ms);
-        shared_entry = rule->cache_shared;
-    } else {
-        return false;
-    }
+    std::string digest;
+    const auto choice = cache_choice(
+        cs, worker_.shared().cfg.cache.default_ttl, c.hint,
+        [&]() -> const std::string& {
+            digest = router::tsql::digest(text);
+            return digest;
+        },
+        login_.user_name, state_.database());
+    if (!choice) return false;
     auto bypass = [this](CacheBypass why) {
-        worker_.stats().cache_bypass[static_cast<std::size_t>(why)].add();
-        worker_.stats().count_cache(CacheLayer::l1, CacheResult::bypass);
+        count_cache_bypass(worker_.stats(), why);
         return false;
     };
     const auto& f = c.flags;
@@ -112,14 +105,16 @@ bool TdsSession::plan_read(const router::Classification& c, std::string_view tex
     cache::KeyInput in;
     in.protocol = cache::Protocol::tds;
     in.user = login_.user_name;
-    in.shared = shared_entry;
+    in.shared = choice->shared;
     in.database = state_.database();
     in.statement = text;
     in.settings = settings;
     in.params = params;
     in.tables = versions;
     cache_plan_.key = cache::make_key(in);
-    cache_plan_.ttl = ttl;
+    cache_plan_.ttl = choice->ttl;
+    // For GET /cache's hottest digests (a hinted read has not made one yet).
+    if (digest.empty()) digest = router::tsql::digest(text);
     cache_plan_.digest = std::move(digest);
     cache_plan_.active = true;
     capture_.clear();

@@ -980,7 +980,8 @@ asio::awaitable<TdsSession::Outcome> TdsSession::handle_request() {
                 // wait for.
                 writes = is_write(c);
                 if (writes) plan_write(*text);
-                if (id == ptds::proc_id::execute_sql && rpc->calls.size() == 1) {
+                if (id == ptds::proc_id::execute_sql && rpc->calls.size() == 1 &&
+                    worker_.shared().cache.enabled) {
                     // Its parameters' values are part of the key: the request after
                     // ALL_HEADERS (whose transaction descriptor is 0 outside one).
                     const std::size_t headers =
