@@ -12,9 +12,8 @@
 // tx_where (a query inside the committed transaction), settle_ms (a pause once the rows reached
 // the secondary), and the extras 'many' (one prepared handle executed many times between
 // writes), 'collide' (two handles with the same number on two backends) and 'readonly'
-// (ApplicationIntent=ReadOnly). Every session's output has t0 and t1, the wall clock (ms, with
-// a fraction: sessions follow each other within a millisecond) around it, for the packet
-// capture.
+// (ApplicationIntent=ReadOnly). Every session's output has t0 and t1, the wall clock (whole ms;
+// sessions are a few ms apart) around it, for the packet capture.
 'use strict';
 
 const fs = require('fs');
@@ -29,8 +28,12 @@ try {
     process.exit(1);
 }
 const {Connection, Request, TYPES} = tedious;
-const {performance} = require('perf_hooks');
-const now = () => performance.timeOrigin + performance.now();
+// The wall clock, as the packet capture's timestamps are: performance.timeOrigin + now() is the
+// monotonic clock from the process's start and ran 5-10 ms behind the capture in CI, putting
+// connections into the next session's window. Date.now() has whole milliseconds, so sessions
+// are kept SESSION_GAP_MS apart.
+const now = () => Date.now();
+const SESSION_GAP_MS = 5;
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const ca = spec.ca ? fs.readFileSync(spec.ca) : undefined;
@@ -504,6 +507,7 @@ async function main() {
     for (const run of spec.runs) {
         const r = run.driver === 'mssql' ? await mssqlSession(run) : await tediousSession(run);
         await print(r);
+        await sleep(SESSION_GAP_MS);
     }
     for (const ex of spec.extras || []) {
         let r;
