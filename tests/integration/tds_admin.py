@@ -7,7 +7,8 @@ sys.dm_exec_connections. Real clients: pymssql (FreeTDS) and pytds.
 
 Ports: TDS_ADMIN_PORT (default SLUICE_PORT + 760) + 0..2 for the test servers, + 3 Sluice's
 TDS listener, + 4 its MySQL listener (nothing behind it: the fixture waits for its greeting),
-+ 5 its admin, + 6 a second TDS listener with max_connections = 3.
++ 5 its admin, + 6 a second TDS listener with max_connections = 3, + 7..9 a second Sluice's
+TDS, MySQL and admin listeners (check 7).
 
  1. Metrics of requests: N reads through Sluice ran on the secondaries (@@SERVERNAME), and
     sluice_backend_statements_total{protocol="tds",destination="secondary"} grew by N, per
@@ -36,10 +37,15 @@ TDS listener, + 4 its MySQL listener (nothing behind it: the fixture waits for i
     /backends and sluice_backend_role show the new roles, a write runs on secondary1
     (@@SERVERNAME) and is counted as destination="primary" for it, and
     sluice_failovers_total{protocol="tds"} grew.
+ 7. The process-wide limit: a second Sluice with max_client_connections = 2 and one TCP
+    connection open on its MySQL listener (counted over both protocols) takes one TDS
+    session, refuses the next with 17809 naming max_client_connections, and takes one again
+    once the MySQL connection closed.
 """
 
 import json
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -61,6 +67,7 @@ SERVERS = [("primary", BASE, "primary"), ("secondary1", BASE + 1, "secondary"),
 PORT_OF = {name: port for name, port, _ in SERVERS}
 TDS_PORT, MYSQL_PORT, ADMIN_PORT, LIMITED_PORT = BASE + 3, BASE + 4, BASE + 5, BASE + 6
 LISTENER_LIMIT, USER_LIMIT = 3, 2
+TOTAL_TDS, TOTAL_MYSQL, TOTAL_ADMIN, TOTAL_LIMIT = BASE + 7, BASE + 8, BASE + 9, 2
 LAG_MS = 100
 DIR = tempfile.mkdtemp(prefix="sluice-tds-admin-")
 SECONDARIES = ("secondary1", "secondary2")
@@ -85,8 +92,8 @@ def server_of(conn, sql="SELECT @@SERVERNAME"):
     return q(conn, sql)[0][-1]
 
 
-def scrape():
-    return itlib.scrape_metrics(ADMIN_PORT)
+def scrape(port=ADMIN_PORT):
+    return itlib.scrape_metrics(port)
 
 
 def value(samples, name, **labels):
@@ -182,6 +189,10 @@ def check_request_metrics():
 
 
 def check_client_metrics():
+    # Check 1's connections are closed, and Sluice has seen them go (else one ending now
+    # would be taken off the count below).
+    true(wait_until(lambda: value(scrape(), "sluice_client_connections_active", **TDS) == 0, 5),
+         "no TDS client connection open before the check")
     before = scrape()
     mysql_before = mysql_only(before, "sluice_client_connections_total")
     conns = [ms() for _ in range(3)]
@@ -392,6 +403,37 @@ def check_limits():
         c.close()
 
 
+def check_total_limit():
+    config = tdslib.tds_config(BASE, TOTAL_TDS, TOTAL_MYSQL, TOTAL_ADMIN, itlib.topology_backends_toml(),
+                               "[routing]\nmax_lag_ms = 5000\n")
+    config = f"max_client_connections = {TOTAL_LIMIT}\n" + config
+    with Daemon(os.path.join(DIR, "total"), "tds-admin-total", config, port=TOTAL_MYSQL,
+                admin=TOTAL_ADMIN) as d:
+        wait_until(lambda: json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{TOTAL_ADMIN}/backends", timeout=5).read()).get(
+            "tds_topology_version", 0) >= 1, 10)
+        # A MySQL client counts: the connection is counted when accepted, before its login.
+        mysql_client = socket.create_connection(("127.0.0.1", TOTAL_MYSQL), timeout=5)
+        mysql_client.recv(1)  # Sluice's greeting: it has accepted and counted the connection
+        first = ms(TOTAL_TDS)
+        e0 = value(scrape(TOTAL_ADMIN), "sluice_client_errors_total", **TOO_MANY)
+        try:
+            pytds.connect(server="127.0.0.1", port=TOTAL_TDS, user="app", password="app",
+                          database="sluice", autocommit=True, login_timeout=1).close()
+            raise AssertionError("the third client of the process was accepted")
+        except pytds.OperationalError as e:
+            eq(e.msg_no, 17809, f"pytds sees 17809 ({e})")
+            true("max_client_connections" in e.message, f"the message names the limit: {e.message}")
+        true(value(scrape(TOTAL_ADMIN), "sluice_client_errors_total", **TOO_MANY) >= e0 + 1,
+             "too_many_connections{protocol=tds} counted the refusal")
+        true(server_of(first) in ("primary",) + SECONDARIES, "the session within the limit works")
+        mysql_client.close()
+        time.sleep(0.2)  # Sluice sees the close
+        true(_login_ok(TOTAL_TDS), "once the MySQL connection closed, a TDS client gets in")
+        first.close()
+        true(d.alive(), "the second Sluice is alive")
+
+
 def _login_ok(port, user="app"):
     try:
         c = ms(port, user=user, password=user)
@@ -457,6 +499,7 @@ def main():
             checks.run("4 /backends: TDS entries, roles, lag, down", check_backends_view)
             checks.run("5 connection limits: 17809, others untouched", check_limits)
             checks.run("6 a switchover: roles, destination, failovers", check_switchover)
+        checks.run("7 max_client_connections over both protocols: 17809", check_total_limit)
     checks.finish()
 
 
