@@ -262,6 +262,19 @@ def settings():
              f"{ra[0]!r} vs {rb[0]!r}")
 
 
+def stale_evidence():
+    """For a failure's reader: each server's value and applied GTIDs, and what Sluice's
+    /backends said, right after a stale read."""
+    out = {}
+    for name, port in itlib.server_ports().items():
+        with itlib.connect(port) as c, c.cursor() as cur:
+            cur.execute("SELECT v, @@gtid_current_pos, @@gtid_slave_pos FROM cache_t WHERE id = 1")
+            out[name] = cur.fetchone()
+    out["sluice"] = {b["name"]: (b.get("state"), b.get("gtid"), b.get("lag_ms"))
+                     for b in itlib.fetch_backends(ADMIN).get("backends", [])}
+    return out
+
+
 def stale_populate():
     q_ev = "/* sluice: cache ttl=60s, consistency=eventual */ SELECT v FROM cache_t WHERE id = 1"
     q_gl = "/* sluice: cache ttl=60s */ SELECT v FROM cache_t WHERE id = 1"
@@ -269,6 +282,7 @@ def stale_populate():
     try:
         eventual_old = 0
         global_stale = []
+        seen = []
         readers = [connect() for _ in range(4)]
         reads = 0
         try:
@@ -286,6 +300,8 @@ def stale_populate():
                             got = one(r, q_gl)[0]
                             if got != 1000 + i:
                                 global_stale.append((i, got))
+                                if len(global_stale) == 1:
+                                    seen.append(stale_evidence())
                         reads += 6
             _, ran = served(rounds)
         finally:
@@ -293,7 +309,8 @@ def stale_populate():
                 r.close()
         true(reads - ran >= 1500, f"{reads} reads, {ran} SELECTs on the servers: at least 1500 "
              "answered from the cache (else this check proves little)")
-        eq(global_stale, [], "global reads that got an old value (stale populate)")
+        eq(global_stale, [], f"global reads that got an old value (stale populate); at the first: "
+           f"{seen}")
         true(eventual_old > 0, f"eventual reads saw old values {eventual_old} times: the lag was "
              "real (else this check proves nothing)")
     finally:
