@@ -548,9 +548,7 @@ asio::awaitable<tds::TdsBackend*> TdsSession::backend_for(std::size_t index) {
     ptds::Login7 login = login_;
     login.tds_version = tds_version_;
     // Secondaries that admit read-intent connections only need the flag.
-    const bool replica =
-        !worker_.tds_topology().primary || *worker_.tds_topology().primary != index;
-    if (replica)
+    if (not_primary(index))
         login.type_flags |= ptds::login7_flags::read_only_intent;
     else if (!read_only_intent_)
         login.type_flags &= static_cast<std::uint8_t>(~ptds::login7_flags::read_only_intent);
@@ -583,8 +581,17 @@ tds::PoolKey TdsSession::pool_key(std::size_t index) const {
             login_.database,
             tds_version_,
             static_cast<std::uint32_t>(packet_size_),
-            read_only_intent_ || !worker_.tds_topology().primary ||
-                *worker_.tds_topology().primary != index};
+            read_only_intent_ || not_primary(index)};
+}
+
+bool TdsSession::not_primary(std::size_t index) const {
+    // Before the monitor names a primary (or while it finds none), the configured role says
+    // which one is: a primary that refuses read-intent logins (978) would otherwise hide
+    // the reason its first connect failed.
+    const auto& known = worker_.tds_topology().primary;
+    if (known) return *known != index;
+    const auto& configured = worker_.shared().cfg.tds_backends;
+    return index >= configured.size() || configured[index].role != config::BackendRole::primary;
 }
 
 void TdsSession::drop_connection(std::size_t index) {

@@ -136,6 +136,9 @@ private:
     /// backend that just wrote keep theirs).
     void release_connections();
     tds::PoolKey pool_key(std::size_t index) const;
+    /// Whether backend `index` is logged in to with read-only intent: every one but the
+    /// primary (the monitor's, else the configured one).
+    bool not_primary(std::size_t index) const;
     /// A connection of conns_ is gone (lost, closed while idle).
     void drop_connection(std::size_t index);
 

@@ -17,6 +17,10 @@ full or strict), for the connection the query runs on.
     "failover"; the daemon stays up.
  3. tls = true with a CA that did not sign the servers' certificate: the same, with the
     certificate's refusal ("certificate verify failed").
+ 4. tls = true, and the monitor cannot log in (a wrong password), so it never names a
+    primary: after the hold, the configured primary, which refuses read-intent logins (978,
+    as an availability group's primary with ALLOW_CONNECTIONS = READ_WRITE does), is logged
+    in to without that intent, and the client's write runs there (@@SERVERNAME).
 
 Ports: TDS_BACKEND_TLS_PORT (default SLUICE_PORT + 840) + 0..2 the test servers, + 3..5
 Sluice (TDS, MySQL, admin). One line per check; exit 0 only if all passed.
@@ -50,7 +54,7 @@ def certs_in(work):
     return certs
 
 
-def config(tls, ca):
+def config(tls, ca, monitor_password="monitor"):
     """Sluice in front of the three servers; TLS to them when TLS, verified against CA."""
     backends = tdslib.tds_backends_toml(BASE)
     if tls:
@@ -60,6 +64,7 @@ def config(tls, ca):
     text = tdslib.tds_config(BASE, TDS_PORT, MYSQL_PORT, ADMIN_PORT, itlib.topology_backends_toml(),
                              "[routing]\nmax_lag_ms = 5000\nfailover_hold_ms = 1000\n")
     text = text.replace(tdslib.tds_backends_toml(BASE), backends)
+    text = text.replace('password = "monitor"', 'password = "%s"' % monitor_password)
     return text + f'\n[backend_tls]\nca_file = "{ca}"\nverify_hostname = true\n'
 
 
@@ -105,6 +110,13 @@ def check_refused(what, reason):
         t.close()
 
 
+def check_blind_monitor():
+    c = ms()
+    got = q(c, "INSERT INTO items (name) VALUES ('blind'); SELECT @@SERVERNAME")
+    eq(got[0][0], "primary", "the write ran on the configured primary")
+    c.close()
+
+
 servers = tdslib.TdsServers(DIR, 100)
 
 
@@ -116,7 +128,8 @@ def main():
     try:
         for name, offset, role in (("primary", 0, "primary"), ("secondary1", 1, "secondary"),
                                    ("secondary2", 2, "secondary")):
-            servers.start(name, BASE + offset, role, tls_args)
+            servers.start(name, BASE + offset, role,
+                          tls_args + (("--reject-readonly-intent",) if role == "primary" else ()))
         with Daemon(DIR, "tls", config(True, os.path.join(certs, "ca.pem")), port=MYSQL_PORT,
                     admin=ADMIN_PORT):
             time.sleep(1.5)
@@ -137,6 +150,10 @@ def main():
             time.sleep(1.0)
             checks.run("3 a certificate the CA did not sign is refused with a TDS error",
                        check_refused, "with another CA", "certificate verify failed")
+        with Daemon(DIR, "blind", config(True, os.path.join(certs, "ca.pem"), "wrong"), port=MYSQL_PORT,
+                    admin=ADMIN_PORT):
+            checks.run("4 no primary known: the configured primary is logged in to without "
+                       "read-only intent", check_blind_monitor)
     finally:
         problems = servers.stop_all()
         if problems:
