@@ -57,6 +57,7 @@ MysqlSession::forward(Slot slot, std::span<const std::uint8_t> request, Response
     scanner_.start(kind, (client_caps_ & mysql::cap::deprecate_eof) != 0);
     if (!backends_[slot].conn) co_return Relay::backend_lost; // failed during state replay
     const Outstanding in_flight{worker_.stats().backend_outstanding[backends_[slot].index]};
+    if (slot == replica_slot) proven_before_send();
     pool::BackendConn& b = *backends_[slot].conn;
     const auto ec = co_await b.transport().write_all(asio::buffer(request.data(), request.size()));
     if (ec) {
@@ -401,6 +402,7 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
                          pipeline_);
     pipeline_.insert(pipeline_.end(), request.begin(), request.end());
     SharedWait shared_wait{worker_, r.index, version};
+    proven_before_send();
     const auto sent = std::chrono::steady_clock::now();
     const auto ec = co_await r.conn->transport().write_all(asio::buffer(pipeline_));
     if (ec) {
@@ -422,6 +424,9 @@ MysqlSession::forward_after_wait(std::string token, std::uint64_t version,
     scanner_.start(kind, deprecate_eof);
     if (in_time) {
         waits[static_cast<std::size_t>(CausalWait::ok)].add();
+        // The read ran after the wait: it reflects the watermark version the wait was for.
+        if (cache_plan_.active && version != 0 && version >= cache_plan_.needs)
+            cache_plan_.reflects = true;
         waited(std::move(token), version);
         shared_wait.finish(); // sessions parked behind this wait read now
         const Relay answered = co_await relay(replica_slot, false);

@@ -322,6 +322,11 @@ private:
     void fill_cache(Slot slot);
     /// Whether backend `index` is known to have applied watermark version `needs`.
     bool replica_reflects(std::size_t index, std::uint64_t needs) const;
+    /// Right before a planned read goes to the replica: whether its answer will reflect what
+    /// the key's versions need. Known only from evidence older than the read (a position the
+    /// monitor read, a wait that returned): evidence that arrives while the read runs says
+    /// nothing of the snapshot it read.
+    void proven_before_send() noexcept;
     /// A statement about to run on the primary that may change tables: their versions are
     /// bumped when its answer arrives, before the client gets it (collect_bumps()).
     void plan_write(const router::Classification& c, std::string_view sql);
@@ -339,6 +344,9 @@ private:
         const std::string* digest = nullptr; ///< the statement's digest text (on_query's)
         bool fleet = false; ///< consistency "fleet": versions are read from Redis first
         bool active = false;
+        /// A replica's answer may be stored: it was known to reflect `needs` before the read
+        /// was sent (proven_before_send()), or the read's own wait proved it.
+        bool reflects = false;
     };
     CachePlan cache_plan_;
     bool capture_wanted_ = false; ///< relay(): capture the answer for the cache

@@ -153,7 +153,33 @@ asio::awaitable<std::optional<bool>> TdsSession::serve_cached() {
     co_return !ec;
 }
 
-void TdsSession::fill_cache(std::size_t backend, const ptds::TokenScanner& scan) {
+void TdsSession::proven_before_send(std::size_t backend) {
+    // Evidence older than the read only: a reading the monitor makes while the read runs
+    // says nothing of the snapshot the read saw.
+    cache_plan_.reflects = true;
+    const auto primary = worker_.tds_topology().primary;
+    if (primary && *primary == backend) return;
+    std::string lsn;
+    clock::time_point at{};
+    {
+        auto& acked = worker_.shared().tds_acked;
+        const std::lock_guard lock(acked.mutex);
+        lsn = acked.lsn;
+        at = acked.at;
+    }
+    const auto& t = worker_.tds_topology();
+    if (backend >= t.backends.size()) {
+        cache_plan_.reflects = false;
+        return;
+    }
+    const auto& b = t.backends[backend];
+    if (!lsn.empty())
+        cache_plan_.reflects = pool::compare_lsn(b.gtid_position, lsn) >= 0;
+    else if (at != clock::time_point{})
+        cache_plan_.reflects = b.lag && *b.lag < clock::now() - at;
+}
+
+void TdsSession::fill_cache(const ptds::TokenScanner& scan) {
     if (!cache_plan_.active) return;
     cache_plan_.active = false;
     WorkerStats& st = worker_.stats();
@@ -164,31 +190,11 @@ void TdsSession::fill_cache(std::size_t backend, const ptds::TokenScanner& scan)
         st.cache_uncacheable.add();
         return;
     }
-    const auto primary = worker_.tds_topology().primary;
-    if (!primary || *primary != backend) {
-        // No stale populate: the secondary must have redone the newest TDS write this Sluice
-        // acknowledged (whose bump made the versions in the key).
-        std::string lsn;
-        clock::time_point at{};
-        {
-            auto& acked = worker_.shared().tds_acked;
-            const std::lock_guard lock(acked.mutex);
-            lsn = acked.lsn;
-            at = acked.at;
-        }
-        const auto& t = worker_.tds_topology();
-        if (backend >= t.backends.size()) return;
-        const auto& b = t.backends[backend];
-        bool fresh = true;
-        if (!lsn.empty()) {
-            fresh = pool::compare_lsn(b.gtid_position, lsn) >= 0;
-        } else if (at != clock::time_point{}) {
-            fresh = b.lag && *b.lag < clock::now() - at;
-        }
-        if (!fresh) {
-            st.cache_stale_refused.add();
-            return;
-        }
+    if (!cache_plan_.reflects) {
+        // No stale populate: the secondary had not redone the newest TDS write this Sluice
+        // acknowledged (whose bump made the versions in the key) when the read was sent.
+        st.cache_stale_refused.add();
+        return;
     }
     // The packets' payloads, in order: the token stream.
     std::string blob;

@@ -760,6 +760,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     std::vector<std::uint8_t> out;
     ptds::write_message(static_cast<ptds::PacketType>(type), status, payload, b.packet_size, 1,
                         out);
+    if (cache_plan_.active) proven_before_send(b.index);
     const error_code wec = co_await b.stream.write(out);
     if (wec) co_return Outcome::backend_lost;
 
@@ -879,7 +880,7 @@ asio::awaitable<TdsSession::Outcome> TdsSession::forward(tds::TdsBackend& b, std
     // Bytes the client sent meanwhile (after an ATTENTION) come before its next request.
     inbuf_.insert(inbuf_.begin(), client_bytes.begin(), client_bytes.end());
     learn(b, scan.tokens());
-    fill_cache(b.index, scan.tokens());
+    fill_cache(scan.tokens());
     // The columns of what the handles made or used now return.
     if (!scan.tokens().columns().empty()) {
         for (const auto h : adopted_) {

@@ -206,19 +206,25 @@ private:
     /// The planned read from L1 or L2: true answered, false the client is gone, nullopt a
     /// miss (the read runs, and its answer is captured).
     asio::awaitable<std::optional<bool>> serve_cached();
-    /// After the read ran on `backend`: its captured answer stored, if clean and fresh.
-    void fill_cache(std::size_t backend, const protocol::tds::TokenScanner& scan);
+    /// After the read ran: its captured answer stored, if clean and proven fresh before it
+    /// was sent (proven_before_send()).
+    void fill_cache(const protocol::tds::TokenScanner& scan);
     /// The tables a write changes (`text`'s; all TDS tables when not known), bumped once its
     /// answer is complete and again when its transaction ends.
     void plan_write(std::optional<std::string_view> text);
     asio::awaitable<void> bump_planned(bool transaction_ended);
     std::string cache_settings() const;
 
+    /// Right before the planned read is sent to `backend`: whether its answer will reflect
+    /// the newest TDS write (cache_plan_.reflects).
+    void proven_before_send(std::size_t backend);
+
     struct CachePlan {
         bool active = false;
         cache::Key key;
         std::chrono::milliseconds ttl{0};
         std::string digest;
+        bool reflects = false; ///< proven_before_send(): the answer may be stored
     };
     CachePlan cache_plan_;
     std::vector<std::uint8_t> capture_; ///< the raw answer of the planned read
