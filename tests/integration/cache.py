@@ -32,6 +32,10 @@ never from Sluice's metrics alone. The tests run serially, so no other client re
     old values (the lag was real) and that cache hits happened.
 10. Transactions: a write inside BEGIN ... COMMIT invalidates when it commits; another
     session's cached read does not return the pre-commit value after COMMIT's OK.
+13. Evidence during the read: replicas delayed by MASTER_DELAY; an UPDATE through Sluice,
+    then a slow `eventual` read that a replica starts before applying it, and that is still
+    running when the replica applies it and the monitor reads its new position. Its (old)
+    answer must not be stored: a `global` read of the same statement returns the new value.
 """
 
 import os
@@ -319,6 +323,71 @@ def stale_populate():
             sync_replicas(d, lambda p: itlib.connect(p))
 
 
+SLOW_ROWS = 600
+DELAY_S = 1
+
+
+def slow_read(n):
+    """A cacheable read (named tables only, deterministic) whose join makes a replica work for
+    a while: COUNT(*) over the whole cross join, so no early stop."""
+    return ("SELECT t.v, COUNT(*) FROM cache_slow_t t, cache_slow_n a, cache_slow_n b "
+            f"WHERE t.id = 1 AND a.x <= b.x AND a.x < {n} AND b.x < {n} GROUP BY t.v")
+
+
+def evidence_during_read():
+    """Both replicas MASTER_DELAY=1: an UPDATE through Sluice, then at once a slow `eventual`
+    read (cached) that a replica starts before it applies the UPDATE. While the read runs the
+    replica applies it and the monitor reads the new position. The read returns the old value
+    (its snapshot is older); it must not be stored under the new versions: a `global` read of
+    the same statement after the delay is gone returns the new value. The slow read is sized
+    first (directly on a replica) to run for about DELAY_S + 2 s."""
+    with direct() as d, d.cursor() as c:
+        for t in ("cache_slow_t", "cache_slow_n"):
+            c.execute(f"DROP TABLE IF EXISTS {t}")
+        c.execute("CREATE TABLE cache_slow_t (id INT PRIMARY KEY, v INT NOT NULL)")
+        c.execute("INSERT INTO cache_slow_t VALUES (1, 1)")
+        c.execute("CREATE TABLE cache_slow_n (x INT NOT NULL)")
+        c.execute("INSERT INTO cache_slow_n (x) SELECT seq FROM seq_0_to_19999")
+        sync_replicas(d, lambda p: itlib.connect(p))
+    # Size it: the join's cost grows as n squared.
+    n, took = SLOW_ROWS, 0.0
+    with itlib.connect(itlib.replica_ports()["replica1"]) as r, r.cursor() as c:
+        for _ in range(4):
+            t0 = time.monotonic()
+            c.execute(slow_read(n))
+            c.fetchall()
+            took = time.monotonic() - t0
+            if took >= DELAY_S + 1.5:
+                break
+            n = min(20000, int(n * ((DELAY_S + 2.0) / max(took, 0.05)) ** 0.5) + 1)
+    true(took >= DELAY_S + 1.0, f"the slow read takes {took:.2f} s with {n} rows (needs > {DELAY_S + 1} s)")
+    q_ev = "/* sluice: cache ttl=60s, consistency=eventual */ " + slow_read(n)
+    q_gl = "/* sluice: cache ttl=60s */ " + slow_read(n)
+    for name in ("replica1", "replica2"):
+        topology("lag", name, str(DELAY_S))
+    try:
+        # Both back in rotation (STOP/START SLAVE may have shown them stopped for a moment).
+        true(wait_until(lambda: all(b["state"] == "up" for b in itlib.fetch_backends(ADMIN)["backends"]
+                                    if b["name"] != "primary"), 10),
+             f"both delayed replicas in rotation: {itlib.fetch_backends(ADMIN)['backends']}")
+        with connect() as w, connect() as r:
+            with w.cursor() as c:
+                c.execute("UPDATE cache_slow_t SET v = 2 WHERE id = 1")
+            t0 = time.monotonic()
+            old = one(r, q_ev)[0]
+            ran = time.monotonic() - t0
+        true(old == 1, f"the eventual read ran on a delayed replica before it applied the write: {old}")
+        true(ran >= DELAY_S + 0.5, f"the read ran for {ran:.2f} s: longer than the delay and a monitor "
+             "interval, so the replica's new position was read while it ran")
+    finally:
+        for name in ("replica1", "replica2"):
+            topology("lag", name, "0")
+    with direct() as d:
+        sync_replicas(d, lambda p: itlib.connect(p))
+    with connect() as r:
+        eq(one(r, q_gl)[0], 2, "a global read after the write: the old answer was not stored")
+
+
 def transaction_commit():
     q = HINT + "SELECT v FROM cache_t WHERE id = 2"
     with connect() as w, connect() as r:
@@ -428,6 +497,8 @@ def main():
         checks.run("10 transaction commit", transaction_commit)
         checks.run("11 prepared statements per bound parameters", prepared)
         checks.run("12 writes around Sluice (binary log)", binlog)
+        checks.run("13 no stale populate from evidence that came while the read ran",
+                   evidence_during_read)
         m1 = scrape_metrics(ADMIN)
 
         def metrics():
