@@ -25,6 +25,10 @@ a read through Sluice that still returns the old value after that ran on no serv
  7. L2: two Sluices share a redis-server. One fills, the other answers from Redis (the
     direct change is not seen through it); a write through the first invalidates the second's
     reads.
+ 8. Evidence during the read (a Sluice with consistency "eventual"): a slow cached read that
+    a secondary begins before replaying another session's write, and that still runs when
+    it replays it and the monitor reads its new LSN, is not stored: once the secondaries
+    have the write, the read sees it.
 
 Ports: TDS_CACHE_PORT (default SLUICE_PORT + 800) + 0..2 the test servers, + 3..5 Sluice A
 (TDS, MySQL, admin), + 6..8 Sluice B, + 9 redis-server. One line per check; exit 0 only if
@@ -160,6 +164,48 @@ def check_no_stale_populate():
     w.close()
 
 
+def slow_read(n):
+    """A cached read (the rule matches FROM items) whose cross join keeps a server busy:
+    COUNT(*) over all of it, no early stop."""
+    return ("SELECT i.name, COUNT(*) FROM items i, nums a, nums b "
+            f"WHERE i.id = 1 AND a.x <= b.x AND a.x < {n} AND b.x < {n} GROUP BY i.name")
+
+
+def check_evidence_during_read():
+    p = direct(BASE)
+    q(p, "CREATE TABLE nums (x INT)")
+    for start in range(0, 6000, 500):
+        q(p, "INSERT INTO nums (x) VALUES " + ", ".join(f"({k})" for k in range(start, start + 500)))
+    p.close()
+    time.sleep((LAG_MS + 600) / 1000)
+    # Sized on a secondary: about LAG + 1.5 s (the cost grows as n squared).
+    n, took = 1000, 0.0
+    d = direct(BASE + 1)
+    for _ in range(4):
+        t0 = time.monotonic()
+        q(d, slow_read(n))
+        took = time.monotonic() - t0
+        if took >= LAG_MS / 1000 + 1.0:
+            break
+        n = min(6000, int(n * ((LAG_MS / 1000 + 1.5) / max(took, 0.05)) ** 0.5) + 1)
+    d.close()
+    true(took >= LAG_MS / 1000 + 0.6, f"the slow read takes {took:.2f} s with {n} rows")
+    c, w = ms(), ms()
+    before = q(c, "SELECT name FROM items WHERE id = 1")[0][0]
+    q(w, "UPDATE items SET name = 'during-read' WHERE id = 1")
+    t0 = time.monotonic()
+    got = q(c, slow_read(n))[0][0]
+    ran = time.monotonic() - t0
+    eq(got, before, "the slow read ran on a secondary that had not replayed the write when it began")
+    true(ran >= LAG_MS / 1000 + 0.3, f"it ran for {ran:.2f} s: the secondary replayed the write and "
+         "the monitor read its LSN meanwhile")
+    time.sleep((LAG_MS + 600) / 1000)
+    eq(q(c, slow_read(n))[0][0], "during-read",
+       "once the secondaries have the write, the read sees it: the old answer was not stored")
+    c.close()
+    w.close()
+
+
 def check_transaction():
     c, w = ms(), ms()
     first = name_of(c, 3)
@@ -254,6 +300,13 @@ def main():
                 time.sleep(1.0)
                 checks.run("7 L2: Sluice B answers from Redis; Sluice A's write invalidates it",
                            check_l2, b)
+        # `eventual`: a read may run on a secondary behind another session's write.
+        eventual = config(A_TDS, A_MYSQL, A_ADMIN, CACHE.format(redis="")).replace(
+            "[routing]\n", '[routing]\nconsistency = "eventual"\n')
+        with Daemon(DIR, "eventual", eventual, port=A_MYSQL, admin=A_ADMIN):
+            time.sleep(1.0)
+            checks.run("8 no stale populate from a secondary's LSN that came while the read ran",
+                       check_evidence_during_read)
     finally:
         problems = servers.stop_all()
         if os.path.exists(redis_pid):
