@@ -409,9 +409,9 @@ def check_total_limit():
     config = f"max_client_connections = {TOTAL_LIMIT}\n" + config
     with Daemon(os.path.join(DIR, "total"), "tds-admin-total", config, port=TOTAL_MYSQL,
                 admin=TOTAL_ADMIN) as d:
-        wait_until(lambda: json.loads(urllib.request.urlopen(
+        true(wait_until(lambda: json.loads(urllib.request.urlopen(
             f"http://127.0.0.1:{TOTAL_ADMIN}/backends", timeout=5).read()).get(
-            "tds_topology_version", 0) >= 1, 10)
+            "tds_topology_version", 0) >= 1, 10), "the second Sluice's TDS monitor's first snapshot")
         # A MySQL client counts: the connection is counted when accepted, before its login.
         mysql_client = socket.create_connection(("127.0.0.1", TOTAL_MYSQL), timeout=5)
         mysql_client.recv(1)  # Sluice's greeting: it has accepted and counted the connection
