@@ -502,6 +502,18 @@ private:
         }
         if (end - value > 2 || (end - value == 2 && !toks_[value].is_op('-')))
             return StatementClass::unknown;
+        // Each option is one word, or STATISTICS and one (IO, TIME, PROFILE, XML): more words
+        // are not an option, and replayed alone they could read as other statements (a CASE
+        // without END held the original in one; found by fuzz_tsql).
+        for (std::size_t o = k, words = 0; o <= value; ++o) {
+            if (o < value && !toks_[o].is_op(',')) {
+                ++words;
+                continue;
+            }
+            if (words > 2 || (words == 2 && !toks_[o - 2].is("STATISTICS")))
+                return StatementClass::unknown;
+            words = 0;
+        }
         const std::string value_text = join(toks_, value, end);
         bool constant = true;
         for (std::size_t v = value; v < end; ++v) {
