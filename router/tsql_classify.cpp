@@ -502,9 +502,14 @@ private:
         }
         if (end - value > 2 || (end - value == 2 && !toks_[value].is_op('-')))
             return StatementClass::unknown;
-        // Each option is one word, or STATISTICS and one (IO, TIME, PROFILE, XML): more words
-        // are not an option, and replayed alone they could read as other statements (a CASE
-        // without END held the original in one; found by fuzz_tsql).
+        // Each option is one word, or STATISTICS and one (IO, TIME, PROFILE, XML), and neither
+        // an option nor the value is a word that starts a statement: replayed one per SET,
+        // such text would read as other statements (found by fuzz_tsql: a CASE without END
+        // held `SET a b CASE c, d SET e ON` in one statement; `SET A, B, UPDATE` kept the
+        // UPDATE after a comma, as in GRANT INSERT, UPDATE).
+        for (std::size_t o = k; o < end; ++o) {
+            if (starts_statement(toks_[o])) return StatementClass::unknown;
+        }
         for (std::size_t o = k, words = 0; o <= value; ++o) {
             if (o < value && !toks_[o].is_op(',')) {
                 ++words;

@@ -205,10 +205,13 @@ TEST_CASE("T-SQL: a SET's value text never joins two minuses into a comment", "[
     CHECK(tsql::classify("SET ROWCOUNT -1").session_changes.at(0).text == "ROWCOUNT -1");
 }
 
-TEST_CASE("T-SQL: a SET option is one word, or STATISTICS and one", "[router][tsql]") {
+TEST_CASE("T-SQL: a SET option is one word, or STATISTICS and one, never a statement's first word",
+          "[router][tsql]") {
     // Found by fuzz_tsql: a CASE without END kept `SET a b CASE c, d SET e ON, f g` one
     // statement, whose options replayed one per SET read as more statements.
     CHECK(tsql::classify("SET A B CASE C, D SET E ON, F IF").session_changes.empty());
+    // ... and no option or value is a word that starts a statement.
+    CHECK(tsql::classify("SET ANSI_NULLS, B, UPDATE").session_changes.empty());
     CHECK(tsql::classify("SET NOCOUNT, XACT_ABORT ON").session_changes.size() == 2);
     const auto st = tsql::classify("SET STATISTICS IO, STATISTICS TIME ON");
     REQUIRE(st.session_changes.size() == 2);
